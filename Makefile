@@ -1,0 +1,40 @@
+# llmops — developer entry points. Every target sets up what it needs (a venv in .venv).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+EXTRAS ?= test
+
+.PHONY: install test lint typecheck docs demo bench clean
+
+$(VENV)/.installed-$(EXTRAS): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed-$(EXTRAS)  ## create .venv and install llmops with its test extras
+
+test: install  ## run the whole test suite (Docker/sshd tests skip when absent unless LLMOPS_REQUIRE_*=1)
+	$(PY) -m pytest -q
+
+lint: install  ## ruff, mypy, and a check that the README's command reference is fresh
+	$(VENV)/bin/ruff check llmops tests benchmarks scripts
+	$(VENV)/bin/ruff format --check llmops tests benchmarks scripts
+	$(VENV)/bin/mypy
+	$(PY) scripts/gen_cli_docs.py --check
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+docs: install  ## regenerate the README's command reference from --help
+	$(PY) scripts/gen_cli_docs.py
+
+demo: install  ## the main job on this host
+	$(VENV)/bin/llmops doctor
+
+bench: install  ## print the benchmark figures for this machine
+	$(PY) benchmarks/cli_startup.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

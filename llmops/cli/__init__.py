@@ -1,0 +1,118 @@
+"""The llmops command line: a thin Typer app over the domain code.
+
+This module is the one error boundary: ``LlmopsError`` becomes a one-line message and a hint on
+stderr with the error's exit code; anything else is an internal error (exit 70) whose traceback
+is shown only with ``--debug`` or ``LLMOPS_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from llmops import __version__
+from llmops.errors import ExitCode, LlmopsError
+
+
+def _debug_enabled(ctx: click.Context | None) -> bool:
+    if os.environ.get("LLMOPS_DEBUG", "") not in ("", "0"):
+        return True
+    while ctx is not None:
+        if ctx.meta.get("llmops.debug"):
+            return True
+        ctx = ctx.parent
+    return False
+
+
+def report_error(err: LlmopsError) -> None:
+    """Print an LlmopsError the way every command does: message, then hint, on stderr."""
+    from llmops.cli.output import print_error
+
+    print_error(err.message, err.hint)
+
+
+class LlmopsGroup(TyperGroup):
+    """Root group whose ``invoke`` is the single error boundary of the app."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LlmopsError as err:
+            if _debug_enabled(ctx):
+                traceback.print_exc(file=sys.stderr)
+            report_error(err)
+            raise click.exceptions.Exit(err.exit_code) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            from llmops.cli.output import print_error
+
+            print_error("interrupted", None)
+            raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
+        except Exception as exc:  # the internal-error boundary
+            from llmops.cli.output import print_error
+
+            if _debug_enabled(ctx):
+                traceback.print_exc(file=sys.stderr)
+            print_error(
+                f"internal error: {type(exc).__name__}: {exc}",
+                "run again with --debug for the traceback, and report it with that output",
+            )
+            raise click.exceptions.Exit(ExitCode.INTERNAL) from None
+
+
+app = typer.Typer(
+    name="llmops",
+    cls=LlmopsGroup,
+    help="Provision self-hosted LLM inference hosts: probe, fit, launch, expose, measure.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"llmops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks for errors (or set LLMOPS_DEBUG=1).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Provision self-hosted LLM inference hosts: probe, fit, launch, expose, measure."""
+    ctx.meta["llmops.debug"] = debug
+
+
+def _register() -> None:
+    # Command modules import only typer/rich and llmops' own light modules at import time;
+    # SDKs (docker, paramiko, huggingface_hub, jinja2, torch) are imported inside commands.
+    from llmops.cli import doctor
+
+    doctor.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="llmops")
