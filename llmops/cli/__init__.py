@@ -12,15 +12,19 @@ import sys
 import traceback
 from typing import Annotated, Any
 
-import click
 import typer
+
+# typer >= 0.29 vendors click as typer._click (pinned in pyproject); the boundary needs its
+# Context and ClickException types.
+from typer._click.core import Context
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from llmops import __version__
 from llmops.errors import ExitCode, LlmopsError
 
 
-def _debug_enabled(ctx: click.Context | None) -> bool:
+def _debug_enabled(ctx: Context | None) -> bool:
     if os.environ.get("LLMOPS_DEBUG", "") not in ("", "0"):
         return True
     while ctx is not None:
@@ -40,21 +44,21 @@ def report_error(err: LlmopsError) -> None:
 class LlmopsGroup(TyperGroup):
     """Root group whose ``invoke`` is the single error boundary of the app."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except LlmopsError as err:
             if _debug_enabled(ctx):
                 traceback.print_exc(file=sys.stderr)
             report_error(err)
-            raise click.exceptions.Exit(err.exit_code) from None
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise typer.Exit(err.exit_code) from None
+        except (typer.Exit, typer.Abort, ClickException):
             raise
         except KeyboardInterrupt:
             from llmops.cli.output import print_error
 
             print_error("interrupted", None)
-            raise click.exceptions.Exit(ExitCode.INTERRUPTED) from None
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
         except Exception as exc:  # the internal-error boundary
             from llmops.cli.output import print_error
 
@@ -64,7 +68,7 @@ class LlmopsGroup(TyperGroup):
                 f"internal error: {type(exc).__name__}: {exc}",
                 "run again with --debug for the traceback, and report it with that output",
             )
-            raise click.exceptions.Exit(ExitCode.INTERNAL) from None
+            raise typer.Exit(ExitCode.INTERNAL) from None
 
 
 app = typer.Typer(
@@ -94,7 +98,10 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
 ) -> None:

@@ -19,6 +19,7 @@ def collect_facts(
     sections: Iterable[str] | None = None,
     *,
     gpu_smoke_test: bool = False,
+    gpu_smoke_test_image: str | None = None,
     hf_online_check: bool = True,
 ) -> HostFacts:
     """Probe this host (the sections asked for, default all)."""
@@ -28,6 +29,7 @@ def collect_facts(
         sections,
         nvml=nvml_module(),
         gpu_smoke_test=gpu_smoke_test,
+        gpu_smoke_test_image=gpu_smoke_test_image,
         hf_online_check=hf_online_check,
     )
 

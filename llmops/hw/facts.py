@@ -70,9 +70,13 @@ class GpuLink:
 
     gpu_a: int
     gpu_b: int
-    topology: str | None = None  # NVLINK | PIX | PXB | PHB | NODE | SYS | INTERNAL (nvidia-smi topo -m)
+    topology: str | None = (
+        None  # NVLINK | PIX | PXB | PHB | NODE | SYS | INTERNAL (nvidia-smi topo -m)
+    )
     nvlink_count: int | None = None
-    p2p_read: str | None = None  # ok | not_supported | chipset_not_supported | ... (NVML P2P status)
+    p2p_read: str | None = (
+        None  # ok | not_supported | chipset_not_supported | ... (NVML P2P status)
+    )
     p2p_nvlink: str | None = None
 
 
@@ -86,7 +90,9 @@ class NvidiaFacts:
     gpus: tuple[GpuInfo, ...] = ()
     links: tuple[GpuLink, ...] = ()
     error: str | None = None
-    error_kind: str | None = None  # no_driver | driver_not_loaded | version_mismatch | no_permission | unknown
+    error_kind: str | None = (
+        None  # no_driver | driver_not_loaded | version_mismatch | no_permission | unknown
+    )
 
     @property
     def healthy_gpus(self) -> tuple[GpuInfo, ...]:
@@ -137,7 +143,9 @@ class GpuSmokeTest:
     image: str
     output: str | None = None
     error: str | None = None
-    diagnosis: str | None = None  # no_runtime | cdi_no_vendor | cdi_unresolvable | nvml_permission | no_image | other
+    diagnosis: str | None = (
+        None  # no_runtime | cdi_no_vendor | cdi_unresolvable | nvml_permission | no_image | other
+    )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ def collect(
     nvml: Any | None = None,
     env: Mapping[str, str] | None = None,
     gpu_smoke_test: bool = False,
+    gpu_smoke_test_image: str | None = None,
     hf_online_check: bool = True,
 ) -> HostFacts:
     """Probe the local host.
@@ -33,6 +34,7 @@ def collect(
         nvml: a pynvml-compatible module (tests pass a fake); default the real ``pynvml``.
         env: environment to read (default ``os.environ``).
         gpu_smoke_test: also run a container that requests GPUs (needs Docker).
+        gpu_smoke_test_image: the image for that container (default a CUDA base image).
         hf_online_check: validate the HF token against the Hub when a token is present.
     """
     wanted = set(SECTIONS if sections is None else sections)
@@ -48,7 +50,9 @@ def collect(
     if "docker" in wanted:
         from llmops.hw.docker import probe_docker
 
-        kw["docker"] = probe_docker(env=env, gpu_smoke_test=gpu_smoke_test)
+        kw["docker"] = probe_docker(
+            env=env, gpu_smoke_test=gpu_smoke_test, gpu_smoke_test_image=gpu_smoke_test_image
+        )
     if "system" in wanted:
         from llmops.hw.system import probe_system
 
