@@ -23,7 +23,7 @@ def stdout() -> Console:
 
 
 def stderr() -> Console:
-    return Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=False)
+    return Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=True)
 
 
 def print_error(message: str, hint: str | None) -> None:

@@ -203,7 +203,8 @@ def check_gpu_memory(f: HostFacts) -> list[Check]:
             continue
         pct = 100 * g.memory_used_mib / g.memory_total_mib
         if pct >= FOREIGN_GPU_MEMORY_WARN_PCT:
-            pids = ", ".join(str(p.pid) for p in g.processes or ()) or "unknown processes"
+            procs = g.processes or ()
+            pids = ("PID " + ", ".join(str(p.pid) for p in procs)) if procs else "unknown processes"
             out.append(
                 Check(
                     f"gpu.memory.{g.index}",
@@ -489,14 +490,15 @@ def check_docker_engine(f: HostFacts) -> list[Check]:
                 "add yourself to the docker group: `sudo usermod -aG docker $USER`, then log in again",
             )
         ]
-    if reason and d.error_kind != "daemon_down":
+    in_container = f.platform is not None and f.platform.kind in ("vast.ai", "runpod", "container")
+    if reason and (in_container or d.error_kind != "daemon_down"):
         return [
             Check(
                 "docker.engine",
                 WARN,
                 f"no Docker engine ({reason}): the native runtime will be used",
                 None
-                if f.platform is not None and f.platform.kind in ("vast.ai", "runpod", "container")
+                if in_container
                 else "to run engines in containers install Docker (`sudo apt install docker.io`)",
             )
         ]
