@@ -16,19 +16,23 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 install: $(VENV)/.installed-$(EXTRAS)  ## create .venv and install llmops with its test extras
 
 test: install  ## run the whole test suite (Docker/sshd tests skip when absent unless LLMOPS_REQUIRE_*=1)
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: check PYTEST_ARGS and tests/" >&2; exit 1; fi; \
+	exit $$rc
 
 lint: install  ## ruff, mypy, and a check that the README's command reference is fresh
 	$(VENV)/bin/ruff check llmops tests benchmarks scripts
 	$(VENV)/bin/ruff format --check llmops tests benchmarks scripts
 	$(VENV)/bin/mypy
 	$(PY) scripts/gen_cli_docs.py --check
+	$(PY) scripts/gen_schemas.py --check
 
 typecheck: install
 	$(VENV)/bin/mypy
 
-docs: install  ## regenerate the README's command reference from --help
+docs: install  ## regenerate the README's command reference from --help, and the JSON schemas
 	$(PY) scripts/gen_cli_docs.py
+	$(PY) scripts/gen_schemas.py
 
 demo: install  ## the main job on this host
 	$(VENV)/bin/llmops doctor

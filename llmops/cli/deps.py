@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.errors import FactsFileError
-from llmops.hw.facts import HostFacts
+
+if TYPE_CHECKING:
+    from llmops.hw.facts import HostFacts
 
 
 def nvml_module() -> Any | None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from llmops.hw.facts import SCHEMA_VERSION, to_jsonable
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def _width() -> int | None:
@@ -19,10 +18,14 @@ def _width() -> int | None:
 
 def stdout() -> Console:
     """A console on the current sys.stdout (looked up at call time, so test runners can swap it)."""
+    from rich.console import Console
+
     return Console(file=sys.stdout, width=_width(), highlight=False, soft_wrap=False)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=True)
 
 
@@ -43,6 +46,8 @@ def info(message: str) -> None:
 
 def emit_json(payload: dict[str, Any]) -> None:
     """Print one JSON document with ``"schema": 1`` first. Dataclasses become objects."""
+    from llmops.hw.facts import SCHEMA_VERSION, to_jsonable
+
     doc = {"schema": SCHEMA_VERSION, **to_jsonable(payload)}
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()

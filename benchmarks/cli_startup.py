@@ -1,0 +1,70 @@
+"""Start-up cost of the CLI: wall time of `llmops --help` beside `python -c "import typer"`.
+
+Both are measured in the same run, interleaved, as fresh processes; the script prints the
+median and best of N runs, their ratio, and the machine it ran on. It is not a test.
+
+    python benchmarks/cli_startup.py [--runs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+
+def _time(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{platform.node()} · {cpu} · {os.cpu_count()} CPUs · Python {platform.python_version()}"
+        f" · {platform.system()} {platform.release()}"
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    args = ap.parse_args()
+    py = sys.executable
+    cases = {
+        "llmops --help": [py, "-m", "llmops", "--help"],
+        'python -c "import typer"': [py, "-c", "import typer"],
+    }
+    for argv in cases.values():  # warm the page cache and bytecode
+        _time(argv)
+    samples: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(args.runs):
+        for name, argv in cases.items():
+            samples[name].append(_time(argv))
+    print(f"machine: {_machine()}")
+    print(f"runs: {args.runs} each, interleaved")
+    print(f"{'command':<28} {'median ms':>10} {'best ms':>10}")
+    med = {}
+    for name, xs in samples.items():
+        med[name] = statistics.median(xs)
+        print(f"{name:<28} {med[name] * 1000:>10.1f} {min(xs) * 1000:>10.1f}")
+    ratio = med["llmops --help"] / med['python -c "import typer"']
+    print(f"ratio (median llmops --help / median import typer): {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
