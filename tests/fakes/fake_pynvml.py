@@ -373,7 +373,7 @@ class FakeNvml:
 
     def nvmlDeviceGetNvLinkRemoteDeviceType(self, handle: FakeHandle, link: int) -> int:
         (dev,) = self._enter("nvmlDeviceGetNvLinkRemoteDeviceType", handle)
-        return _NVLINK_DEVICE_TYPE[self._nvlink(dev, link).get("remote_type", "GPU")]
+        return int(_NVLINK_DEVICE_TYPE[self._nvlink(dev, link).get("remote_type", "GPU")])
 
     def nvmlDeviceGetNvLinkRemotePciInfo(self, handle: FakeHandle, link: int) -> SimpleNamespace:
         (dev,) = self._enter("nvmlDeviceGetNvLinkRemotePciInfo_v2", handle)
