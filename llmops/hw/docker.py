@@ -161,7 +161,7 @@ def probe_docker(
     socket_exists = sock is None or os.path.exists(sock)
     cli_installed = bool(shutil.which("docker") or shutil.which("dockerd"))
     ctk = shutil.which("nvidia-ctk")
-    base = {"host": host, "nvidia_ctk": ctk}
+    base: dict[str, Any] = {"host": host, "nvidia_ctk": ctk}
     if sock is not None and not socket_exists and not cli_installed:
         return DockerFacts(
             reachable=False,
