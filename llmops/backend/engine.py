@@ -1,0 +1,390 @@
+"""Continuous batching: one scheduler thread steps every active sequence in a shared forward pass.
+
+How it works:
+
+- A request arrives as a :class:`GenRequest` and waits in a bounded queue (``submit`` raises
+  :class:`QueueFull` beyond ``max_batch_size + max_queue``, which the server turns into 503).
+- Between decode steps the scheduler admits waiting requests into free batch slots: each prompt
+  is prefilled on its own (batch of one, no padding), its first token sampled, and its KV cache
+  merged into the running batch's cache, left-padded to a common length.
+- A decode step feeds every row's last token at once, with an attention mask that hides each
+  row's padding and explicit ``position_ids`` (so a row's positions do not depend on its
+  neighbours). Rows leave the batch as soon as they finish (EOS, stop string, max_tokens,
+  context limit) or their client disconnects; leading columns that only held padding are trimmed.
+- Each request gets its own ``torch.Generator`` (seeded when ``seed`` is given), its own
+  temperature/top_p and its own stop strings, and tokens go back to the request's asyncio queue
+  through ``loop.call_soon_threadsafe``: no response ever carries another row's tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmops.backend.loader import LoadedModel
+from llmops.backend.metrics import Metrics
+
+log = logging.getLogger("llmops.backend")
+
+_ids = itertools.count(1)
+
+
+class QueueFull(Exception):
+    """The batch and the waiting queue are both full."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Per-request decoding settings. ``temperature == 0`` means greedy."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Event:
+    """What the scheduler sends back to a request's handler."""
+
+    kind: str  # "token" | "finish" | "error"
+    text: str = ""
+    token_id: int | None = None
+    logprob: float | None = None
+    special: bool = False
+    finish_reason: str | None = None  # "stop" | "length"
+    stop_kind: str | None = None  # "eos_token" | "stop_sequence" | "length"
+    full_text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class GenRequest:
+    """One generation request travelling between an HTTP handler and the scheduler."""
+
+    prompt_ids: list[int]
+    params: SamplingParams
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    id: int = field(default_factory=lambda: next(_ids))
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    arrived_s: float = field(default_factory=time.monotonic)
+    first_token_s: float | None = None
+    # scheduler-side state
+    generated: list[int] = field(default_factory=list)
+    sent_chars: int = 0
+    position: int = 0
+    last_token: int = 0
+    generator: Any = None
+    done: bool = False
+
+    def cancel(self) -> None:
+        """Called by the handler when its client goes away; the slot is freed next step."""
+        self.cancelled.set()
+
+    def _post(self, event: Event) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        except RuntimeError:  # the event loop is closed (server shutting down)
+            self.cancelled.set()
+
+
+def _cache_kv(cache: Any) -> list[tuple[Any, Any]]:
+    """(keys, values) per layer for transformers' DynamicCache, old and new layouts."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    return list(zip(cache.key_cache, cache.value_cache, strict=True))
+
+
+def _make_cache(kv: list[tuple[Any, Any]]) -> Any:
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(kv):
+        cache.update(k, v, i)
+    return cache
+
+
+class Engine:
+    """The scheduler thread and its batch state. Create it, ``start()`` it, ``submit()`` to it."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        max_batch_size: int = 16,
+        max_queue: int = 64,
+        metrics: Metrics | None = None,
+    ) -> None:
+        import torch
+
+        self.torch = torch
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = torch.device(loaded.device)
+        self.max_batch_size = max(1, max_batch_size)
+        self.max_queue = max(0, max_queue)
+        self.metrics = metrics or Metrics()
+        self._waiting: collections.deque[GenRequest] = collections.deque()
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._rows: list[GenRequest] = []
+        self._cache: Any = None
+        self._mask: Any = None
+        self._thread: threading.Thread | None = None
+        self.steps = 0
+        self.error: BaseException | None = None
+
+    # ---- handler side -------------------------------------------------------------------
+    def submit(self, req: GenRequest) -> None:
+        """Queue a request. Raises QueueFull when batch and queue are full."""
+        with self._lock:
+            if len(self._waiting) + len(self._rows) >= self.max_batch_size + self.max_queue:
+                self.metrics.count_rejected()
+                raise QueueFull
+            self._waiting.append(req)
+            self.metrics.set_load(queue_depth=len(self._waiting), active=len(self._rows))
+        self._wakeup.set()
+
+    def load(self) -> tuple[int, int]:
+        """(waiting, active) right now."""
+        with self._lock:
+            return len(self._waiting), len(self._rows)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="llmops-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    # ---- scheduler thread ---------------------------------------------------------------
+    def _run(self) -> None:
+        torch = self.torch
+        try:
+            with torch.inference_mode():
+                while not self._stop.is_set():
+                    self._admit()
+                    self._drop(lambda r: r.cancelled.is_set(), cancelled=True)
+                    if not self._rows:
+                        self._wakeup.wait(timeout=0.5)
+                        self._wakeup.clear()
+                        continue
+                    self._decode_step()
+        except BaseException as exc:  # surface to handlers instead of hanging them
+            log.exception("scheduler failed")
+            self.error = exc
+            with self._lock:
+                pending = list(self._waiting) + self._rows
+                self._waiting.clear()
+            for req in pending:
+                req._post(Event("error", text=f"{type(exc).__name__}: {exc}"))
+
+    def _admit(self) -> None:
+        torch = self.torch
+        new_rows: list[GenRequest] = []
+        new_kv: list[list[tuple[Any, Any]]] = []
+        while len(self._rows) + len(new_rows) < self.max_batch_size:
+            with self._lock:
+                if not self._waiting:
+                    break
+                req = self._waiting.popleft()
+            if req.cancelled.is_set():
+                self.metrics.count_cancelled()
+                continue
+            gen = torch.Generator(device=self.device)
+            if req.params.seed is not None:
+                gen.manual_seed(req.params.seed)
+            else:
+                gen.seed()
+            req.generator = gen
+            cache = _make_cache([])
+            ids = torch.tensor([req.prompt_ids], dtype=torch.long, device=self.device)
+            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            req.position = len(req.prompt_ids)
+            self.metrics.add_tokens(prompt=len(req.prompt_ids))
+            token, logprob = self._sample(out.logits[:, -1, :], [req])[0]
+            new_rows.append(req)
+            new_kv.append(_cache_kv(out.past_key_values))
+            self._accept_token(req, token, logprob)
+        if new_rows:
+            self._merge(new_rows, new_kv)
+            self._drop(lambda r: r.done)
+        with self._lock:
+            self.metrics.set_load(queue_depth=len(self._waiting), active=len(self._rows))
+
+    def _merge(self, rows: list[GenRequest], kvs: list[list[tuple[Any, Any]]]) -> None:
+        """Append prefilled rows to the batch, left-padding every cache to a common length."""
+        torch = self.torch
+        parts: list[list[tuple[Any, Any]]] = []
+        masks: list[Any] = []
+        lengths: list[int] = []
+        if self._rows:
+            parts.append(_cache_kv(self._cache))
+            masks.append(self._mask)
+            lengths.append(self._mask.shape[1])
+        for kv in kvs:
+            parts.append(kv)
+            n = kv[0][0].shape[-2]
+            masks.append(torch.ones((1, n), dtype=torch.long, device=self.device))
+            lengths.append(n)
+        total = max(lengths)
+
+        def pad(t: Any, width: int) -> Any:
+            if width == 0:
+                return t
+            shape = list(t.shape)
+            shape[-2] = width
+            return torch.cat([t.new_zeros(shape), t], dim=-2)
+
+        layers = []
+        for li in range(len(parts[0])):
+            ks = [pad(p[li][0], total - n) for p, n in zip(parts, lengths, strict=True)]
+            vs = [pad(p[li][1], total - n) for p, n in zip(parts, lengths, strict=True)]
+            layers.append((torch.cat(ks, dim=0), torch.cat(vs, dim=0)))
+        padded_masks = [
+            torch.cat([m.new_zeros((m.shape[0], total - n)), m], dim=1) if total > n else m
+            for m, n in zip(masks, lengths, strict=True)
+        ]
+        self._cache = _make_cache(layers)
+        self._mask = torch.cat(padded_masks, dim=0)
+        self._rows.extend(rows)
+
+    def _drop(self, predicate: Any, *, cancelled: bool = False) -> None:
+        """Remove rows matching ``predicate`` from the batch, and trim all-padding columns."""
+        keep = [i for i, r in enumerate(self._rows) if not predicate(r)]
+        if len(keep) == len(self._rows):
+            return
+        if cancelled:
+            for r in self._rows:
+                if predicate(r):
+                    self.metrics.count_cancelled()
+        torch = self.torch
+        if not keep:
+            self._rows, self._cache, self._mask = [], None, None
+            return
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        mask = self._mask.index_select(0, index)
+        start = int((mask.sum(dim=0) > 0).nonzero()[0].item())
+        self._mask = mask[:, start:]
+        self._cache = _make_cache(
+            [
+                (k.index_select(0, index)[:, :, start:], v.index_select(0, index)[:, :, start:])
+                for k, v in _cache_kv(self._cache)
+            ]
+        )
+        self._rows = [self._rows[i] for i in keep]
+
+    def _decode_step(self) -> None:
+        torch = self.torch
+        rows = self._rows
+        n = len(rows)
+        ids = torch.tensor([[r.last_token] for r in rows], dtype=torch.long, device=self.device)
+        pos = torch.tensor([[r.position] for r in rows], dtype=torch.long, device=self.device)
+        self._mask = torch.cat(
+            [self._mask, torch.ones((n, 1), dtype=torch.long, device=self.device)], dim=1
+        )
+        out = self.model(
+            input_ids=ids,
+            attention_mask=self._mask,
+            position_ids=pos,
+            past_key_values=self._cache,
+            use_cache=True,
+        )
+        self._cache = out.past_key_values
+        self.steps += 1
+        self.metrics.observe_batch(n)
+        for r in rows:
+            r.position += 1
+        for r, (token, logprob) in zip(rows, self._sample(out.logits[:, -1, :], rows), strict=True):
+            self._accept_token(r, token, logprob)
+        self._drop(lambda r: r.done)
+
+    def _sample(self, logits: Any, rows: list[GenRequest]) -> list[tuple[int, float]]:
+        torch = self.torch
+        logits = logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        greedy = logits.argmax(dim=-1).tolist()
+        picked: list[tuple[int, float]] = []
+        for i, r in enumerate(rows):
+            p = r.params
+            if p.temperature <= 0:
+                tok = int(greedy[i])
+            else:
+                row = logits[i] / p.temperature
+                if p.top_p < 1.0:
+                    sorted_logits, order = torch.sort(row, descending=True)
+                    probs = torch.softmax(sorted_logits, dim=-1)
+                    # drop tokens once the mass before them already exceeds top_p (keep >= 1)
+                    cut = (probs.cumsum(dim=-1) - probs) > p.top_p
+                    sorted_logits[cut] = float("-inf")
+                    row = torch.full_like(row, float("-inf")).scatter(0, order, sorted_logits)
+                probs = torch.softmax(row, dim=-1)
+                tok = int(torch.multinomial(probs, 1, generator=r.generator).item())
+            picked.append((tok, float(logprobs[i, tok].item())))
+        return picked
+
+    def _accept_token(self, req: GenRequest, token: int, logprob: float) -> None:
+        """Record a sampled token, stream the text it completes, and decide whether to stop."""
+        now = time.monotonic()
+        if req.first_token_s is None:
+            req.first_token_s = now
+            self.metrics.observe_ttft(now - req.arrived_s)
+        req.last_token = token
+        self.metrics.add_tokens(generated=1)
+        eos = token in self.loaded.eos_token_ids
+        if not eos:
+            req.generated.append(token)
+        text = self.tokenizer.decode(req.generated, skip_special_tokens=True)
+        stop_kind: str | None = "eos_token" if eos else None
+        if stop_kind is None:
+            for s in req.params.stop:
+                idx = text.find(s, max(0, req.sent_chars - len(s)))
+                if idx != -1:
+                    text, stop_kind = text[:idx], "stop_sequence"
+                    break
+        n_out = len(req.generated) + (1 if eos else 0)
+        if stop_kind is None and n_out >= req.params.max_tokens:
+            stop_kind = "length"
+        if stop_kind is None and req.position + 1 >= self.loaded.context_length:
+            stop_kind = "length"
+        if stop_kind is None:
+            safe = len(text)
+            if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for the next token
+                safe = len(text.rstrip("\ufffd"))
+            for s in req.params.stop:  # hold back a tail that may become a stop string
+                for k in range(min(len(s) - 1, safe), 0, -1):
+                    if text[:safe].endswith(s[:k]):
+                        safe -= k
+                        break
+            delta = text[req.sent_chars : max(safe, req.sent_chars)]
+        else:
+            delta = text[req.sent_chars :]
+        req.sent_chars += len(delta)
+        special = eos or token in self.tokenizer.all_special_ids
+        req._post(Event("token", text=delta, token_id=token, logprob=logprob, special=special))
+        if stop_kind is not None:
+            req.done = True
+            req._post(
+                Event(
+                    "finish",
+                    finish_reason="length" if stop_kind == "length" else "stop",
+                    stop_kind=stop_kind,
+                    full_text=text,
+                    prompt_tokens=len(req.prompt_ids),
+                    completion_tokens=n_out,
+                )
+            )

