@@ -78,3 +78,64 @@ def busybox_image(docker_client) -> str:  # type: ignore[no-untyped-def]
         buf.getvalue(), repository=BUSYBOX_IMAGE.split(":")[0], tag="latest"
     )
     return BUSYBOX_IMAGE
+
+
+ENGINE_IMAGE = "llmops-test/engine"
+_ENTRY = r"""#!/bin/sh
+# A stand-in engine for tests: takes the engine's flags, honours --port, and behaves as
+# /mode says: serve (a real HTTP server: busybox httpd), crash (an OOM line, exit 1), hang.
+port=80
+while [ $# -gt 0 ]; do
+  case "$1" in --port) port="$2"; shift;; esac
+  shift
+done
+echo "args: $*"
+case "$(cat /mode)" in
+  serve) echo "Downloading weights"; sleep 1; echo "Starting Webserver on $port"
+         exec httpd -f -v -p "$port" -h /www ;;
+  crash) echo "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" >&2
+         exit 1 ;;
+  hang)  echo "Loading model"; exec sleep 100000 ;;
+esac
+"""
+
+
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.fixture(scope="session")
+def engine_images(docker_client):  # type: ignore[no-untyped-def]
+    """Build llmops-test/engine:{serve,crash,hang} from busybox-static; returns a tagger."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(busybox):
+        require_or_skip("LLMOPS_REQUIRE_DOCKER", "busybox-static is not installed")
+    for mode in ("serve", "crash", "hang"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(busybox, arcname="bin/busybox")
+            for applet in ("sh", "httpd", "sleep", "cat", "echo"):
+                info = tarfile.TarInfo(f"bin/{applet}")
+                info.type = tarfile.SYMTYPE
+                info.linkname = "busybox"
+                tar.addfile(info)
+            _add_file(tar, "entry.sh", _ENTRY.encode(), 0o755)
+            _add_file(tar, "mode", mode.encode())
+            _add_file(tar, "www/health", b"ok\n")
+            _add_file(tar, "www/v1/models", b'{"object":"list","data":[{"id":"test"}]}\n')
+        docker_client.api.import_image_from_data(
+            buf.getvalue(),
+            repository=ENGINE_IMAGE,
+            tag=mode,
+            changes=['ENTRYPOINT ["/bin/sh", "/entry.sh"]'],
+        )
+
+    def tag_as(image: str, mode: str = "serve") -> str:
+        repo, _, tag = image.rpartition(":")
+        docker_client.images.get(f"{ENGINE_IMAGE}:{mode}").tag(repo, tag)
+        return image
+
+    return tag_as

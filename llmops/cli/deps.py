@@ -57,3 +57,32 @@ def load_facts_file(path: Path) -> HostFacts:
             "save one with `llmops doctor --json > host.json`",
         ) from e
     return replace(facts, source=f"file:{path}")
+
+
+def deployment_store() -> Any:
+    """The state dir of deployments ($LLMOPS_HOME/deployments)."""
+    from llmops.run.state import DeploymentStore
+
+    return DeploymentStore()
+
+
+def docker_runtime(required: bool = False) -> Any | None:
+    """A DockerRuntime on a reachable engine; None when unreachable (unless ``required``)."""
+    from llmops.errors import DockerError
+    from llmops.run.docker import DockerRuntime, _client
+
+    try:
+        return DockerRuntime(_client())
+    except DockerError:
+        if required:
+            raise
+        return None
+
+
+def deployments() -> Any:
+    """Both runtimes and the store, merged (``llmops.run.deployments.Deployments``)."""
+    from llmops.run.deployments import Deployments
+    from llmops.run.native import NativeRuntime
+
+    store = deployment_store()
+    return Deployments(store, docker_runtime(), NativeRuntime(store))

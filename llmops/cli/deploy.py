@@ -1,0 +1,124 @@
+"""`llmops ps`, `llmops logs`, `llmops down`: see and stop what llmops started."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from llmops.cli import deps, output
+
+
+def _uptime(s: int | None) -> str:
+    if s is None:
+        return "-"
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 172800:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d"
+
+
+def ps(
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """List deployments llmops started (containers and native processes) with their health."""
+    d = deps.deployments()
+    rows = d.status()
+    if d.docker_error:
+        output.warn(f"Docker: {d.docker_error}; only native deployments are listed")
+    if json_:
+        output.emit_json({"deployments": rows})
+        return
+    from rich import box
+    from rich.table import Table
+
+    if not rows:
+        output.info("no deployments; start one with `llmops up MODEL`")
+        return
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in (
+        "name",
+        "engine",
+        "model",
+        "quant",
+        "runtime",
+        "port",
+        "GPUs",
+        "status",
+        "health",
+        "uptime",
+    ):
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        t.add_row(
+            r.name,
+            r.engine or "?",
+            r.model or "?",
+            r.quant or "?",
+            r.runtime,
+            str(r.port or "-"),
+            r.gpus or "-",
+            r.status,
+            r.health,
+            _uptime(r.uptime_s),
+        )
+    output.stdout().print(t)
+
+
+def logs(
+    name: Annotated[str, typer.Argument(help="Deployment name (see `llmops ps`).")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", help="Only the last N lines (default all).")
+    ] = None,
+) -> None:
+    """Print a deployment's engine log (container log or native log file)."""
+    d = deps.deployments()
+    if follow:
+        try:
+            for chunk in d.follow(name, tail if tail is not None else 50):
+                sys.stdout.write(chunk)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            return
+        return
+    sys.stdout.write(d.logs(name, tail))
+
+
+def down(
+    name: Annotated[str | None, typer.Argument(help="Deployment name (see `llmops ps`).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Stop every llmops deployment.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+    grace: Annotated[
+        int, typer.Option("--grace", help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = 20,
+) -> None:
+    """Stop and remove a deployment (only ever what llmops started)."""
+    from llmops.errors import UsageError
+
+    if bool(name) == all_:
+        raise UsageError("give a deployment name or --all", "`llmops ps` lists them")
+    d = deps.deployments()
+    names = d.names() if all_ else [d.require(name or "") and (name or "")]
+    stopped = []
+    for n in names:
+        d.stop(n, grace)
+        stopped.append(n)
+        if not json_:
+            output.info(f"stopped {n}")
+    if json_:
+        output.emit_json({"stopped": stopped})
+    elif not stopped:
+        output.info("nothing to stop")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ps")(ps)
+    app.command("logs")(logs)
+    app.command("down")(down)

@@ -1,0 +1,84 @@
+"""Renderers: a LaunchPlan as a copy-pasteable shell script, a native command, or JSON.
+
+Pure: the template directory is passed in (``llmops.resources.templates_dir()`` at the edge).
+Secrets never appear: they are referenced through the deployment's env file.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from llmops.errors import UsageError
+from llmops.hw.facts import to_jsonable
+from llmops.plan.launch import LaunchPlan
+
+FORMATS = ("shell", "native", "json")
+
+
+def container_name(plan: LaunchPlan) -> str:
+    return f"llmops-{plan.name}"
+
+
+def secrets_file(plan: LaunchPlan, data_dir: str) -> str:
+    return f"{data_dir}/deployments/{plan.name}/secrets.env"
+
+
+def plan_json(plan: LaunchPlan) -> dict[str, Any]:
+    doc: dict[str, Any] = to_jsonable(plan)
+    doc["endpoint"] = plan.endpoint
+    doc["container_name"] = container_name(plan) if plan.runtime == "docker" else None
+    return doc
+
+
+def _env(templates: Path) -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    env.filters["q"] = lambda v: shlex.quote(str(v))
+    return env
+
+
+def render(plan: LaunchPlan, fmt: str, *, templates: Path, data_dir: str) -> str:
+    """Render a plan in one of ``FORMATS``.
+
+    Raises:
+        UsageError: for an unknown format, or shell format of a native plan.
+    """
+    if fmt == "json":
+        return json.dumps({"schema": 1, "plan": plan_json(plan)}, indent=2) + "\n"
+    if fmt == "shell":
+        if plan.runtime != "docker":
+            raise UsageError(
+                "the shell format is a `docker run` line; this plan uses the native runtime",
+                "use `--format native`, or `--runtime docker`",
+            )
+        tpl = "docker-run.sh.j2"
+    elif fmt == "native":
+        if plan.runtime != "native":
+            raise UsageError(
+                "the native format needs a native plan",
+                "add `--runtime native` (render picks it for you when you ask for --format native)",
+            )
+        tpl = "native.sh.j2"
+    else:
+        raise UsageError(f"unknown format {fmt!r}", "choose one of: " + ", ".join(FORMATS))
+    text: str = (
+        _env(templates)
+        .get_template(tpl)
+        .render(
+            plan=plan,
+            container_name=container_name(plan),
+            secrets_file=secrets_file(plan, data_dir),
+        )
+    )
+    return text

@@ -1,0 +1,186 @@
+"""What runs: deployments from state files and Docker labels, merged; stop them; their logs.
+
+``ps`` is computed from the truth every time (state dir + ``llmops.*`` container labels +
+live pids), never from a cache, so it is right after llmops or the Docker daemon restarts.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from llmops.errors import DockerError, LlmopsError, UsageError
+from llmops.run.docker import DockerRuntime, RuntimeState
+from llmops.run.native import NativeRuntime
+from llmops.run.ready import http_status
+from llmops.run.state import DeploymentStore
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    name: str
+    engine: str | None
+    model: str | None
+    quant: str | None
+    runtime: str
+    port: int | None
+    gpus: str
+    status: str  # running | exited | missing | restarting | created
+    health: str  # ready | loading | down | unknown
+    uptime_s: int | None
+    endpoint: str | None
+    ident: str | None
+
+
+class NotFound(LlmopsError):
+    pass
+
+
+def _parse_time(ts: str | None) -> _dt.datetime | None:
+    """Docker's ``StartedAt`` (nanoseconds, Z) or our own ``...Z`` timestamps, as UTC."""
+    if not ts or ts.startswith("0001-"):
+        return None
+    base = ts.split(".")[0].rstrip("Z")
+    try:
+        return _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+class Deployments:
+    """Both runtimes and the store, behind one object the CLI uses."""
+
+    def __init__(
+        self,
+        store: DeploymentStore,
+        docker: DockerRuntime | None,
+        native: NativeRuntime,
+    ) -> None:
+        self.store = store
+        self._docker = docker
+        self.native = native
+        self.docker_error: str | None = None
+
+    def docker(self) -> DockerRuntime:
+        if self._docker is None:
+            raise DockerError("Docker is not available", "use `--runtime native`")
+        return self._docker
+
+    def _docker_states(self) -> list[RuntimeState]:
+        if self._docker is None:
+            return []
+        try:
+            return self._docker.list()
+        except DockerError as e:
+            self.docker_error = e.message
+            return []
+
+    def runtime_of(self, name: str) -> str | None:
+        dep = self.store.load(name)
+        if dep is not None:
+            return dep.runtime
+        if self._docker is not None:
+            try:
+                if self._docker.state(name).exists:
+                    return "docker"
+            except DockerError:
+                return None
+        return None
+
+    def state(self, name: str) -> RuntimeState:
+        rt = self.runtime_of(name)
+        if rt == "docker":
+            return self.docker().state(name)
+        if rt == "native":
+            return self.native.state(name)
+        return RuntimeState(name=name, exists=False, running=False, status="missing")
+
+    def names(self) -> list[str]:
+        names = set(self.store.names())
+        names |= {s.name for s in self._docker_states()}
+        return sorted(names)
+
+    def require(self, name: str) -> str:
+        rt = self.runtime_of(name)
+        if rt is None:
+            known = self.names()
+            raise NotFound(
+                f"no deployment named {name!r}",
+                ("running: " + ", ".join(known)) if known else "start one with `llmops up MODEL`",
+            )
+        return rt
+
+    def status(self, probe: bool = True) -> list[DeploymentStatus]:
+        docker_states = {s.name: s for s in self._docker_states()}
+        out: list[DeploymentStatus] = []
+        now = _dt.datetime.now(_dt.timezone.utc)
+        for name in sorted(set(self.store.names()) | set(docker_states)):
+            dep = self.store.load(name)
+            plan = dep.plan if dep else {}
+            runtime = dep.runtime if dep else "docker"
+            st = docker_states.get(name) if runtime == "docker" else self.native.state(name)
+            if st is None:
+                st = RuntimeState(name=name, exists=False, running=False, status="missing")
+            labels = dict(st.labels)
+            port = (
+                int(plan["ports"][0]["host_port"])
+                if plan
+                else (int(labels["llmops.port"]) if "llmops.port" in labels else None)
+            )
+            health = "down"
+            if st.running and port is not None and probe:
+                path = (plan.get("health") or {}).get("path", "/health")
+                code = http_status(f"http://127.0.0.1:{port}{path}", timeout_s=1.0)
+                health = "ready" if code == 200 else ("loading" if code else "starting")
+            elif st.running:
+                health = "unknown"
+            started = _parse_time(st.started_at)
+            uptime = int((now - started).total_seconds()) if started and st.running else None
+            out.append(
+                DeploymentStatus(
+                    name=name,
+                    engine=plan.get("engine") or labels.get("llmops.engine"),
+                    model=plan.get("model") or labels.get("llmops.model"),
+                    quant=plan.get("quant") or labels.get("llmops.quant"),
+                    runtime=runtime,
+                    port=port,
+                    gpus=",".join(str(g) for g in plan.get("gpus", []))
+                    if plan
+                    else labels.get("llmops.gpus", ""),
+                    status=st.status,
+                    health=health,
+                    uptime_s=uptime,
+                    endpoint=f"http://127.0.0.1:{port}/v1" if port else None,
+                    ident=st.ident,
+                )
+            )
+        return out
+
+    def logs(self, name: str, tail: int | None) -> str:
+        rt = self.require(name)
+        return self.docker().logs(name, tail) if rt == "docker" else self.native.logs(name, tail)
+
+    def follow(self, name: str, tail: int | None) -> Iterator[str]:
+        rt = self.require(name)
+        if rt == "docker":
+            yield from self.docker().follow(name, tail)
+        else:
+            yield from self.native.follow(name, tail)
+
+    def stop(self, name: str, grace_s: int = 20) -> bool:
+        """Stop one deployment and forget it. True when something was stopped."""
+        rt = self.require(name)
+        stopped = (
+            self.docker().stop(name, grace_s) if rt == "docker" else self.native.stop(name, grace_s)
+        )
+        self.store.remove(name)
+        return stopped
+
+    def check_name_free(self, name: str) -> None:
+        st = self.state(name)
+        if st.exists and st.running:
+            raise UsageError(
+                f"deployment {name} is already running",
+                f"see it with `llmops ps`; stop it with `llmops down {name}`, or choose another `--name`",
+            )

@@ -1,0 +1,259 @@
+"""Docker runtime: a LaunchPlan becomes one labelled container, through the docker SDK.
+
+Everything llmops starts carries ``llmops.*`` labels; ``list``/``stop`` only ever touch
+containers with the ``llmops.deployment`` label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmops.errors import DockerError, LlmopsError
+from llmops.plan.launch import LABEL_PREFIX, LaunchPlan
+from llmops.plan.render import container_name
+
+DEPLOYMENT_LABEL = LABEL_PREFIX + "deployment"
+
+
+@dataclass(frozen=True)
+class RuntimeState:
+    """What a runtime says about one deployment right now."""
+
+    name: str
+    exists: bool
+    running: bool
+    status: str  # running | exited | created | restarting | missing | dead
+    exit_code: int | None = None
+    started_at: str | None = None
+    restarts: int = 0
+    labels: tuple[tuple[str, str], ...] = ()
+    ident: str | None = None  # container id or pid
+
+
+class LaunchError(LlmopsError):
+    """The engine could not be started."""
+
+
+def _client(env: Mapping[str, str] | None = None) -> Any:
+    import docker
+
+    try:
+        client = docker.from_env(environment=dict(os.environ if env is None else env), timeout=60)
+        client.ping()
+    except docker.errors.DockerException as e:
+        raise DockerError(
+            f"Docker engine unreachable: {str(e).splitlines()[0]}",
+            "start it (`sudo systemctl start docker`), or use `--runtime native`; "
+            "`llmops doctor --check docker` explains",
+        ) from e
+    return client
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client()
+        return self._client
+
+    # ----------------------------------------------------------------------------- create
+
+    def container_kwargs(
+        self, plan: LaunchPlan, secret_values: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """The docker SDK ``create`` arguments for a plan (secrets resolved from the store)."""
+        from docker.types import DeviceRequest, LogConfig, Mount
+
+        env = dict(plan.env)
+        for s in plan.secret_env:
+            if s.env in secret_values:
+                env[s.env] = secret_values[s.env]
+        mounts = []
+        for m in plan.mounts:
+            source = os.path.expanduser(m.source) if m.kind == "bind" else m.source
+            if m.kind == "bind":
+                os.makedirs(source, exist_ok=True)
+            mounts.append(Mount(m.target, source, type=m.kind, read_only=m.read_only))
+        kw: dict[str, Any] = {
+            "image": plan.image,
+            "command": list(plan.argv),
+            "name": container_name(plan),
+            "labels": plan.label_dict(),
+            "environment": env,
+            "ports": {f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in plan.ports},
+            "mounts": mounts,
+            "restart_policy": {"Name": "unless-stopped"},
+            "log_config": LogConfig(
+                type=LogConfig.types.JSON, config={"max-size": "50m", "max-file": "3"}
+            ),
+            "detach": True,
+        }
+        if plan.entrypoint:
+            kw["entrypoint"] = list(plan.entrypoint)
+        if plan.gpus:
+            kw["device_requests"] = [
+                DeviceRequest(device_ids=[str(g) for g in plan.gpus], capabilities=[["gpu"]])
+            ]
+        if plan.ipc_host:
+            kw["ipc_mode"] = "host"
+        elif plan.shm_size_mib:
+            kw["shm_size"] = f"{plan.shm_size_mib}m"
+        return kw
+
+    def create(self, plan: LaunchPlan, secret_values: Mapping[str, str]) -> Any:
+        """Create (not start) the container; the image must be present locally or pullable."""
+        import docker
+
+        kw = self.container_kwargs(plan, secret_values)
+        image = kw.pop("image")
+        self.ensure_image(image)
+        try:
+            return self.client.containers.create(image, **kw)
+        except docker.errors.APIError as e:
+            raise self._api_error(plan, e) from e
+
+    def ensure_image(self, image: str) -> None:
+        import docker
+
+        try:
+            self.client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            self.client.images.pull(image)
+        except docker.errors.DockerException as e:
+            raise LaunchError(
+                f"image {image} is not on this host and could not be pulled: "
+                f"{str(e).splitlines()[0][:200]}",
+                f"`docker pull {image}` (check the registry is reachable), or build/load it locally",
+            ) from e
+
+    def start(self, plan: LaunchPlan, secret_values: Mapping[str, str]) -> RuntimeState:
+        import docker
+
+        container = self.create(plan, secret_values)
+        try:
+            container.start()
+        except docker.errors.APIError as e:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+            raise self._api_error(plan, e) from e
+        return self.state(plan.name)
+
+    def _api_error(self, plan: LaunchPlan, e: Any) -> LaunchError:
+        from llmops.plan.diagnose import diagnose
+
+        msg = str(getattr(e, "explanation", None) or e)
+        d = diagnose(msg)
+        if "Conflict" in msg and "already in use by container" in msg:
+            return LaunchError(
+                f"a container named {container_name(plan)} already exists",
+                f"`llmops down {plan.name}` first, or choose another `--name`",
+            )
+        if "port is already allocated" in msg or "address already in use" in msg:
+            return LaunchError(
+                f"port {plan.host_port} is already in use",
+                "choose another with `--port`, or let llmops pick one (omit `--port`)",
+            )
+        if d is not None:
+            return LaunchError(f"Docker refused deployment {plan.name}: {msg}", d.fix)
+        return LaunchError(
+            f"Docker refused deployment {plan.name}: {msg}",
+            "see `llmops doctor --check docker`",
+        )
+
+    # ------------------------------------------------------------------------------ query
+
+    def _find(self, name: str) -> Any | None:
+        import docker
+
+        try:
+            found = self.client.containers.list(
+                all=True, filters={"label": f"{DEPLOYMENT_LABEL}={name}"}
+            )
+        except docker.errors.DockerException as e:
+            raise DockerError(f"cannot list containers: {e}", "check `docker ps`") from e
+        return found[0] if found else None
+
+    @staticmethod
+    def _state_of(c: Any) -> RuntimeState:
+        st = c.attrs.get("State", {})
+        labels = c.labels or {}
+        return RuntimeState(
+            name=labels.get(DEPLOYMENT_LABEL, c.name),
+            exists=True,
+            running=st.get("Status") == "running",
+            status=st.get("Status", c.status),
+            exit_code=st.get("ExitCode"),
+            started_at=st.get("StartedAt"),
+            restarts=int(c.attrs.get("RestartCount", 0) or 0),
+            labels=tuple(sorted((k, v) for k, v in labels.items() if k.startswith(LABEL_PREFIX))),
+            ident=c.short_id,
+        )
+
+    def state(self, name: str) -> RuntimeState:
+        c = self._find(name)
+        if c is None:
+            return RuntimeState(name=name, exists=False, running=False, status="missing")
+        c.reload()
+        return self._state_of(c)
+
+    def list(self) -> list[RuntimeState]:
+        import docker
+
+        try:
+            found = self.client.containers.list(all=True, filters={"label": DEPLOYMENT_LABEL})
+        except docker.errors.DockerException as e:
+            raise DockerError(f"cannot list containers: {e}", "check `docker ps`") from e
+        return [self._state_of(c) for c in found]
+
+    def logs(self, name: str, tail: int | None = 200) -> str:
+        c = self._find(name)
+        if c is None:
+            return ""
+        out = c.logs(stdout=True, stderr=True, tail=tail if tail is not None else "all")
+        return out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+
+    def follow(self, name: str, tail: int | None = 50) -> Iterator[str]:
+        c = self._find(name)
+        if c is None:
+            return
+        for chunk in c.logs(
+            stdout=True,
+            stderr=True,
+            stream=True,
+            follow=True,
+            tail=tail if tail is not None else "all",
+        ):
+            yield chunk.decode(errors="replace") if isinstance(chunk, bytes) else str(chunk)
+
+    # ------------------------------------------------------------------------------- stop
+
+    def stop(self, name: str, grace_s: int = 20) -> bool:
+        """Stop and remove the deployment's container; False when there was none."""
+        import docker
+
+        c = self._find(name)
+        if c is None:
+            return False
+        with contextlib.suppress(docker.errors.DockerException):
+            c.stop(timeout=grace_s)
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException as e:
+            raise DockerError(
+                f"cannot remove container {c.name}: {e}", f"`docker rm -f {c.name}`"
+            ) from e
+        return True

@@ -1,0 +1,96 @@
+"""Wait until an engine really serves: the engine's health probe, then ``/v1/models``.
+
+Connection refused/reset/timeouts mean "starting" (TGI binds only after warm-up, vLLM's socket
+may hang while loading); llama.cpp's and our backend's 503 mean "loading"; ready means
+``/v1/models`` answered 200 (with the API key). If the process or container dies, waiting stops
+at once (engines.md §3).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llmops.plan.launch import HealthProbe
+from llmops.run.docker import RuntimeState
+
+_PROGRESS = re.compile(
+    r"(Download(?:ing)?|download|Fetching|Loading|Warming up|Shard|loaded|Capturing)[^\n]{0,120}"
+)
+
+
+@dataclass(frozen=True)
+class ReadyResult:
+    ready: bool
+    reason: str  # ready | died | timeout
+    elapsed_s: float
+    phase: str
+    status: RuntimeState | None = None
+
+
+def http_status(url: str, api_key: str | None = None, timeout_s: float = 3.0) -> int | None:
+    """HTTP status of a GET, or None when nothing answered (refused, reset, timeout)."""
+    req = urllib.request.Request(url, method="GET")
+    if api_key:
+        req.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return None
+
+
+def log_phase(log_tail: str) -> str | None:
+    """The latest progress line in the engine's log (downloading, loading, warming up)."""
+    found = None
+    for line in log_tail.splitlines():
+        m = _PROGRESS.search(line)
+        if m:
+            found = m.group(0).strip()
+    return found
+
+
+def wait_ready(
+    base_url: str,
+    probe: HealthProbe,
+    *,
+    api_key: str | None,
+    state: Callable[[], RuntimeState],
+    logs: Callable[[], str],
+    timeout_s: float,
+    on_phase: Callable[[str], None] = lambda _p: None,
+    poll_s: float = 1.0,
+) -> ReadyResult:
+    t0 = time.monotonic()
+    phase = "starting"
+    last = ""
+    while True:
+        st = state()
+        if not st.running or st.restarts > 0:
+            return ReadyResult(False, "died", time.monotonic() - t0, phase, st)
+        code = http_status(base_url + probe.path)
+        if code is None:
+            phase = "starting"
+        elif code == 200:
+            ready = http_status(
+                base_url + probe.ready_path, api_key if probe.needs_auth_for_ready else api_key
+            )
+            if ready == 200:
+                return ReadyResult(True, "ready", time.monotonic() - t0, "ready", st)
+            phase = "loading"
+        else:
+            phase = "loading"
+        detail = log_phase(logs()) if phase != "ready" else None
+        text = f"{phase}: {detail}" if detail else phase
+        if text != last:
+            on_phase(text)
+            last = text
+        if time.monotonic() - t0 > timeout_s:
+            return ReadyResult(False, "timeout", time.monotonic() - t0, phase, st)
+        time.sleep(poll_s)

@@ -1,0 +1,136 @@
+"""Deployment state under $LLMOPS_HOME/deployments/NAME: the plan, secrets (0600), pid, log.
+
+Docker labels and these files are the truth for ``ps``, ``logs`` and ``down``: nothing is kept
+in memory between commands, so ``ps`` is right after llmops or the Docker daemon restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmops.errors import LlmopsError, UsageError
+
+
+def llmops_home(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("LLMOPS_HOME") or os.path.join(
+        env.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "llmops"
+    )
+    return Path(base)
+
+
+def new_api_key() -> str:
+    return "sk-llmops-" + _secrets.token_urlsafe(24)
+
+
+def mask(secret: str) -> str:
+    return secret[:10] + "…" + secret[-4:] if len(secret) > 16 else "…"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What `up` recorded about a deployment."""
+
+    name: str
+    plan: dict[str, Any]  # the LaunchPlan JSON (plan_json)
+    created_at: str
+    path: Path
+
+    @property
+    def engine(self) -> str:
+        return str(self.plan["engine"])
+
+    @property
+    def runtime(self) -> str:
+        return str(self.plan["runtime"])
+
+    @property
+    def host_port(self) -> int:
+        return int(self.plan["ports"][0]["host_port"])
+
+
+class DeploymentStore:
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or llmops_home()
+        self.root = self.home / "deployments"
+
+    def dir(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise UsageError(f"invalid deployment name {name!r}", "use letters, digits and dashes")
+        return self.root / name
+
+    def log_path(self, name: str) -> Path:
+        return self.dir(name) / "engine.log"
+
+    def pid_path(self, name: str) -> Path:
+        return self.dir(name) / "engine.pid"
+
+    def secrets_path(self, name: str) -> Path:
+        return self.dir(name) / "secrets.env"
+
+    def save(
+        self, name: str, plan_doc: dict[str, Any], created_at: str, secret_values: Mapping[str, str]
+    ) -> Deployment:
+        d = self.dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
+        tmp = d / "deployment.json.tmp"
+        tmp.write_text(
+            json.dumps({"name": name, "created_at": created_at, "plan": plan_doc}, indent=2)
+        )
+        tmp.replace(d / "deployment.json")
+        self.write_secrets(name, secret_values)
+        return Deployment(name=name, plan=plan_doc, created_at=created_at, path=d)
+
+    def write_secrets(self, name: str, values: Mapping[str, str]) -> None:
+        """KEY=value lines, created 0600 before any byte is written."""
+        path = self.secrets_path(name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            for k, v in values.items():
+                if "\n" in v:
+                    raise LlmopsError(f"secret {k} contains a newline", "check the value")
+                f.write(f"{k}={v}\n")
+        os.chmod(path, 0o600)
+
+    def read_secrets(self, name: str) -> dict[str, str]:
+        path = self.secrets_path(name)
+        if not path.exists():
+            return {}
+        out: dict[str, str] = {}
+        for line in path.read_text().splitlines():
+            if "=" in line:
+                k, _, v = line.partition("=")
+                out[k] = v
+        return out
+
+    def load(self, name: str) -> Deployment | None:
+        f = self.dir(name) / "deployment.json"
+        try:
+            doc = json.loads(f.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise LlmopsError(
+                f"deployment {name}: state file {f} is unreadable ({e})",
+                f"remove it with `llmops down {name} --force` or delete {f.parent}",
+            ) from e
+        return Deployment(name=name, plan=doc["plan"], created_at=doc["created_at"], path=f.parent)
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / "deployment.json").exists())
+
+    def all(self) -> list[Deployment]:
+        return [d for d in (self.load(n) for n in self.names()) if d is not None]
+
+    def remove(self, name: str) -> None:
+        shutil.rmtree(self.dir(name), ignore_errors=True)
