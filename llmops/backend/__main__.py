@@ -56,6 +56,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:  # images run `serve MODEL ...`, like the llmops CLI
+        argv = argv[1:]
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)

@@ -32,7 +32,7 @@ class ModelLoadError(LlmopsError):
 class ModelSource:
     """Where weights come from, resolved from the MODEL argument."""
 
-    kind: str  # "gguf" | "dir" | "hub"
+    kind: str  # "gguf" | "hub-gguf" | "dir" | "hub"
     location: str  # file path, directory, or repo id
     served_name: str
 
@@ -96,6 +96,13 @@ def resolve_source(spec: str) -> ModelSource:
                 "point at a directory written by save_pretrained or downloaded from the Hub",
             )
         return ModelSource("dir", str(path.resolve()), path.resolve().name)
+    if (
+        spec.count("/") == 2
+        and spec.lower().endswith(".gguf")
+        and not spec.startswith((".", "/", "~"))
+    ):
+        repo, _, filename = spec.rpartition("/")  # owner/name/file.gguf on the Hub
+        return ModelSource("hub-gguf", spec, Path(filename).stem)
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")):
         return ModelSource("hub", spec, spec)
     raise UsageError(
@@ -146,6 +153,20 @@ def ensure_gguf_converted(gguf: Path) -> Path:
     return target
 
 
+def _download_gguf(spec: str) -> Path:
+    """Fetch ``owner/name/file.gguf`` from the Hugging Face Hub (cached in ``$HF_HOME``)."""
+    from huggingface_hub import hf_hub_download
+
+    repo, _, filename = spec.rpartition("/")
+    try:
+        return Path(hf_hub_download(repo_id=repo, filename=filename))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"GGUF file {filename!r} could not be downloaded from {repo!r}: {exc}",
+            "check the repo and file name; for gated repos set HF_TOKEN",
+        ) from exc
+
+
 def _transformers() -> Any:
     """transformers as an untyped module (its stubs are incomplete and slow mypy down)."""
     return importlib.import_module("transformers")
@@ -176,8 +197,10 @@ def load_model(
     tf = _transformers()
     AutoModelForCausalLM, AutoTokenizer = tf.AutoModelForCausalLM, tf.AutoTokenizer
     location = source.location
-    if source.kind == "gguf":
-        location = str(ensure_gguf_converted(Path(source.location)))
+    if source.kind == "hub-gguf":
+        location = str(_download_gguf(source.location))
+    if source.kind in ("gguf", "hub-gguf"):
+        location = str(ensure_gguf_converted(Path(location)))
 
     kwargs: dict[str, Any] = {}
     if precision in ("8bit", "4bit"):

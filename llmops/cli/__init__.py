@@ -115,6 +115,7 @@ def _register() -> None:
     from llmops.cli import doctor
 
     doctor.register(app)
+    __import__("llmops.cli.serve", fromlist=["register"]).register(app)
 
 
 _register()
