@@ -416,7 +416,18 @@ def _torch(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> _Engi
             "use fp32, fp16, bf16, 8bit or 4bit with `--engine torch`",
         )
     model_ref = a.repo if a.format != "gguf" else f"{a.repo}/{a.file}"
-    common = ["serve", model_ref, "--device", "auto"]
+    common = [
+        "serve",
+        model_ref,
+        "--device",
+        "cuda" if o.gpus else "cpu",
+        "--served-model-name",
+        served_name(a),
+        "--context-length",
+        str(o.context),
+        "--max-batch-size",
+        str(max(1, o.concurrency)),
+    ]
     if precision:
         common += ["--precision", precision]
     secrets = [SecretEnv("LLMOPS_API_KEY", "api_key")] if o.api_key else []

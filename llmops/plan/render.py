@@ -45,7 +45,37 @@ def _env(templates: Path) -> Any:
         keep_trailing_newline=True,
     )
     env.filters["q"] = lambda v: shlex.quote(str(v))
+    env.filters["qpath"] = quote_path
+    env.filters["continued"] = continued
     return env
+
+
+def quote_path(value: str) -> str:
+    """Shell-quote a path, keeping a leading ``~/`` working (as ``"$HOME"/...``)."""
+    if value.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(value[2:])
+    return shlex.quote(value)
+
+
+def argv_groups(argv: tuple[str, ...] | list[str]) -> list[str]:
+    """Arguments grouped for display: ``--flag value`` pairs, runs of positionals; quoted."""
+    groups: list[list[str]] = []
+    for a in argv:
+        last = groups[-1] if groups else None
+        if a.startswith("-") or last is None:
+            groups.append([a])
+        elif last[0].startswith("-") and len(last) == 1:
+            last.append(a)  # the flag's value
+        elif not last[0].startswith("-"):
+            last.append(a)  # another positional
+        else:
+            groups.append([a])
+    return [" ".join(shlex.quote(x) for x in g) for g in groups]
+
+
+def continued(argv: tuple[str, ...] | list[str], indent: int = 4) -> str:
+    """The argument groups joined with shell line continuations."""
+    return (" \\\n" + " " * indent).join(argv_groups(argv))
 
 
 def render(plan: LaunchPlan, fmt: str, *, templates: Path, data_dir: str) -> str:
