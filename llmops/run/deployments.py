@@ -171,6 +171,9 @@ class Deployments:
     def stop(self, name: str, grace_s: int = 20) -> bool:
         """Stop one deployment and forget it. True when something was stopped."""
         rt = self.require(name)
+        from llmops.run.tunnels import TunnelManager
+
+        TunnelManager(self.store.home).stop_for_deployment(name)  # its tunnels go first
         stopped = (
             self.docker().stop(name, grace_s) if rt == "docker" else self.native.stop(name, grace_s)
         )

@@ -1,0 +1,231 @@
+"""`llmops tunnel NAME|PORT --via ...`, `llmops tunnel ls`, `llmops tunnel stop NAME|--all`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer._click.core import Context
+from typer.core import TyperGroup
+
+from llmops.cli import deps, output
+
+
+class _DefaultOpen(TyperGroup):
+    """``llmops tunnel X ...`` means ``llmops tunnel open X ...`` unless X is a subcommand."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["open", *args]
+        return super().parse_args(ctx, args)
+
+
+tunnel_app = typer.Typer(
+    cls=_DefaultOpen,
+    help="Expose a deployment (or a local port) through cloudflared, ngrok or an SSH reverse "
+    "forward, after checking it rejects requests without its API key.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _manager() -> Any:
+    from llmops.run.tunnels import TunnelManager
+
+    return TunnelManager()
+
+
+def _cf_token(token_file: Path | None) -> str | None:
+    from llmops.errors import UsageError
+
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as e:
+            raise UsageError(
+                f"cannot read the tunnel token file {token_file}: {e.strerror or e}",
+                "pass the file cloudflared's dashboard token is saved in (mode 0600)",
+            ) from e
+        if not token:
+            raise UsageError(f"the tunnel token file {token_file} is empty", "save the token in it")
+        return token
+    return os.environ.get("TUNNEL_TOKEN") or os.environ.get("CF_TUNNEL_TOKEN") or None
+
+
+@tunnel_app.command("open")
+def tunnel_open(
+    target: Annotated[
+        str, typer.Argument(help="Deployment name (see `llmops ps`) or a local port.")
+    ],
+    via: Annotated[
+        str, typer.Option("--via", help="cloudflared (quick or named tunnel), ngrok, or ssh.")
+    ] = "cloudflared",
+    ssh_host: Annotated[
+        str | None, typer.Option("--ssh-host", help="[user@]host[:port] you own (with --via ssh).")
+    ] = None,
+    ssh_key: Annotated[
+        Path | None,
+        typer.Option("--ssh-key", help="Private key for --ssh-host (default: agent, ~/.ssh/id_*)."),
+    ] = None,
+    ssh_known_hosts: Annotated[
+        Path | None,
+        typer.Option("--ssh-known-hosts", help="known_hosts file to verify --ssh-host with."),
+    ] = None,
+    remote_port: Annotated[
+        int, typer.Option("--remote-port", help="Port to open on --ssh-host (0: the server picks).")
+    ] = 0,
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            "--hostname", help="Named cloudflared tunnel: the public hostname routed to it."
+        ),
+    ] = None,
+    cf_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--cf-token-file",
+            help="Named cloudflared tunnel: file holding its token (else $TUNNEL_TOKEN or $CF_TUNNEL_TOKEN).",
+        ),
+    ] = None,
+    allow_public_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--allow-public-no-auth", help="Expose it even though it answers without an API key."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the URL to answer.")
+    ] = 60.0,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """Start a tunnel to NAME or PORT, check it through the public URL, print the URL."""
+    from llmops.errors import UsageError
+    from llmops.plan import tunnel as tp
+    from llmops.run.tunnels import TunnelSpec, open_tunnel, resolve_target
+
+    if via not in tp.VIAS:
+        raise UsageError(f"unknown --via {via!r}", "use cloudflared, ngrok or ssh")
+    if via == "ssh" and not ssh_host:
+        raise UsageError(
+            "`--via ssh` needs `--ssh-host [user@]host[:port]`", "a host you own, with sshd"
+        )
+    token = (
+        _cf_token(cf_token_file) if via == "cloudflared" and (hostname or cf_token_file) else None
+    )
+    if via == "cloudflared" and cf_token_file is not None and not hostname:
+        raise UsageError(
+            "a named cloudflared tunnel needs `--hostname`",
+            "the public hostname you routed to the tunnel in Cloudflare's dashboard",
+        )
+    if hostname and not token:
+        raise UsageError(
+            "`--hostname` is for a named cloudflared tunnel, and no token was given",
+            "pass `--cf-token-file FILE` or set TUNNEL_TOKEN",
+        )
+    resolved = resolve_target(target, deps.deployments(), os.environ)
+    spec = TunnelSpec(
+        name=resolved.name,
+        port=resolved.port,
+        via=via,
+        deployment=resolved.deployment,
+        cf_token=token,
+        cf_hostname=hostname,
+        ssh_host=ssh_host,
+        ssh_key=str(ssh_key) if ssh_key else None,
+        ssh_known_hosts=str(ssh_known_hosts) if ssh_known_hosts else None,
+        ssh_remote_port=remote_port,
+    )
+    if resolved.api_key is None and not resolved.deployment:
+        output.info("no API key known for a bare port (set LLMOPS_API_KEY to check with it)")
+    opened = open_tunnel(
+        _manager(),
+        spec,
+        resolved.api_key,
+        allow_public_no_auth=allow_public_no_auth,
+        verify_timeout_s=timeout,
+        on_progress=output.info,
+    )
+    limits: tuple[str, ...] = ()
+    if via == "cloudflared" and not token:
+        limits = tp.CLOUDFLARED_QUICK_LIMITS
+    elif via == "ngrok":
+        limits = tp.NGROK_LIMITS
+    if opened.check.verdict == "unprotected-allowed":
+        output.warn(f"{opened.check.detail}: exposed anyway (--allow-public-no-auth)")
+    if json_:
+        output.emit_json({"tunnel": opened.record, "check": opened.check, "limits": list(limits)})
+        return
+    for line in limits:
+        output.warn(line)
+    output.info(f"{opened.check.detail}; stop it with `llmops tunnel stop {opened.record.name}`")
+    output.stdout().print(f"{opened.record.url}/v1", markup=False)
+
+
+@tunnel_app.command("ls")
+def tunnel_ls(
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """List the tunnels llmops started."""
+    rows = _manager().status()
+    if json_:
+        output.emit_json({"tunnels": rows})
+        return
+    if not rows:
+        output.info("no tunnels; open one with `llmops tunnel NAME --via cloudflared`")
+        return
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "via", "deployment", "port", "url", "status", "pid"):
+        t.add_column(col, no_wrap=True)
+    for r in rows:
+        t.add_row(
+            r.name,
+            r.via,
+            r.deployment or "-",
+            str(r.port),
+            r.url or "-",
+            "running" if r.running else "exited",
+            str(r.pid),
+        )
+    output.stdout().print(t)
+
+
+@tunnel_app.command("stop")
+def tunnel_stop(
+    name: Annotated[
+        str | None, typer.Argument(help="Tunnel name (see `llmops tunnel ls`).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Stop every llmops tunnel.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """Stop a tunnel (or all of them)."""
+    from llmops.errors import UsageError
+
+    if bool(name) == all_:
+        raise UsageError("give a tunnel name or --all", "`llmops tunnel ls` lists them")
+    m = _manager()
+    names = [r.name for r in m.records()] if all_ else [name or ""]
+    if name and m.load(name) is None:
+        known = [r.name for r in m.records()]
+        raise UsageError(
+            f"no tunnel named {name!r}",
+            ("tunnels: " + ", ".join(known)) if known else "`llmops tunnel ls` lists them",
+        )
+    stopped = []
+    for n in names:
+        was_running = m.stop(n)
+        stopped.append({"name": n, "was_running": was_running})
+        if not json_:
+            output.info(f"stopped tunnel {n}" if was_running else f"removed exited tunnel {n}")
+    if json_:
+        output.emit_json({"stopped": stopped})
+    elif not stopped:
+        output.info("no tunnels")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(tunnel_app, name="tunnel")
