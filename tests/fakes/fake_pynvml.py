@@ -119,6 +119,7 @@ class FakeNvml:
         self.init_calls = 0
         self.shutdown_calls = 0
         self.calls: list[str] = []
+        self.writes: list[tuple[str, int, int]] = []
 
     @classmethod
     def from_fixture(cls, path: str | Path) -> FakeNvml:
@@ -285,6 +286,29 @@ class FakeNvml:
             int(self._field(dev, "power_mw", "min_limit")),
             int(self._field(dev, "power_mw", "max_limit")),
         ]
+
+    # ------------------------------------------------------------------ setters (root-only)
+    # Like NVML: a value outside the constraints is InvalidArgument; permission problems are
+    # injected with ``set_error(name, "NoPermission")``. ``writes`` records what was written.
+
+    def nvmlDeviceSetPowerManagementLimit(self, handle: FakeHandle, limit: int) -> None:
+        (dev,) = self._enter("nvmlDeviceSetPowerManagementLimit", handle)
+        if not isinstance(limit, int):
+            raise ctypes.ArgumentError("argument 2: TypeError: wrong type")
+        lo = int(self._field(dev, "power_mw", "min_limit"))
+        hi = int(self._field(dev, "power_mw", "max_limit"))
+        if not lo <= limit <= hi:
+            raise nvml_error("InvalidArgument")
+        dev["power_mw"]["limit"] = dev["power_mw"]["enforced_limit"] = limit
+        self.writes.append(("nvmlDeviceSetPowerManagementLimit", handle.index, limit))
+
+    def nvmlDeviceSetEccMode(self, handle: FakeHandle, ecc: int) -> None:
+        (dev,) = self._enter("nvmlDeviceSetEccMode", handle)
+        mode = self._field(dev, "ecc_mode")
+        if ecc not in (pynvml.NVML_FEATURE_DISABLED, pynvml.NVML_FEATURE_ENABLED):
+            raise nvml_error("InvalidArgument")
+        dev["ecc_mode"] = [mode[0], int(ecc)]  # pending until a reboot
+        self.writes.append(("nvmlDeviceSetEccMode", handle.index, int(ecc)))
 
     def nvmlDeviceGetTemperatureV(
         self, handle: FakeHandle, sensor: int, version: int = pynvml.nvmlTemperature_v1
