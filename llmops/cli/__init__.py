@@ -118,6 +118,7 @@ def _register() -> None:
     __import__("llmops.cli.serve", fromlist=["register"]).register(app)
     __import__("llmops.cli.tunnel", fromlist=["register"]).register(app)
     __import__("llmops.cli.power", fromlist=["register"]).register(app)
+    __import__("llmops.cli.kill", fromlist=["register"]).register(app)
     __import__("llmops.cli.chat", fromlist=["register"]).register(app)
     __import__("llmops.cli.bench", fromlist=["register"]).register(app)
 
