@@ -1,0 +1,785 @@
+"""The memory estimator: per device, weights + KV cache + compute + fixed overhead, per engine.
+
+Pure code (no I/O, environment or clock). The method is peers-and-estimation.md B.6:
+
+    per_device = W_shard + KV_shard + activation + overhead      must be <= usable
+    usable     = capacity - reserve - memory other processes hold
+
+- **Weights** come from a ``WeightInventory``: real tensor bytes (GGUF header, safetensors
+  metadata) or computed per tensor from the architecture and the quant (``plan.quant``).
+  Tensor parallel (vLLM, TGI) divides them; llama.cpp and torch split by layers; llama.cpp
+  keeps ``token_embd`` in host RAM.
+- **KV cache** = 2 (K and V) x layers x KV heads x head_dim x bytes x tokens, tokens = context
+  x concurrent sequences; GQA through the KV head count, never hidden size; sliding-window
+  layers capped at the window; under TP each GPU holds ``max(1, kv_heads // tp)`` heads.
+- **Activation**: the largest transient of one forward pass over the engine's prefill chunk
+  (vLLM 2048 tokens, TGI/torch the whole prompt, llama.cpp ``n_ubatch`` 512 + its FA mask),
+  plus logits.
+- **Overhead**: CUDA context (512 MiB per GPU), CUDA graphs (vLLM 768 MiB, TGI 512 MiB),
+  NCCL buffers under TP (256 MiB); on the CPU the runtime itself.
+- **Reserve**: vLLM claims ``total x gpu_memory_utilization`` (default 0.9) and no more; TGI
+  keeps 10 % of what is left for KV (``TGI_WIGGLE_ROOM``); llama.cpp/torch keep 2 % for the
+  allocator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from llmops.errors import UsageError
+from llmops.plan.hardware import GIB, MIB, Device
+from llmops.plan.model import ModelSpec, RopeScaling, WeightInventory
+from llmops.plan.quant import (
+    ENGINES,
+    GGUF_QUANTS,
+    QUANT_SPECS,
+    compute_dtype_bytes,
+    kv_dtype_bytes,
+    quant_spec,
+    weight_inventory,
+)
+
+MAX_ROPE_FACTOR = 8.0  # beyond this, no scaling method keeps a model usable
+CUDA_CONTEXT_BYTES = 512 * MIB
+NCCL_BYTES = 256 * MIB
+CUDA_GRAPHS_BYTES = {"vllm": 768 * MIB, "tgi": 512 * MIB, "llamacpp": 0, "torch": 0}
+CPU_RUNTIME_BYTES = {"torch": 512 * MIB, "llamacpp": 64 * MIB, "vllm": 0, "tgi": 0}
+PREFILL_TOKENS = {"vllm": 2048, "llamacpp": 512}  # others: the whole prompt
+VLLM_MAX_NUM_SEQS = 256
+TGI_WIGGLE_ROOM = 0.90
+ALLOCATOR_RESERVE = 0.02
+LLAMACPP_CTX_PAD = 256
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """What the user asked for. ``gpus=None``: use as few of the devices as fit."""
+
+    quant: str
+    engine: str
+    context: int
+    concurrency: int = 1
+    kv_dtype: str = "auto"
+    gpus: int | None = None
+    gpu_memory_utilization: float = 0.90
+    rope_kind: str = "dynamic"
+    enforce_eager: bool = False
+    prefill_tokens: int | None = None  # override the engine's prefill chunk
+
+
+@dataclass(frozen=True)
+class DeviceUsage:
+    """One device's share: the ``per_gpu`` rows of ``fit --json``."""
+
+    device: str  # gpu | cpu
+    index: int | None
+    name: str
+    layers: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    reserve_bytes: int
+    in_use_bytes: int
+    total_bytes: int  # weights + kv + activation + overhead
+    capacity_bytes: int
+    usable_bytes: int  # capacity - reserve - in use
+
+    @property
+    def fits(self) -> bool:
+        return self.total_bytes <= self.usable_bytes
+
+    @property
+    def free_after_bytes(self) -> int:
+        return self.usable_bytes - self.total_bytes
+
+
+@dataclass(frozen=True)
+class FitReport:
+    model: str
+    quant: str
+    engine: str
+    context: int
+    concurrency: int
+    kv_dtype: str
+    kv_bytes_per_token: int  # whole model, all layers, one token of one sequence
+    parallelism: str  # single | tensor | layers | cpu
+    tensor_parallel: int
+    gpus_used: int
+    per_gpu: tuple[DeviceUsage, ...]
+    host_bytes: int  # host RAM needed besides the devices (llama.cpp token_embd)
+    host_capacity_bytes: int | None
+    fits: bool
+    max_context: int
+    trained_context: int
+    rope: RopeScaling | None
+    weights_total_bytes: int
+    weights_source: str
+    params: int
+    warnings: tuple[str, ...] = ()
+    suggestions: tuple[str, ...] = ()
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(d.total_bytes for d in self.per_gpu) + self.host_bytes
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def kv_bytes_per_token(spec: ModelSpec, kv_dtype_bytes_: float, kv_heads: int | None = None) -> int:
+    """KV bytes of one token of one sequence over all layers (2 x L x kv_heads x head_dim x b)."""
+    a = spec.arch
+    heads = a.kv_heads if kv_heads is None else kv_heads
+    return int(math.ceil(2 * a.layers * heads * a.head_dim * kv_dtype_bytes_))
+
+
+def _kv_layer_bytes(
+    spec: ModelSpec, tokens: int, per_seq: int, seqs: int, kvb: float, heads: int
+) -> tuple[int, ...]:
+    """KV bytes of each layer: sliding-window layers hold at most ``window`` tokens per sequence."""
+    a = spec.arch
+    per_token_layer = 2 * heads * a.head_dim * kvb
+    out = []
+    n_swa = a.sliding_window_layers if a.sliding_window else 0
+    for i in range(a.layers):
+        # gemma2-style alternation: even layers local, odd layers global
+        local = n_swa and (n_swa >= a.layers or i % 2 == 0)
+        t = min(per_seq, a.sliding_window or per_seq) * seqs if local else tokens
+        out.append(int(math.ceil(per_token_layer * t)))
+    return tuple(out)
+
+
+def resolve_kv_dtype(kv_dtype: str, quant: str, engine: str) -> tuple[str, float]:
+    """The KV cache dtype name and bytes per element; ``auto`` follows the compute dtype."""
+    if kv_dtype.lower() == "auto":
+        name = "fp32" if quant == "fp32" else ("bf16" if quant == "bf16" else "fp16")
+        return name, float(compute_dtype_bytes(quant))
+    b = kv_dtype_bytes(kv_dtype)
+    allowed = {
+        "vllm": ("fp16", "bf16", "fp8"),
+        "tgi": ("fp16", "bf16", "fp8"),
+        "llamacpp": ("fp16", "q8_0", "q4_0", "fp32"),
+        "torch": ("fp16", "bf16", "fp32"),
+    }[engine]
+    if kv_dtype.lower() not in allowed:
+        raise UsageError(
+            f"{engine} has no {kv_dtype} KV cache",
+            f"choose one of: auto, {', '.join(allowed)}",
+        )
+    return kv_dtype.lower(), b
+
+
+def rope_plan(spec: ModelSpec, context: int, kind: str) -> RopeScaling | None:
+    """The rope scaling needed to serve ``context`` tokens (None within the trained context).
+
+    Raises:
+        UsageError: context <= 0, or beyond what any scaling can reach (x8).
+    """
+    if context <= 0:
+        raise UsageError(
+            f"context must be a positive number of tokens, got {context}",
+            "e.g. `--context 8192`",
+        )
+    trained = spec.arch.trained_context
+    if context <= trained:
+        return None
+    factor = context / trained
+    if spec.arch.position == "alibi":
+        if factor > MAX_ROPE_FACTOR:
+            raise UsageError(
+                f"{context} tokens is {factor:.1f}x {spec.name}'s trained {trained}",
+                f"ALiBi extrapolates poorly beyond that; use `--context {trained}`",
+            )
+        return None
+    if factor > MAX_ROPE_FACTOR:
+        raise UsageError(
+            f"{context} tokens is {factor:.1f}x {spec.name}'s trained context {trained}, "
+            f"beyond any rope scaling (x{MAX_ROPE_FACTOR:g} at most)",
+            f"use `--context {int(trained * MAX_ROPE_FACTOR)}` or less, or a long-context model",
+        )
+    if kind not in ("linear", "dynamic", "yarn"):
+        raise UsageError(f"unknown rope scaling {kind!r}", "choose linear, dynamic or yarn")
+    return RopeScaling(kind=kind, factor=math.ceil(factor * 100) / 100, original_context=trained)
+
+
+def engine_supports(engine: str, quant: str, on_cpu: bool) -> str | None:
+    """``None`` when ``engine`` can serve ``quant`` here, else why not."""
+    spec = QUANT_SPECS[quant]
+    if engine not in spec.engines:
+        return f"{engine} does not serve {quant} (engines for it: {', '.join(spec.engines)})"
+    if on_cpu and engine not in ("llamacpp", "torch"):
+        return f"{engine} needs an NVIDIA GPU; on a CPU-only host use llamacpp or torch"
+    if on_cpu and not spec.cpu:
+        return f"{quant} needs a GPU; on the CPU use a GGUF quant (q4_k_m) or bf16"
+    return None
+
+
+def _cc(dev: Device) -> float | None:
+    try:
+        return float(dev.compute_capability) if dev.compute_capability else None
+    except ValueError:
+        return None
+
+
+def _kernel_warning(quant: str, engine: str, devs: tuple[Device, ...]) -> str | None:
+    ccs = [c for c in (_cc(d) for d in devs) if c is not None]
+    if not ccs:
+        return None
+    low = min(ccs)
+    if quant == "fp8" and low < 8.9:
+        return f"fp8 weights need compute capability 8.9+ (Ada/Hopper); this GPU has {low}"
+    if quant == "awq" and engine == "vllm" and low < 7.5:
+        return f"vLLM's AWQ kernels need compute capability 7.5+; this GPU has {low}"
+    if quant == "bf16" and low < 8.0:
+        return f"bf16 needs compute capability 8.0+ (Ampere); this GPU has {low}: use fp16"
+    return None
+
+
+def _activation_bytes(
+    spec: ModelSpec, engine: str, tokens: int, tp: int, act_b: int, n_ctx: int, opts: FitOptions
+) -> int:
+    """The peak transient of one forward step over ``tokens`` prompt tokens on one device."""
+    a = spec.arch
+    inter = a.intermediate_size * max(a.experts_active, 1)
+    per_token = (4 * a.hidden_size + (a.q_dim + 2 * a.kv_dim) // tp + 3 * inter // tp) * act_b
+    act = tokens * per_token
+    vocab_shard = a.vocab_size // tp
+    if engine == "vllm":
+        act += min(VLLM_MAX_NUM_SEQS, max(opts.concurrency, 1) * 256) * vocab_shard * 4
+    elif engine == "llamacpp":
+        act = tokens * (4 * a.hidden_size + a.q_dim + 2 * a.kv_dim + 3 * inter) * 4  # f32
+        act += 2 * n_ctx * tokens  # flash-attention KQ mask, f16
+        act += (a.vocab_size + a.hidden_size) * tokens * 4  # output buffer
+    else:  # tgi, torch: logits for the last token of each sequence
+        act += max(opts.concurrency, 1) * vocab_shard * 4
+    return int(act)
+
+
+def _tp_candidates(spec: ModelSpec, n: int) -> list[int]:
+    a = spec.arch
+    out = []
+    for k in range(1, n + 1):
+        if a.attention_heads % k:
+            continue
+        if a.kv_heads % k and k % a.kv_heads:
+            continue
+        out.append(k)
+    return out
+
+
+def _split_layers(n_layers: int, weights: list[int]) -> list[int]:
+    """Layers per device in proportion to ``weights`` (llama.cpp's --tensor-split default)."""
+    total = sum(weights)
+    if total <= 0:
+        return [n_layers] + [0] * (len(weights) - 1)
+    raw = [n_layers * w / total for w in weights]
+    counts = [int(math.floor(r)) for r in raw]
+    rest = n_layers - sum(counts)
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)
+    for i in order[:rest]:
+        counts[i] += 1
+    return counts
+
+
+# ------------------------------------------------------------------------------ estimate
+
+
+@dataclass(frozen=True)
+class _Plan:
+    per_gpu: tuple[DeviceUsage, ...]
+    host_bytes: int
+    parallelism: str
+    tp: int
+
+
+def _usage(
+    dev: Device,
+    engine: str,
+    layers: int,
+    weights: int,
+    kv: int,
+    act: int,
+    overhead: int,
+    util: float,
+) -> DeviceUsage:
+    total = weights + kv + act + overhead
+    cap = dev.capacity_bytes
+    if dev.kind == "cpu":
+        reserve = 0
+    elif engine == "vllm":
+        reserve = int(cap * (1 - util))
+    elif engine == "tgi":
+        reserve = int(max(0, cap - weights - act - overhead) * (1 - TGI_WIGGLE_ROOM))
+    else:
+        reserve = int(cap * ALLOCATOR_RESERVE)
+    usable = cap - reserve - dev.in_use_bytes
+    return DeviceUsage(
+        device=dev.kind,
+        index=dev.index,
+        name=dev.name,
+        layers=layers,
+        weights_bytes=weights,
+        kv_cache_bytes=kv,
+        activation_bytes=act,
+        overhead_bytes=overhead,
+        reserve_bytes=reserve,
+        in_use_bytes=dev.in_use_bytes,
+        total_bytes=total,
+        capacity_bytes=cap,
+        usable_bytes=usable,
+    )
+
+
+def _place(
+    spec: ModelSpec,
+    inv: WeightInventory,
+    devs: tuple[Device, ...],
+    opts: FitOptions,
+    kvb: float,
+) -> _Plan:
+    """Weights, KV and buffers on ``devs`` (all GPUs, or the one CPU device)."""
+    a = spec.arch
+    engine = opts.engine
+    act_b = compute_dtype_bytes(opts.quant)
+    seqs = max(opts.concurrency, 1)
+    tokens = opts.context * seqs
+    n_ctx = tokens
+    if engine == "llamacpp":
+        n_ctx = -(-tokens // LLAMACPP_CTX_PAD) * LLAMACPP_CTX_PAD
+    chunk = opts.prefill_tokens or PREFILL_TOKENS.get(engine) or opts.context
+    prefill = min(chunk, opts.context if engine != "llamacpp" else n_ctx)
+    on_cpu = devs[0].kind == "cpu"
+
+    def overhead(n_gpus: int) -> int:
+        if on_cpu:
+            return CPU_RUNTIME_BYTES[engine]
+        o = CUDA_CONTEXT_BYTES
+        if not opts.enforce_eager:
+            o += CUDA_GRAPHS_BYTES[engine]
+        if n_gpus > 1 and engine in ("vllm", "tgi"):
+            o += NCCL_BYTES
+        return o
+
+    if engine in ("vllm", "tgi") and not on_cpu:
+        tp = len(devs)
+        heads = max(1, a.kv_heads // tp)
+        kv = sum(_kv_layer_bytes(spec, n_ctx, opts.context, seqs, kvb, heads))
+        big = inv.embed_bytes + inv.lm_head_bytes + sum(inv.layer_bytes)
+        w = -(-big // tp) + inv.other_bytes
+        act = _activation_bytes(spec, engine, prefill, tp, act_b, n_ctx, opts)
+        ov = overhead(tp)
+        rows = tuple(
+            _usage(d, engine, a.layers, w, kv, act, ov, opts.gpu_memory_utilization) for d in devs
+        )
+        return _Plan(rows, 0, "tensor" if tp > 1 else "single", tp)
+
+    # layer split (llama.cpp, torch/accelerate) or one CPU device
+    kv_layers = _kv_layer_bytes(spec, n_ctx, opts.context, seqs, kvb, a.kv_heads)
+    act = _activation_bytes(spec, engine, prefill, 1, act_b, n_ctx, opts)
+    host = 0
+    embed_on_dev = inv.embed_bytes
+    head = inv.lm_head_bytes
+    if engine == "llamacpp" and not on_cpu:
+        host = inv.embed_bytes  # token_embd stays in host RAM
+        embed_on_dev = 0
+        if inv.tied:
+            head = inv.embed_bytes  # the output copy goes to the last GPU
+    if len(devs) == 1:
+        counts = [a.layers]
+    else:
+        counts = _split_layers(a.layers, [max(0, d.capacity_bytes - d.in_use_bytes) for d in devs])
+    split_rows: list[DeviceUsage] = []
+    start = 0
+    for i, (d, c) in enumerate(zip(devs, counts, strict=True)):
+        w = sum(inv.layer_bytes[start : start + c])
+        kv = sum(kv_layers[start : start + c])
+        if i == 0:
+            w += embed_on_dev
+        if i == len(devs) - 1:
+            w += head + inv.other_bytes
+        start += c
+        split_rows.append(_usage(d, engine, c, w, kv, act, overhead(len(devs)), 1.0))
+    par = "cpu" if on_cpu else ("layers" if len(devs) > 1 else "single")
+    return _Plan(tuple(split_rows), host, par, 1)
+
+
+def _device_sets(
+    spec: ModelSpec, opts: FitOptions, gpus: tuple[Device, ...]
+) -> list[tuple[Device, ...]]:
+    """Candidate GPU sets, fewest first: the largest (least used) GPUs are taken first."""
+    ordered = tuple(
+        sorted(gpus, key=lambda d: (-(d.capacity_bytes - d.in_use_bytes), d.index or 0))
+    )
+    if opts.gpus is not None:
+        if opts.gpus < 1 or opts.gpus > len(gpus):
+            raise UsageError(
+                f"cannot use {opts.gpus} GPU(s): the hardware has {len(gpus)}",
+                f"use a number from 1 to {len(gpus)}"
+                if gpus
+                else "plan for GPUs with `--hw 1x24GB`",
+            )
+        counts = [opts.gpus]
+    elif opts.engine in ("vllm", "tgi"):
+        counts = _tp_candidates(spec, len(gpus))
+    else:
+        counts = list(range(1, len(gpus) + 1))
+    if (
+        opts.engine in ("vllm", "tgi")
+        and opts.gpus is not None
+        and opts.gpus not in _tp_candidates(spec, len(gpus))
+    ):
+        raise UsageError(
+            f"{spec.name} has {spec.arch.attention_heads} attention heads: tensor parallel "
+            f"{opts.gpus} does not divide them",
+            f"use --gpus {' or '.join(str(k) for k in _tp_candidates(spec, len(gpus)))}",
+        )
+    return [ordered[:k] for k in counts]
+
+
+def _estimate_once(
+    spec: ModelSpec,
+    inv: WeightInventory,
+    gpus: tuple[Device, ...],
+    host: Device | None,
+    opts: FitOptions,
+    kvb: float,
+) -> _Plan:
+    if not gpus:
+        cpu = host or Device(kind="cpu", index=None, name="CPU", capacity_bytes=0)
+        return _place(spec, inv, (cpu,), opts, kvb)
+    last: _Plan | None = None
+    for devs in _device_sets(spec, opts, gpus):
+        last = _place(spec, inv, devs, opts, kvb)
+        if all(r.fits for r in last.per_gpu) and _host_fits(last, host):
+            return last
+    assert last is not None
+    return last
+
+
+def _host_fits(plan: _Plan, host: Device | None) -> bool:
+    if host is None or plan.host_bytes == 0:
+        return True
+    return plan.host_bytes <= host.capacity_bytes - host.in_use_bytes
+
+
+def _fits(plan: _Plan, host: Device | None) -> bool:
+    return all(r.fits for r in plan.per_gpu) and _host_fits(plan, host)
+
+
+def check_quant(spec: ModelSpec, quant: str) -> None:
+    """Raise UsageError when ``spec`` is not published in ``quant``, listing what is."""
+    quant_spec(quant)
+    avail = available_quants(spec)
+    if quant not in avail:
+        raise UsageError(
+            f"{spec.name} is not available as {quant}",
+            f"available for {spec.name}: {', '.join(avail)}",
+        )
+
+
+def available_quants(spec: ModelSpec) -> tuple[str, ...]:
+    """The quant names ``spec`` can be served in, given the formats its recipe lists."""
+    f = spec.formats
+    out: list[str] = []
+    if f.safetensors:
+        out += [f.dtype] if f.dtype in ("fp16", "bf16") else []
+        out += [q for q in ("fp16", "bf16") if q not in out]
+        out += ["fp32", "8bit", "4bit", "fp8"]
+    if f.gptq:
+        out.append("gptq")
+    if f.awq:
+        out.append("awq")
+    if f.fp8 and "fp8" not in out:
+        out.append("fp8")
+    for q in (*GGUF_QUANTS, "gguf"):
+        if f.gguf_file(q) is not None:
+            out.append(q)
+    return tuple(out)
+
+
+def estimate(
+    spec: ModelSpec,
+    gpus: tuple[Device, ...],
+    host: Device | None,
+    opts: FitOptions,
+    inventory: WeightInventory | None = None,
+    *,
+    with_suggestions: bool = True,
+) -> FitReport:
+    """Estimate ``spec`` on the devices for the options, with the verdict and the max context.
+
+    Args:
+        spec: the model.
+        gpus: the GPUs (empty: a CPU-only host; ``host`` is then the device).
+        host: host RAM (None: unknown).
+        opts: quant, engine, context, concurrency, KV dtype, GPUs to use.
+        inventory: real weight bytes when known (GGUF header, safetensors metadata);
+            otherwise computed from the architecture and the quant.
+        with_suggestions: compute "what to change" when it does not fit.
+
+    Raises:
+        UsageError: bad options (unknown engine/quant, context <= 0 or beyond any scaling,
+            an engine that cannot serve the quant on this hardware).
+    """
+    if opts.engine not in ENGINES:
+        raise UsageError(f"unknown engine {opts.engine!r}", f"choose one of: {', '.join(ENGINES)}")
+    quant_spec(opts.quant)
+    if opts.concurrency < 1:
+        raise UsageError(
+            f"concurrency must be at least 1, got {opts.concurrency}", "e.g. `--concurrency 4`"
+        )
+    rope = rope_plan(spec, opts.context, opts.rope_kind)
+    on_cpu = not gpus
+    why = engine_supports(opts.engine, opts.quant, on_cpu)
+    if why:
+        hint = "choose another --engine or --quant; `llmops recommend` lists what runs here"
+        raise UsageError(why, hint)
+    kv_name, kvb = resolve_kv_dtype(opts.kv_dtype, opts.quant, opts.engine)
+    inv = inventory or weight_inventory(spec.arch, opts.quant)
+
+    plan = _estimate_once(spec, inv, gpus, host, opts, kvb)
+    fits = _fits(plan, host)
+    n_used = len(plan.per_gpu) if gpus else 0
+    fixed = replace(opts, gpus=n_used or None)
+    max_ctx = _max_context(spec, inv, gpus, host, fixed, kvb)
+
+    warnings: list[str] = []
+    if rope is not None:
+        warnings.append(
+            f"{opts.context} tokens is beyond {spec.name}'s trained context "
+            f"{spec.arch.trained_context}: rope scaling {rope.kind} x{rope.factor:g} "
+            "(expect lower quality on long inputs)"
+        )
+    elif opts.context > spec.arch.trained_context and spec.arch.position == "alibi":
+        warnings.append(
+            f"{spec.name} uses ALiBi: beyond {spec.arch.trained_context} tokens quality drops"
+        )
+    kw = _kernel_warning(opts.quant, opts.engine, tuple(d for d in gpus))
+    if kw:
+        warnings.append(kw)
+    if any(r.in_use_bytes > GIB // 4 and r.device == "gpu" for r in plan.per_gpu):
+        warnings.append("other processes hold GPU memory: counted as unavailable")
+    if spec.gated:
+        warnings.append(
+            f"{spec.name} is gated on Hugging Face: accept its licence and set HF_TOKEN"
+        )
+    if fits and any(r.total_bytes > 0.95 * r.usable_bytes for r in plan.per_gpu):
+        warnings.append("tight: less than 5 % headroom on a device")
+
+    report = FitReport(
+        model=spec.name,
+        quant=opts.quant,
+        engine=opts.engine,
+        context=opts.context,
+        concurrency=opts.concurrency,
+        kv_dtype=kv_name,
+        kv_bytes_per_token=kv_bytes_per_token(spec, kvb),
+        parallelism=plan.parallelism,
+        tensor_parallel=plan.tp,
+        gpus_used=n_used,
+        per_gpu=plan.per_gpu,
+        host_bytes=plan.host_bytes,
+        host_capacity_bytes=host.capacity_bytes - host.in_use_bytes if host else None,
+        fits=fits,
+        max_context=max_ctx,
+        trained_context=spec.arch.trained_context,
+        rope=rope,
+        weights_total_bytes=inv.total_bytes,
+        weights_source=inv.source,
+        params=spec.params or _params(spec),
+        warnings=tuple(warnings),
+    )
+    if not fits and with_suggestions:
+        report = replace(
+            report, suggestions=tuple(suggest(spec, gpus, host, opts, report, inventory))
+        )
+    return report
+
+
+def _params(spec: ModelSpec) -> int:
+    from llmops.plan.quant import param_count
+
+    return param_count(spec.arch)
+
+
+def _max_context(
+    spec: ModelSpec,
+    inv: WeightInventory,
+    gpus: tuple[Device, ...],
+    host: Device | None,
+    opts: FitOptions,
+    kvb: float,
+) -> int:
+    """The largest context (multiple of 256 when >= 256) that fits the same devices."""
+    cap = max(spec.arch.trained_context, opts.context)
+
+    def ok(ctx: int) -> bool:
+        return _fits(_estimate_once(spec, inv, gpus, host, replace(opts, context=ctx), kvb), host)
+
+    if not ok(1):
+        return 0
+    if ok(cap):
+        return cap
+    lo, hi = 1, cap  # ok(lo), not ok(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo - lo % 256 if lo >= 256 else lo
+
+
+def suggest(
+    spec: ModelSpec,
+    gpus: tuple[Device, ...],
+    host: Device | None,
+    opts: FitOptions,
+    report: FitReport,
+    inventory: WeightInventory | None = None,
+) -> list[str]:
+    """What to change when it does not fit: context, KV dtype, quant, engine, more GPUs."""
+    out: list[str] = []
+    if report.max_context >= 256:
+        out.append(f"shorter context: `--context {report.max_context}` fits")
+    if opts.concurrency > 1:
+        try:
+            r = estimate(
+                spec, gpus, host, replace(opts, concurrency=1), inventory, with_suggestions=False
+            )
+            if r.fits:
+                out.append("one sequence at a time: `--concurrency 1` fits")
+        except UsageError:
+            pass
+    for kv in ("fp8", "q8_0"):
+        try:
+            r = estimate(
+                spec, gpus, host, replace(opts, kv_dtype=kv), inventory, with_suggestions=False
+            )
+        except UsageError:
+            continue
+        if r.fits and opts.kv_dtype != kv:
+            out.append(f"a {kv} KV cache: `--kv-dtype {kv}` fits")
+            break
+    on_cpu = not gpus
+    for q in available_quants(spec):
+        if q == opts.quant:
+            continue
+        for eng in _engines_for(q, opts.engine, on_cpu):
+            try:
+                r = estimate(
+                    spec,
+                    gpus,
+                    host,
+                    replace(opts, quant=q, engine=eng, kv_dtype="auto"),
+                    with_suggestions=False,
+                )
+            except UsageError:
+                continue
+            if r.fits:
+                out.append(f"a smaller quant: `--quant {q} --engine {eng}` fits")
+                break
+        if len(out) >= 4:
+            break
+    if gpus:
+        need = _gpus_needed(spec, gpus[0], host, opts, inventory)
+        if need and need > len(gpus):
+            out.append(
+                f"more GPUs: {need}x {gpus[0].name} would fit (`--hw {need}x{gpus[0].capacity_bytes // GIB}GB`)"
+            )
+        if opts.engine == "llamacpp":
+            n = _offload_layers(spec, gpus, host, opts, inventory)
+            if n is not None and 0 < n < spec.arch.layers:
+                out.append(
+                    f"partial offload: {n} of {spec.arch.layers} layers on the GPU(s), the rest "
+                    "in RAM (llama.cpp `-ngl {n}`, much slower)".replace("{n}", str(n))
+                )
+    return out
+
+
+def _engines_for(quant: str, preferred: str, on_cpu: bool) -> list[str]:
+    engines = [e for e in QUANT_SPECS[quant].engines if engine_supports(e, quant, on_cpu) is None]
+    return sorted(engines, key=lambda e: e != preferred)
+
+
+def _gpus_needed(
+    spec: ModelSpec,
+    card: Device,
+    host: Device | None,
+    opts: FitOptions,
+    inventory: WeightInventory | None,
+) -> int | None:
+    for n in (2, 4, 8, 16):
+        devs = tuple(replace(card, index=i, in_use_bytes=0) for i in range(n))
+        try:
+            r = estimate(
+                spec, devs, host, replace(opts, gpus=None), inventory, with_suggestions=False
+            )
+        except UsageError:
+            return None
+        if r.fits:
+            return n
+    return None
+
+
+def _offload_layers(
+    spec: ModelSpec,
+    gpus: tuple[Device, ...],
+    host: Device | None,
+    opts: FitOptions,
+    inventory: WeightInventory | None,
+) -> int | None:
+    """How many layers llama.cpp could keep on the GPUs (the rest run from RAM)."""
+    inv = inventory or weight_inventory(spec.arch, opts.quant)
+    _, kvb = resolve_kv_dtype(opts.kv_dtype, opts.quant, opts.engine)
+    best = None
+    for n in range(spec.arch.layers, 0, -1):
+        partial = replace(
+            spec,
+            arch=replace(
+                spec.arch, layers=n, sliding_window_layers=min(n, spec.arch.sliding_window_layers)
+            ),
+        )
+        sub = replace(inv, layer_bytes=inv.layer_bytes[:n])
+        plan = _estimate_once(partial, sub, gpus, host, replace(opts, gpus=None), kvb)
+        if _fits(plan, None):
+            best = n
+            break
+    return best
+
+
+def default_engine(quant: str, on_cpu: bool) -> str:
+    """The engine llmops picks for a quant: llama.cpp for GGUF, torch on CPU/bitsandbytes, vLLM."""
+    if quant in GGUF_QUANTS:
+        return "llamacpp"
+    if on_cpu or quant in ("8bit", "fp32"):
+        return "torch"
+    return "vllm"
+
+
+def default_quant(spec: ModelSpec, on_cpu: bool) -> str:
+    """The checkpoint's own dtype on a GPU; on a CPU, GGUF Q4_K_M when published, else bf16."""
+    avail = available_quants(spec)
+    if on_cpu:
+        for q in ("q4_k_m", "q5_k_m", "q8_0", "bf16"):
+            if q in avail:
+                return q
+    if avail and avail[0] in ("fp16", "bf16"):
+        return avail[0]
+    return avail[0] if avail else "fp16"
+
+
+__all__ = [
+    "DeviceUsage",
+    "FitOptions",
+    "FitReport",
+    "available_quants",
+    "check_quant",
+    "default_engine",
+    "default_quant",
+    "estimate",
+    "kv_bytes_per_token",
+    "rope_plan",
+]
