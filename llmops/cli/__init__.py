@@ -44,6 +44,12 @@ def report_error(err: LlmopsError) -> None:
 class LlmopsGroup(TyperGroup):
     """Root group whose ``invoke`` is the single error boundary of the app."""
 
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        # The subcommand and its arguments as typed, for `--host H` to run them remotely.
+        ctx.meta["llmops.argv"] = [*ctx._protected_args, *ctx.args]
+        return rest
+
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -104,9 +110,32 @@ def _root(
             help="Print the version and exit.",
         ),
     ] = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            metavar="HOST",
+            help="Run the command on a remote host over SSH: user@host[:port], an alias from "
+            "~/.ssh/config, or a pasted 'ssh -p PORT user@host' command.",
+        ),
+    ] = None,
+    trust_new_host: Annotated[
+        bool,
+        typer.Option(
+            "--trust-new-host",
+            help="Accept and record the key of a host not yet in known_hosts (a changed key is "
+            "always refused).",
+        ),
+    ] = False,
 ) -> None:
     """Provision self-hosted LLM inference hosts: probe, fit, launch, expose, measure."""
     ctx.meta["llmops.debug"] = debug
+    ctx.meta["llmops.host"] = host
+    ctx.meta["llmops.trust_new_host"] = trust_new_host
+    if host is not None:
+        from llmops.cli.remote import dispatch
+
+        dispatch(ctx)
 
 
 def _register() -> None:
@@ -115,7 +144,12 @@ def _register() -> None:
     from llmops.cli import doctor
 
     doctor.register(app)
+    __import__("llmops.cli.launch", fromlist=["register"]).register(app)
+    __import__("llmops.cli.deploy", fromlist=["register"]).register(app)
     __import__("llmops.cli.serve", fromlist=["register"]).register(app)
+    __import__("llmops.cli.remote", fromlist=["register"]).register(app)
+    __import__("llmops.cli.forward", fromlist=["register"]).register(app)
+    __import__("llmops.cli.fleet", fromlist=["register"]).register(app)
     __import__("llmops.cli.tunnel", fromlist=["register"]).register(app)
     __import__("llmops.cli.power", fromlist=["register"]).register(app)
     __import__("llmops.cli.kill", fromlist=["register"]).register(app)

@@ -52,7 +52,7 @@ def ps(
         "health",
         "uptime",
     ):
-        t.add_column(col, no_wrap=True)
+        t.add_column(col, no_wrap=col in ("name", "port", "status"))
     for r in rows:
         t.add_row(
             r.name,
@@ -88,7 +88,8 @@ def logs(
         except KeyboardInterrupt:
             return
         return
-    sys.stdout.write(d.logs(name, tail))
+    text = d.logs(name, tail)
+    sys.stdout.write(text if not text or text.endswith("\n") else text + "\n")
 
 
 def down(

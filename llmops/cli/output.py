@@ -11,22 +11,28 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
-def _width() -> int | None:
+def _width(stream: object = None) -> int | None:
+    """COLUMNS when set; the terminal's width on a TTY; else wide, so pipes get whole lines."""
     cols = os.environ.get("COLUMNS")
-    return int(cols) if cols and cols.isdigit() else None
+    if cols and cols.isdigit():
+        return int(cols)
+    isatty = getattr(stream, "isatty", None)
+    if callable(isatty) and not isatty():
+        return 200
+    return None
 
 
-def stdout() -> Console:
+def stdout(soft_wrap: bool = False) -> Console:
     """A console on the current sys.stdout (looked up at call time, so test runners can swap it)."""
     from rich.console import Console
 
-    return Console(file=sys.stdout, width=_width(), highlight=False, soft_wrap=False)
+    return Console(file=sys.stdout, width=_width(sys.stdout), highlight=False, soft_wrap=soft_wrap)
 
 
 def stderr() -> Console:
     from rich.console import Console
 
-    return Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=True)
+    return Console(file=sys.stderr, width=_width(sys.stderr), highlight=False, soft_wrap=True)
 
 
 def print_error(message: str, hint: str | None) -> None:

@@ -1,0 +1,344 @@
+"""`llmops up` and `llmops render`: plan a deployment from the catalog and the fit, then
+render it or start it and wait until it serves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llmops.cli import deps, output
+
+if TYPE_CHECKING:
+    from llmops.hw.facts import HostFacts
+    from llmops.plan.launch import LaunchPlan
+    from llmops.run.launching import Prepared
+
+
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", "-e", help="tgi | vllm | llamacpp | torch (default: chosen for the host)."
+    ),
+]
+QuantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--quant",
+        "-q",
+        help="4bit | 8bit | fp16 | bf16 | gptq | awq | fp8 | q4_k_m | q5_k_m | q8_0 (default: "
+        "the best that fits).",
+    ),
+]
+ContextOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--context",
+        "-c",
+        help="Context length in tokens (default: what fits, up to the trained length).",
+    ),
+]
+GpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpus", help="GPU indices to use, e.g. 0,1 (default: as many as the fit needs)."
+    ),
+]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", "-n", help="Deployment name (default MODEL-ENGINE).")
+]
+RuntimeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime", help="docker | native (default: docker when reachable, else native)."
+    ),
+]
+ImageOpt = Annotated[str | None, typer.Option("--image", help="Override the engine image.")]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", help="Concurrent sequences to size the KV cache for.")
+]
+
+
+def _options(
+    model: str,
+    engine: str | None,
+    quant: str | None,
+    context: int | None,
+    gpus: str | None,
+    port: int | None,
+    name: str | None,
+    runtime: str | None,
+    image: str | None,
+    concurrency: int,
+    api_key: bool,
+    force: bool,
+    extra: list[str],
+    hw: str | None,
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "engine": engine,
+        "quant": quant,
+        "context": context,
+        "gpus": gpus,
+        "port": port,
+        "name": name,
+        "runtime": runtime,
+        "image": image,
+        "concurrency": concurrency,
+        "api_key": api_key,
+        "force": force,
+        "extra_args": tuple(extra),
+        "hw": hw,
+    }
+
+
+def _facts(hw: str | None, facts_file: Path | None) -> HostFacts:
+    if hw:
+        from llmops.run.launching import facts_for_hw
+
+        return facts_for_hw(hw)
+    if facts_file is not None:
+        return deps.load_facts_file(facts_file)
+    return deps.collect_facts(
+        ["nvidia", "system", "docker", "platform", "hf"], hf_online_check=False
+    )
+
+
+def render(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Catalog name (see `llmops models`) or HF repo id.")],
+    engine: EngineOpt = None,
+    quant: QuantOpt = None,
+    context: ContextOpt = None,
+    gpus: GpusOpt = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", help="Host port.")] = None,
+    name: NameOpt = None,
+    runtime: RuntimeOpt = None,
+    image: ImageOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    hw: Annotated[
+        str | None,
+        typer.Option(
+            "--hw", help="Plan for this hardware instead of this host, e.g. 2x24GB, 1xA100-80GB."
+        ),
+    ] = None,
+    facts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--facts", metavar="FILE", help="Plan for a host saved by `llmops doctor --json`."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="shell (docker run) | native (no Docker) | json (the LaunchPlan).",
+        ),
+    ] = "shell",
+    force: Annotated[
+        bool, typer.Option("--force", help="Render even when it does not fit.")
+    ] = False,
+) -> None:
+    """Show how a model would be launched: a docker run line, a native command, or the plan."""
+    from llmops.plan.render import render as render_plan
+    from llmops.resources import templates_dir
+    from llmops.run.launching import prepare
+
+    if fmt == "native" and runtime is None:
+        runtime = "native"
+    if fmt == "shell" and runtime is None:
+        runtime = "docker"
+    facts = _facts(hw, facts_file)
+    prep = prepare(
+        _options(
+            model,
+            engine,
+            quant,
+            context,
+            gpus,
+            port,
+            name,
+            runtime,
+            image,
+            concurrency,
+            True,
+            force,
+            list(ctx.args),
+            hw,
+        ),
+        facts,
+        for_render=True,
+    )
+    for note in prep.warnings:
+        output.warn(note)
+    sys.stdout.write(
+        render_plan(prep.plan, fmt, templates=templates_dir(), data_dir=str(prep.data_dir))
+    )
+
+
+def up(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Catalog name (see `llmops models`) or HF repo id.")],
+    engine: EngineOpt = None,
+    quant: QuantOpt = None,
+    context: ContextOpt = None,
+    gpus: GpusOpt = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port", "-p", help="Host port (default: engine default, or the next free one)."
+        ),
+    ] = None,
+    name: NameOpt = None,
+    runtime: RuntimeOpt = None,
+    image: ImageOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Plan and check, print the plan, start nothing.")
+    ] = False,
+    no_api_key: Annotated[
+        bool, typer.Option("--no-api-key", help="Serve without an API key (not recommended).")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start even when the fit says it does not fit.")
+    ] = False,
+    timeout: Annotated[
+        int, typer.Option("--timeout", help="Seconds to wait until it serves.")
+    ] = 1800,
+    no_wait: Annotated[
+        bool,
+        typer.Option("--no-wait", help="Return once started, without waiting until it serves."),
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """Start a model server (TGI, vLLM, llama.cpp or the torch backend) and wait until it serves.
+
+    Extra engine arguments go after `--`, e.g. `llmops up mistral7b -- --max-num-seqs 64`.
+    """
+    from llmops.run.launching import prepare, start
+
+    facts = _facts(None, None)
+    prep = prepare(
+        _options(
+            model,
+            engine,
+            quant,
+            context,
+            gpus,
+            port,
+            name,
+            runtime,
+            image,
+            concurrency,
+            not no_api_key,
+            force,
+            list(ctx.args),
+            None,
+        ),
+        facts,
+        for_render=False,
+    )
+    for note in prep.warnings:
+        output.warn(note)
+    if prep.already_running:
+        output.info(f"{prep.plan.name} is already running; nothing changed (`llmops ps`)")
+        if json_:
+            output.emit_json({"deployment": prep.plan.name, "changed": False})
+        return
+    if dry_run:
+        _print_plan(prep, json_)
+        return
+    from llmops.run.up import StartupFailed, describe_failure
+
+    try:
+        result = start(prep, timeout_s=timeout, wait=not no_wait, on_phase=_phase_printer(json_))
+    except StartupFailed as err:
+        tail = describe_failure(err)
+        if tail:
+            sys.stderr.write(tail + "\n")
+        raise
+    _print_ready(prep, result, json_)
+
+
+def _phase_printer(quiet: bool):  # type: ignore[no-untyped-def]
+    def show(text: str) -> None:
+        if not quiet:
+            output.info(f"… {text}")
+
+    return show
+
+
+def _print_plan(prep: Prepared, json_: bool) -> None:
+    from llmops.plan.render import plan_json, render
+    from llmops.resources import templates_dir
+
+    if json_:
+        output.emit_json({"dry_run": True, "plan": plan_json(prep.plan), "fit": prep.fit_summary})
+        return
+    fmt = "shell" if prep.plan.runtime == "docker" else "native"
+    output.info(f"dry run: {prep.fit_line}")
+    sys.stdout.write(render(prep.plan, fmt, templates=templates_dir(), data_dir=str(prep.data_dir)))
+
+
+def _print_ready(prep: Prepared, result: Any, json_: bool) -> None:
+    plan: LaunchPlan = prep.plan
+    key = prep.api_key
+    if json_:
+        output.emit_json(
+            {
+                "deployment": plan.name,
+                "engine": plan.engine,
+                "runtime": plan.runtime,
+                "ready": result.ready,
+                "endpoint": plan.endpoint,
+                "served_model_name": plan.served_model_name,
+                "api_key_file": str(prep.secrets_file) if key else None,
+                "elapsed_s": round(result.elapsed_s, 1),
+            }
+        )
+        return
+    con = output.stdout(soft_wrap=True)
+    state = "ready" if result.ready else "started (not waiting)"
+    con.print(
+        f"[bold green]{plan.name}[/] {state} in {result.elapsed_s:.0f} s: {plan.model} "
+        f"({plan.quant}) on {plan.engine}, {plan.runtime}",
+        highlight=False,
+    )
+    con.print(f"endpoint:  {plan.endpoint}", highlight=False)
+    if key:
+        con.print(
+            f"api key:   {key}   (shown once; stored 0600 in {prep.secrets_file})", highlight=False
+        )
+    auth = f' -H "Authorization: Bearer {key}"' if key else ""
+    con.print("\ncurl:", highlight=False)
+    con.print(
+        f"  curl {plan.endpoint}/chat/completions{auth} -H 'Content-Type: application/json' \\\n"
+        f'    -d \'{{"model": "{plan.served_model_name}", "messages": [{{"role": "user", '
+        f'"content": "Hello"}}]}}\'',
+        highlight=False,
+        markup=False,
+    )
+    con.print("\npython:", highlight=False)
+    con.print(
+        "  from openai import OpenAI\n"
+        f'  client = OpenAI(base_url="{plan.endpoint}", api_key="{key or "none"}")\n'
+        f'  r = client.chat.completions.create(model="{plan.served_model_name}",\n'
+        '      messages=[{"role": "user", "content": "Hello"}])\n'
+        "  print(r.choices[0].message.content)",
+        highlight=False,
+        markup=False,
+    )
+    con.print(
+        f"\nstop it with `llmops down {plan.name}`; logs: `llmops logs {plan.name} -f`",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    settings = {"allow_extra_args": True, "ignore_unknown_options": False}
+    app.command("up", context_settings=settings)(up)
+    app.command("render", context_settings=settings)(render)
