@@ -23,10 +23,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-CHUNKS = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+CHUNKS: list[dict[str, Any]] = [
+    {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+]
 CHUNKS += [{"choices": [{"index": 0, "delta": {"content": f" tok{i}"}}]} for i in range(4)]
 CHUNKS += [{"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}]
 CHUNKS += [{"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 4}}]

@@ -104,7 +104,10 @@ def bench(
     results = _run(targets, model, load_prompts(prompts), settings)
     doc = _document(results, settings)
     if out is not None:
-        out.write_text(json.dumps({"schema": 1, **doc}, indent=2) + "\n", encoding="utf-8")
+        from llmops.hw.facts import SCHEMA_VERSION, to_jsonable
+
+        text = json.dumps({"schema": SCHEMA_VERSION, **to_jsonable(doc)}, indent=2)
+        out.write_text(text + "\n", encoding="utf-8")
     if json_:
         output.emit_json(doc)
     else:

@@ -275,14 +275,16 @@ class EndpointResult:
 def token_counter(tokenizer: str | None, model: str | None) -> Callable[[str], int] | None:
     """A text → token count function from a Hugging Face tokenizer, or None.
 
-    ``tokenizer`` (a repo id or local path) must load; without it, the served model's id is
-    tried from the local cache only, quietly.
+    ``tokenizer`` (a repo id or local path) must load; without it, the served model's id (when
+    it looks like ``org/name``) is tried from the local Hugging Face cache only, quietly.
 
     Raises:
         UsageError: ``tokenizer`` was given and cannot be loaded.
     """
     name = tokenizer or model
     if not name:
+        return None
+    if tokenizer is None and "/" not in name:  # not a Hub repo id: nothing to find in the cache
         return None
     try:
         from transformers import AutoTokenizer
