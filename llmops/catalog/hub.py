@@ -80,6 +80,17 @@ class HubNotFound(Exception):
 # ----------------------------------------------------------------------------- the real client
 
 
+def _short(e: BaseException) -> str:
+    """One short clause for a network error (requests' messages run to several lines)."""
+    text = str(e)
+    if "NameResolution" in text or "Failed to resolve" in text:
+        return "huggingface.co does not resolve (no network?)"
+    if "Max retries" in text or "timed out" in text.lower():
+        return "huggingface.co did not answer (no network?)"
+    first = text.splitlines()[0] if text else type(e).__name__
+    return first[:160]
+
+
 class HfHubClient:
     """``huggingface_hub`` behind the HubClient protocol; its exceptions become ours."""
 
@@ -100,9 +111,9 @@ class HfHubClient:
         except hf_errors.LocalEntryNotFoundError as e:
             raise HubUnreachable(str(e).splitlines()[0]) from e
         except hf_errors.HfHubHTTPError as e:
-            raise HubUnreachable(str(e).splitlines()[0]) from e
+            raise HubUnreachable(_short(e)) from e
         except OSError as e:  # requests/httpx connection errors are OSErrors
-            raise HubUnreachable(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+            raise HubUnreachable(_short(e)) from e
 
     def config(self, repo: str) -> dict[str, Any]:
         from huggingface_hub import hf_hub_download

@@ -40,6 +40,7 @@ from llmops.plan.quant import (
     weight_inventory,
 )
 
+CONTEXT_DEFAULT_CAP = 32768  # `fit` without --context: the trained context, at most this
 MAX_ROPE_FACTOR = 8.0  # beyond this, no scaling method keeps a model usable
 CUDA_CONTEXT_BYTES = 512 * MIB
 NCCL_BYTES = 256 * MIB

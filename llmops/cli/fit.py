@@ -1,0 +1,357 @@
+"""`llmops fit` and `llmops recommend`: what fits on this (or described) hardware, and how well."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llmops.cli import deps, output
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from llmops.hw.facts import HostFacts
+    from llmops.plan.hardware import Device
+    from llmops.plan.memory import FitReport
+    from llmops.plan.recommend import Recommendation
+
+GIB = 1 << 30
+
+HwOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--hw",
+        metavar="SPEC",
+        help="Plan for hardware you describe instead of probing this host: 2x24GB, "
+        "1xA100-80GB, 8xH100, 24GB+12GB, cpu, cpu:64GB.",
+    ),
+]
+FactsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--facts", metavar="FILE", help="Plan for a host saved with `llmops doctor --json`."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Output as JSON.")]
+
+
+def host_facts(hw: str | None, facts_file: Path | None) -> HostFacts:
+    """The hardware to plan for: --facts FILE, --hw SPEC, or the local probe."""
+    from llmops import __version__
+    from llmops.hw.facts import HostFacts
+    from llmops.plan.hardware import facts_from_hw, parse_hw
+
+    if facts_file is not None:
+        facts = deps.load_facts_file(facts_file)
+        if hw is None:
+            return facts
+        return facts_from_hw(parse_hw(hw), facts)
+    if hw is not None:
+        spec = parse_hw(hw)
+        base = HostFacts(llmops_version=__version__, collected_at="", source=f"hw:{hw}")
+        if spec.cpu_only and spec.ram_mib is None:
+            base = deps.collect_facts(["system"])  # `--hw cpu`: this host's RAM
+        return facts_from_hw(spec, base)
+    return deps.collect_facts(["nvidia", "system"])
+
+
+def _devices(facts: HostFacts) -> tuple[tuple[Device, ...], Device | None]:
+    from llmops.plan.hardware import devices_from_facts
+
+    return devices_from_facts(facts)
+
+
+def _gib(b: int) -> str:
+    return f"{b / GIB:.2f}"
+
+
+def fit_table(r: FitReport) -> Table:
+    """The per-device breakdown, GiB."""
+    from rich.table import Table
+
+    t = Table(title=None, show_lines=False)
+    for col in (
+        "device",
+        "layers",
+        "weights",
+        "KV cache",
+        "activations",
+        "overhead",
+        "total",
+        "usable",
+        "capacity",
+        "fits",
+    ):
+        t.add_column(col, justify="left" if col == "device" else "right")
+    for d in r.per_gpu:
+        label = f"GPU {d.index}" if d.device == "gpu" else "CPU RAM"
+        t.add_row(
+            f"{label} {d.name}"[:40],
+            str(d.layers),
+            _gib(d.weights_bytes),
+            _gib(d.kv_cache_bytes),
+            _gib(d.activation_bytes),
+            _gib(d.overhead_bytes),
+            _gib(d.total_bytes),
+            _gib(d.usable_bytes),
+            _gib(d.capacity_bytes),
+            "yes" if d.fits else "[red]NO[/]",
+        )
+    if r.host_bytes:
+        cap = _gib(r.host_capacity_bytes) if r.host_capacity_bytes is not None else "?"
+        t.add_row(
+            "host RAM (token_embd)",
+            "",
+            _gib(r.host_bytes),
+            "",
+            "",
+            "",
+            _gib(r.host_bytes),
+            cap,
+            "",
+            "",
+        )
+    return t
+
+
+def fit_json(r: FitReport, hardware: str) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    doc = asdict(r)
+    doc["per_gpu"] = [
+        {**asdict(d), "fits": d.fits, "free_after_bytes": d.free_after_bytes} for d in r.per_gpu
+    ]
+    doc["total_bytes"] = r.total_bytes
+    doc["hardware"] = hardware
+    return doc
+
+
+def _print_fit(r: FitReport, label: str, hardware: str) -> None:
+    con = output.stdout()
+    kvk = r.kv_bytes_per_token / 1024
+    con.print(
+        f"[bold]{label}[/]  {r.quant} on {r.engine}, context {r.context} x {r.concurrency} "
+        f"seq, KV {r.kv_dtype} ({kvk:g} KiB/token)",
+        highlight=False,
+    )
+    con.print(f"hardware: {hardware}", highlight=False)
+    con.print(fit_table(r))
+    how = {
+        "tensor": f"tensor parallel over {r.tensor_parallel} GPUs",
+        "layers": f"layers split over {r.gpus_used} GPUs",
+        "single": "1 GPU",
+        "cpu": "CPU RAM",
+    }[r.parallelism]
+    verdict = "[green]FITS[/]" if r.fits else "[red]DOES NOT FIT[/]"
+    con.print(
+        f"{verdict} ({how}; {r.total_bytes / GIB:.2f} GiB in all). "
+        f"Largest context that fits: {r.max_context} (trained: {r.trained_context}).",
+        highlight=False,
+    )
+    if r.rope is not None:
+        con.print(
+            f"rope scaling: {r.rope.kind} x{r.rope.factor:g} from {r.rope.original_context} tokens",
+            highlight=False,
+        )
+    for s in r.suggestions:
+        con.print(f"  try: {s}", highlight=False, markup=False)
+
+
+def fit(
+    model: Annotated[str, typer.Argument(help="Catalog name/alias, Hub repo id, or a .gguf path.")],
+    quant: Annotated[
+        str | None,
+        typer.Option(
+            "--quant",
+            "-q",
+            help="fp16, bf16, fp32, 8bit, 4bit, gptq, awq, fp8, q4_k_m, q5_k_m, q8_0 "
+            "(default: the checkpoint's dtype; GGUF Q4_K_M on a CPU-only host).",
+        ),
+    ] = None,
+    context: Annotated[
+        int | None,
+        typer.Option("--context", "-c", help="Tokens per sequence (default: trained, max 32768)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-n", help="Sequences served at once at full context.")
+    ] = 1,
+    engine: Annotated[
+        str | None, typer.Option("--engine", "-e", help="vllm, tgi, llamacpp or torch.")
+    ] = None,
+    kv_dtype: Annotated[
+        str, typer.Option("--kv-dtype", help="KV cache dtype: auto, fp16, bf16, fp8, q8_0, q4_0.")
+    ] = "auto",
+    gpus: Annotated[
+        int | None,
+        typer.Option("--gpus-count", help="Use exactly this many GPUs (default: fewest)."),
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        float, typer.Option("--gpu-memory-utilization", help="vLLM's memory fraction.")
+    ] = 0.90,
+    rope: Annotated[
+        str,
+        typer.Option("--rope", help="Scaling beyond the trained context: dynamic, linear, yarn."),
+    ] = "dynamic",
+    hw: HwOpt = None,
+    facts_file: FactsOpt = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Use only cached Hub data.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Show whether MODEL fits: memory per GPU, the verdict, the largest context (exit 3: no fit)."""
+    from llmops.catalog.resolve import resolve
+    from llmops.errors import DoesNotFitError, UsageError
+    from llmops.plan.hardware import describe
+    from llmops.plan.memory import (
+        CONTEXT_DEFAULT_CAP,
+        FitOptions,
+        check_quant,
+        default_engine,
+        default_quant,
+        estimate,
+    )
+
+    if context is not None and context <= 0:
+        raise UsageError(
+            f"--context must be a positive number of tokens, got {context}", "e.g. `--context 8192`"
+        )
+    if not 0.05 <= gpu_memory_utilization <= 1.0:
+        raise UsageError("--gpu-memory-utilization must be between 0.05 and 1.0", "e.g. 0.9")
+    res = resolve(model, offline=offline)
+    spec = res.spec
+    facts = host_facts(hw, facts_file)
+    gpu_devs, host = _devices(facts)
+    on_cpu = not gpu_devs
+    q = (
+        quant
+        or (res.native_quant if res.origin != "catalog" else None)
+        or default_quant(spec, on_cpu)
+    ).lower()
+    check_quant(spec, q)
+    eng = (engine or default_engine(q, on_cpu)).lower()
+    ctx = context or min(spec.arch.trained_context, CONTEXT_DEFAULT_CAP)
+    opts = FitOptions(
+        quant=q,
+        engine=eng,
+        context=ctx,
+        concurrency=concurrency,
+        kv_dtype=kv_dtype,
+        gpus=gpus,
+        gpu_memory_utilization=gpu_memory_utilization,
+        rope_kind=rope,
+    )
+    report = estimate(spec, gpu_devs, host, opts, res.inventory_for(q))
+    hardware = describe(gpu_devs, host)
+    if json_:
+        output.emit_json(fit_json(report, hardware))
+    else:
+        _print_fit(report, spec.label, hardware)
+    for w in report.warnings:
+        output.warn(w)
+    if not report.fits:
+        need = max((d.total_bytes - d.usable_bytes for d in report.per_gpu), default=0)
+        raise DoesNotFitError(
+            f"{spec.name} at {q} on {eng} with {ctx} tokens x {concurrency} does not fit "
+            f"{hardware}: {need / GIB:.2f} GiB short on the fullest device",
+            "; ".join(report.suggestions[:3]) or f"try `llmops recommend` for what fits {hardware}",
+        )
+
+
+def recommend(
+    task: Annotated[str | None, typer.Option("--task", help="chat or code.")] = None,
+    prefer: Annotated[str, typer.Option("--prefer", help="quality or speed.")] = "quality",
+    concurrency: Annotated[int, typer.Option("--concurrency", "-n", help="Sequences at once.")] = 1,
+    limit: Annotated[int, typer.Option("--limit", help="How many rows (0: all).")] = 10,
+    hw: HwOpt = None,
+    facts_file: FactsOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Rank the catalog's models x quant x engine x context that fit, best first, with why."""
+    from llmops.catalog.recipes import catalog
+    from llmops.errors import DoesNotFitError, UsageError
+    from llmops.plan.hardware import describe
+    from llmops.plan.recommend import recommend as rank
+
+    if concurrency < 1:
+        raise UsageError(f"--concurrency must be at least 1, got {concurrency}", "e.g. `-n 4`")
+    if limit < 0:
+        raise UsageError(f"--limit must be 0 or more, got {limit}", "e.g. `--limit 5`")
+    facts = host_facts(hw, facts_file)
+    gpu_devs, host = _devices(facts)
+    hardware = describe(gpu_devs, host)
+    recs = rank(
+        catalog().models,
+        gpu_devs,
+        host,
+        task=task,
+        prefer=prefer,
+        concurrency=concurrency,
+        limit=limit,
+    )
+    if json_:
+        output.emit_json(
+            {
+                "hardware": hardware,
+                "prefer": prefer,
+                "task": task,
+                "recommendations": [_rec_json(r) for r in recs],
+            }
+        )
+    else:
+        _print_recs(recs, hardware)
+    if not recs:
+        raise DoesNotFitError(
+            f"no catalog model fits {hardware}",
+            "plan for other hardware with `--hw 1x24GB`, or free memory on this host",
+        )
+
+
+def _rec_json(r: Recommendation) -> dict[str, Any]:
+    return {
+        "model": r.model,
+        "display_name": r.display_name,
+        "quant": r.quant,
+        "engine": r.engine,
+        "context": r.context,
+        "gpus_used": r.gpus_used,
+        "params": r.params,
+        "mmlu": r.mmlu,
+        "quality_score": round(r.quality_score, 2),
+        "speed_score": round(r.speed_score, 3),
+        "total_bytes": r.total_bytes,
+        "capacity_bytes": r.capacity_bytes,
+        "reason": r.reason,
+        "command": f"llmops fit {r.model} --quant {r.quant} --engine {r.engine} --context {r.context}",
+    }
+
+
+def _print_recs(recs: list[Recommendation], hardware: str) -> None:
+    from rich.table import Table
+
+    con = output.stdout()
+    con.print(f"hardware: {hardware}", highlight=False)
+    t = Table()
+    for col in ("#", "model", "params", "quant", "engine", "context", "GPUs", "memory GiB", "why"):
+        t.add_column(
+            col,
+            justify="right" if col in ("#", "params", "context", "GPUs", "memory GiB") else "left",
+        )
+    for i, r in enumerate(recs, 1):
+        t.add_row(
+            str(i),
+            r.model,
+            f"{r.params / 1e9:.1f}B",
+            r.quant,
+            r.engine,
+            str(r.context),
+            str(r.gpus_used) if r.gpus_used else "cpu",
+            f"{r.total_bytes / GIB:.1f}",
+            r.reason,
+        )
+    con.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit)
+    app.command("recommend")(recommend)

@@ -1,0 +1,192 @@
+"""`llmops models` (the catalog) and `llmops models show NAME` (one model, all its numbers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llmops.cli import output
+
+if TYPE_CHECKING:
+    from llmops.plan.model import ModelSpec
+
+GIB = 1 << 30
+
+models_app = typer.Typer(
+    name="models",
+    help="The model catalog: architecture numbers, formats, sizes.",
+    no_args_is_help=False,
+    invoke_without_command=True,
+)
+
+
+def _summary(m: ModelSpec) -> dict[str, Any]:
+    from llmops.plan.memory import available_quants
+    from llmops.plan.quant import param_count
+
+    a = m.arch
+    return {
+        "name": m.name,
+        "display_name": m.label,
+        "aliases": list(m.aliases),
+        "params": param_count(a),
+        "layers": a.layers,
+        "hidden_size": a.hidden_size,
+        "attention_heads": a.attention_heads,
+        "kv_heads": a.kv_heads,
+        "experts": a.experts,
+        "experts_active": a.experts_active,
+        "trained_context": a.trained_context,
+        "quants": list(available_quants(m)),
+        "tasks": list(m.tasks),
+        "gated": m.gated,
+    }
+
+
+def _detail(m: ModelSpec) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    from llmops.plan.memory import available_quants, kv_bytes_per_token
+    from llmops.plan.quant import quant_spec, weight_inventory
+
+    f = m.formats
+    weights: dict[str, int | None] = {}
+    for q in available_quants(m):
+        if q == "gguf":
+            continue
+        group = f.gptq_group_size if q == "gptq" else f.awq_group_size
+        weights[q] = weight_inventory(m.arch, q, group).total_bytes
+        quant_spec(q)
+    return {
+        **_summary(m),
+        "architecture": asdict(m.arch),
+        "formats": asdict(f),
+        "weights_bytes": weights,
+        "kv_bytes_per_token_fp16": kv_bytes_per_token(m, 2.0),
+        "mmlu": m.mmlu,
+        "notes": m.notes,
+        "source": m.source,
+    }
+
+
+@models_app.callback()
+def models(
+    ctx: typer.Context,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Only models for chat, code or text.")
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """List the catalog (name, size, attention shape, context, quants, gating)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from llmops.catalog.recipes import catalog
+
+    ms = [m for m in catalog().models if task is None or task in m.tasks]
+    ms.sort(key=lambda m: (m.family, m.name))
+    rows = [_summary(m) for m in ms]
+    if json_:
+        output.emit_json({"models": rows})
+        return
+    t = Table()
+    for col in ("name", "params", "layers", "heads/kv", "context", "quants", "tasks", "gated"):
+        t.add_column(col, justify="right" if col in ("params", "layers", "context") else "left")
+    for r in rows:
+        moe = f" ({r['experts_active']}/{r['experts']} MoE)" if r["experts"] else ""
+        t.add_row(
+            r["name"],
+            f"{r['params'] / 1e9:.2f}B{moe}",
+            str(r["layers"]),
+            f"{r['attention_heads']}/{r['kv_heads']}",
+            str(r["trained_context"]),
+            ", ".join(r["quants"]),
+            ", ".join(r["tasks"]),
+            "yes" if r["gated"] else "",
+        )
+    output.stdout().print(t)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Catalog name/alias, Hub repo id, or a .gguf path.")],
+    offline: Annotated[bool, typer.Option("--offline", help="Use only cached Hub data.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """Show one model: config numbers, repos per format, GGUF files, weight bytes per quant."""
+    from llmops.catalog.resolve import resolve
+
+    res = resolve(name, offline=offline)
+    d = _detail(res.spec)
+    if res.inventory is not None:
+        d["measured_weights_bytes"] = {res.native_quant or "?": res.inventory.total_bytes}
+        d["measured_from"] = res.inventory.source
+    if json_:
+        output.emit_json({"model": d})
+        return
+    _print_detail(res.spec, d)
+
+
+def _print_detail(m: ModelSpec, d: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    con = output.stdout()
+    a = m.arch
+    con.print(f"[bold]{m.label}[/] ({m.name})  {d['params']:,} parameters", highlight=False)
+    if m.aliases:
+        con.print("aliases: " + ", ".join(m.aliases), highlight=False)
+    rope = (
+        f", rope scaling {a.rope_scaling.kind} x{a.rope_scaling.factor:g}" if a.rope_scaling else ""
+    )
+    con.print(
+        f"layers {a.layers}, hidden {a.hidden_size}, heads {a.attention_heads}, KV heads "
+        f"{a.kv_heads}, head_dim {a.head_dim}, intermediate {a.intermediate_size}, vocab "
+        f"{a.vocab_size}, tied embeddings {'yes' if a.tied_embeddings else 'no'}"
+        + (f", experts {a.experts_active}/{a.experts}" if a.is_moe else ""),
+        highlight=False,
+    )
+    theta = f"rope theta {a.rope_theta:g}" if a.rope_theta else a.position
+    con.print(
+        f"trained context {a.trained_context}, {theta}{rope}; KV cache "
+        f"{d['kv_bytes_per_token_fp16'] / 1024:g} KiB/token at fp16"
+        + (
+            f"; sliding window {a.sliding_window} on {a.sliding_window_layers} layers"
+            if a.sliding_window
+            else ""
+        ),
+        highlight=False,
+    )
+    con.print(
+        f"gated: {'yes (accept the licence, set HF_TOKEN)' if m.gated else 'no'}; tasks: {', '.join(m.tasks)}",
+        highlight=False,
+    )
+    t = Table(title="formats")
+    for col in ("quant", "repo / file", "weights GiB", "file GB"):
+        t.add_column(col, justify="right" if "GB" in col or "GiB" in col else "left")
+    f = m.formats
+    for q, b in d["weights_bytes"].items():
+        repo: str | None
+        file_gb = ""
+        if q in ("q4_k_m", "q5_k_m", "q8_0"):
+            gf = f.gguf_file(q)
+            repo = f"{f.gguf}/{gf.file}" if gf else None
+            file_gb = f"{gf.size_bytes / 1e9:.2f}" if gf and gf.size_bytes else ""
+        elif q in ("gptq", "awq"):
+            repo = f.gptq if q == "gptq" else f.awq
+        elif q == "fp8" and f.fp8:
+            repo = f.fp8
+        else:
+            repo = f"{f.safetensors} ({'on the fly' if q in ('8bit', '4bit', 'fp8', 'fp32') else 'as published'})"
+        t.add_row(q, repo or "", f"{b / GIB:.2f}" if b else "", file_gb)
+    con.print(t)
+    if "measured_weights_bytes" in d:
+        for q, b in d["measured_weights_bytes"].items():
+            con.print(f"measured ({d['measured_from']}): {q} {b / GIB:.3f} GiB", highlight=False)
+    if m.notes:
+        con.print(m.notes, highlight=False, markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
