@@ -56,6 +56,24 @@ RuntimeOpt = Annotated[
     ),
 ]
 ImageOpt = Annotated[str | None, typer.Option("--image", help="Override the engine image.")]
+RepoOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--repo",
+        help="Serve this Hugging Face repo instead of the catalog's (a fine-tune with the same "
+        "architecture).",
+    ),
+]
+RopeFactorOpt = Annotated[
+    float | None,
+    typer.Option("--rope-factor", help="Override the rope scaling factor fit computes (e.g. 2.6)."),
+]
+RopeKindOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rope-scaling", help="Rope scaling method: linear | dynamic | yarn (default dynamic)."
+    ),
+]
 ConcurrencyOpt = Annotated[
     int, typer.Option("--concurrency", help="Concurrent sequences to size the KV cache for.")
 ]
@@ -76,6 +94,9 @@ def _options(
     force: bool,
     extra: list[str],
     hw: str | None,
+    repo: str | None = None,
+    rope_factor: float | None = None,
+    rope_kind: str | None = None,
 ) -> dict[str, Any]:
     return {
         "model": model,
@@ -92,6 +113,9 @@ def _options(
         "force": force,
         "extra_args": tuple(extra),
         "hw": hw,
+        "repo": repo,
+        "rope_factor": rope_factor,
+        "rope_kind": rope_kind,
     }
 
 
@@ -118,7 +142,10 @@ def render(
     name: NameOpt = None,
     runtime: RuntimeOpt = None,
     image: ImageOpt = None,
-    concurrency: ConcurrencyOpt = 4,
+    repo: RepoOpt = None,
+    rope_factor: RopeFactorOpt = None,
+    rope_kind: RopeKindOpt = None,
+    concurrency: ConcurrencyOpt = 1,
     hw: Annotated[
         str | None,
         typer.Option(
@@ -169,6 +196,9 @@ def render(
             force,
             list(ctx.args),
             hw,
+            repo,
+            rope_factor,
+            rope_kind,
         ),
         facts,
         for_render=True,
@@ -196,7 +226,10 @@ def up(
     name: NameOpt = None,
     runtime: RuntimeOpt = None,
     image: ImageOpt = None,
-    concurrency: ConcurrencyOpt = 4,
+    repo: RepoOpt = None,
+    rope_factor: RopeFactorOpt = None,
+    rope_kind: RopeKindOpt = None,
+    concurrency: ConcurrencyOpt = 1,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan and check, print the plan, start nothing.")
     ] = False,
@@ -238,6 +271,9 @@ def up(
             force,
             list(ctx.args),
             None,
+            repo,
+            rope_factor,
+            rope_kind,
         ),
         facts,
         for_render=False,

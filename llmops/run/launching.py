@@ -217,6 +217,11 @@ def prepare(
             warnings.append(f"no Docker engine on {p}: using the native runtime")
     quant = quant or adapter.default_quant(recipe, engine, facts)
     artifact = adapter.artifact(recipe, quant, engine)
+    if options.get("repo"):
+        from dataclasses import replace
+
+        artifact = replace(artifact, repo=str(options["repo"]))
+        warnings.append(f"serving {artifact.repo} with {recipe.name}'s architecture for the fit")
 
     gpus = parse_gpus(options.get("gpus"), facts)
     fit = adapter.fit(
@@ -228,6 +233,7 @@ def prepare(
         gpus=gpus,
         concurrency=int(options.get("concurrency") or 1),
     )
+    fit = _rope_override(fit, options, artifact)
     if not fit.fits and not options.get("force"):
         raise DoesNotFitError(
             f"{artifact.model} at {quant} on {engine} does not fit this hardware: {fit.line}\n"
@@ -337,6 +343,33 @@ def prepare(
         warnings=tuple(warnings),
         already_running=already,
     )
+
+
+def _rope_override(fit: FitInfo, options: Mapping[str, Any], artifact: ModelArtifact) -> FitInfo:
+    """``--rope-factor``/``--rope-scaling`` replace what fit computed (seed 001 uses 2.6)."""
+    from dataclasses import replace
+
+    factor = options.get("rope_factor")
+    kind = options.get("rope_kind")
+    if factor is None and kind is None:
+        return fit
+    if kind is not None and kind not in ("linear", "dynamic", "yarn"):
+        raise UsageError(f"unknown rope scaling {kind!r}", "choose linear, dynamic or yarn")
+    if factor is None:
+        if fit.rope is None:
+            raise UsageError(
+                f"--rope-scaling needs a context beyond {artifact.trained_context} or a --rope-factor",
+                "e.g. `--rope-scaling dynamic --rope-factor 2`",
+            )
+        factor = fit.rope.factor
+    if factor <= 1.0 or factor > 16:
+        raise UsageError(
+            f"--rope-factor must be in (1, 16], got {factor:g}", "e.g. `--rope-factor 2`"
+        )
+    rope = RopeScaling(
+        kind=kind or "dynamic", factor=float(factor), original_context=artifact.trained_context
+    )
+    return replace(fit, rope=rope)
 
 
 def _docker_or_none(runtime: str) -> Any:
