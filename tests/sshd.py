@@ -202,17 +202,19 @@ def sshd_available() -> bool:
 
 
 # --------------------------------------------------------------------------- fixtures
-# Imported by tests/run/conftest.py and by the CLI test modules that need a real sshd.
+# Imported by tests/run/conftest.py and by the CLI test modules that need a real sshd; the
+# functions have other names than their fixtures so a test's parameters do not shadow them.
+SSHD_FIXTURES = ("ssh_user_key_fixture", "sshd_server_fixture", "ssh_client_fixture")
 
 
-@pytest.fixture(scope="session")
-def ssh_user_key() -> tuple[bytes, str]:
+@pytest.fixture(scope="session", name="ssh_user_key")
+def ssh_user_key_fixture() -> tuple[bytes, str]:
     """One throwaway client key for the session: (private PEM, public line)."""
     return new_key()
 
 
-@pytest.fixture(scope="session")
-def sshd_server(
+@pytest.fixture(scope="session", name="sshd_server")
+def sshd_server_fixture(
     tmp_path_factory: pytest.TempPathFactory, ssh_user_key: tuple[bytes, str]
 ) -> Iterator[Sshd]:
     """A real sshd on a free loopback port that accepts the session's user key (for root)."""
@@ -222,8 +224,8 @@ def sshd_server(
     server.stop()
 
 
-@pytest.fixture
-def ssh_client(
+@pytest.fixture(name="ssh_client")
+def ssh_client_fixture(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ssh_user_key: tuple[bytes, str]
 ) -> Client:
     """HOME with the user key as ~/.ssh/id_ed25519, no agent; known_hosts left empty."""

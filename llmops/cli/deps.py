@@ -24,16 +24,52 @@ def collect_facts(
     gpu_smoke_test_image: str | None = None,
     hf_online_check: bool = True,
 ) -> HostFacts:
-    """Probe this host (the sections asked for, default all)."""
+    """Probe this host (the sections asked for, default all).
+
+    Under ``llmops --host H`` with no llmops on H, the facts come from H instead: its shell
+    commands and ``nvidia-smi``, parsed by pure functions (``hw/remote_probe.py``). When llmops
+    itself runs remotely for ``--host`` it is told ``LLMOPS_FACTS_SOURCE=ssh:...``, which
+    becomes the facts' ``source``.
+    """
+    import os
+    from dataclasses import replace
+
+    remote = remote_session()
+    if remote is not None:
+        from llmops.run.remote import collect_remote_facts
+
+        if gpu_smoke_test:
+            from llmops.cli.output import warn
+
+            warn(f"--gpu-smoke-test needs llmops on {remote.label}; skipped")
+        return collect_remote_facts(remote, sections)
     from llmops.hw.probe import collect
 
-    return collect(
+    facts = collect(
         sections,
         nvml=nvml_module(),
         gpu_smoke_test=gpu_smoke_test,
         gpu_smoke_test_image=gpu_smoke_test_image,
         hf_online_check=hf_online_check,
     )
+    source = os.environ.get("LLMOPS_FACTS_SOURCE")
+    return replace(facts, source=source) if source else facts
+
+
+def remote_session() -> Any | None:
+    """The SshHost that ``llmops --host H`` opened for a facts-only command on a host without
+    llmops (None when the command runs here)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return None if ctx is None else ctx.meta.get("llmops.remote_facts")
+
+
+def ssh_host(target: str, *, trust_new_host: bool = False) -> Any:
+    """An ``llmops.run.ssh.SshHost`` for what the user typed (not yet connected)."""
+    from llmops.run.ssh import open_host
+
+    return open_host(target, trust_new_host=trust_new_host)
 
 
 def load_facts_file(path: Path) -> HostFacts:

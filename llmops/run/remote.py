@@ -226,30 +226,56 @@ def _req_name(req: str) -> tuple[str, str]:
     return (name.group(1) if name else req.strip()), marker
 
 
-def dependency_closure(root: str = "llmops") -> list[metadata.Distribution]:
-    """The installed distributions ``root`` needs, transitively (not ``root`` itself).
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The ``Requires-Dist`` lines of a wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        text = z.read(name).decode("utf-8", "replace")
+    return [
+        ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Requires-Dist:")
+    ]
 
-    Extras are not followed; a requirement whose distribution is not installed here is
-    skipped (its environment marker excluded it, e.g. a backport for an older Python).
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dependency_closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
+    """The installed distributions that ``requirements`` need, transitively.
+
+    Extras are not followed. A direct requirement without a marker that is not installed here
+    raises; any other one is skipped (its environment marker excluded it, e.g. a backport for an
+    older Python).
+
+    Raises:
+        UsageError: naming the direct requirement missing here.
     """
     seen: dict[str, metadata.Distribution] = {}
-    todo = [root]
+    todo: list[tuple[str, bool]] = []
+    for req in requirements:
+        name, marker = _req_name(req)
+        if "extra" not in marker:
+            todo.append((name, not marker))  # a marker may exclude it here: then skip it
     while todo:
-        name = todo.pop()
+        name, direct = todo.pop()
+        if _key(name) in seen:
+            continue
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
+            if direct:
+                raise UsageError(
+                    f"llmops needs {name}, which is not installed here, so it cannot be copied "
+                    "to the host",
+                    f"install it here (`pip install {name}`), or use --from-index / --wheelhouse",
+                ) from None
             continue
-        key = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
-        if key in seen:
-            continue
-        seen[key] = dist
+        seen[_key(dist.metadata["Name"])] = dist
         for req in dist.requires or []:
             dep, marker = _req_name(req)
-            if "extra" in marker:
-                continue
-            todo.append(dep)
-    return [d for k, d in seen.items() if k != re.sub(r"[-_.]+", "-", root).lower()]
+            if "extra" not in marker:
+                todo.append((dep, False))
+    return list(seen.values())
 
 
 def _record_hash(data: bytes) -> str:
@@ -418,7 +444,7 @@ def bootstrap(
             rep.deps_from = "index"
         elif (pyver, arch) == local_platform():
             log("packing the dependencies installed here (same Python and platform)")
-            for dist in dependency_closure("llmops"):
+            for dist in dependency_closure(wheel_requirements(wheel)):
                 deps.append(repack_distribution(dist, tmpd))
             rep.deps_from = "local-environment"
         else:
@@ -532,6 +558,7 @@ __all__ = [
     "choose_runtime",
     "collect_remote_facts",
     "dependency_closure",
+    "wheel_requirements",
     "find_llmops",
     "parse_find_output",
     "deployment_port",
