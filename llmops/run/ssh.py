@@ -504,6 +504,8 @@ class SshHost:
             return self
         import paramiko
 
+        _quiet_paramiko_logs()
+
         ep = self.endpoint
         sock = self._proxy_sock()
         client = paramiko.SSHClient()
@@ -659,9 +661,11 @@ class SshHost:
         if isinstance(e, paramiko.SSHException):
             msg = str(e)
             if "banner" in msg.lower():
-                return SshConnectError(
-                    f"{ep.label} on port {ep.port} did not speak SSH ({msg})",
-                    "check the port: it may belong to another service",
+                return SshTimeout(
+                    f"{ep.label} accepted the connection on port {ep.port} but sent no SSH "
+                    f"banner within {ep.connect_timeout_s:g} s",
+                    "the instance may still be starting (try again in a minute), or the port "
+                    "belongs to another service: check it (vast.ai: `vastai ssh-url ID`)",
                 )
             return SshConnectError(
                 f"SSH to {ep.label} failed: {msg}", "run again with --debug for details"
@@ -839,6 +843,16 @@ class SshHost:
         """Listen on 127.0.0.1:``local_port`` (0: any free port) and carry each connection to
         ``remote_host:remote_port`` as seen from the remote host."""
         return LocalForward(self, remote_host, remote_port, local_port)
+
+
+def _quiet_paramiko_logs() -> None:
+    """paramiko's transport thread logs failures (with tracebacks) that Python's last-resort
+    handler would print to stderr; we report them ourselves, once, as RemoteErrors."""
+    import logging
+
+    log = logging.getLogger("paramiko")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
 
 
 def _short(cmd: str, n: int = 80) -> str:

@@ -15,6 +15,7 @@ from llmops.errors import (
     HostKeyMismatch,
     SshAuthError,
     SshConnectError,
+    SshTimeout,
     UnknownHostKey,
     UsageError,
 )
@@ -140,6 +141,24 @@ def test_refused_port_is_a_connect_error(ssh_client: Client) -> None:
         open_host(f"root@127.0.0.1:{port}").connect()
     assert e.value.message == f"root@127.0.0.1:{port} refused the connection on port {port}"
     assert "sshd" in (e.value.hint or "")
+
+
+def test_silent_port_is_a_timeout_and_paramiko_prints_nothing(
+    ssh_client: Client, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        ssh_client.ssh_config(
+            f"Host quiet\n  HostName 127.0.0.1\n  Port {port}\n  ConnectTimeout 1\n"
+        )
+        with pytest.raises(SshTimeout) as e:
+            open_host("quiet").connect()
+    assert "sent no SSH banner within 1 s" in e.value.message
+    assert capfd.readouterr().err == ""
 
 
 def test_ssh_config_alias_hostname_port_user_identityfile(
