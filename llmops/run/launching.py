@@ -224,6 +224,13 @@ def prepare(
         warnings.append(f"serving {artifact.repo} with {recipe.name}'s architecture for the fit")
 
     gpus = parse_gpus(options.get("gpus"), facts)
+    if engine in ("tgi", "vllm") and not (facts.nvidia and facts.nvidia.healthy_gpus):
+        where = "the hardware given" if options.get("hw") else "this host"
+        raise LlmopsError(
+            f"{engine} needs an NVIDIA GPU and {where} has none",
+            "use `--engine llamacpp` (GGUF) or `--engine torch` here; to plan for a GPU host: "
+            f"`llmops render {recipe.name} --engine {engine} --hw 1x24GB`",
+        )
     fit = adapter.fit(
         recipe,
         artifact,
@@ -245,12 +252,8 @@ def prepare(
         warnings.append(f"--force: starting although the fit says no ({fit.line})")
     if gpus is None:
         gpus = pick_gpus(facts, fit.gpus_needed) if engine != "torch" or fit.gpus_needed else ()
-    if engine in ("tgi", "vllm") and not gpus and not for_render:
-        raise LlmopsError(
-            f"{engine} needs an NVIDIA GPU and this host has none",
-            "use `--engine llamacpp` (GGUF) or `--engine torch` here; to see the plan for a GPU "
-            f"host: `llmops render {artifact.model} --engine {engine} --hw 1x24GB`",
-        )
+    if engine in ("tgi", "vllm") and not gpus:
+        raise UsageError(f"{engine} needs at least one GPU", "pass `--gpus 0` (or more)")
 
     name = options.get("name") or default_name(artifact.model, engine)
     token = hf_token(env)
