@@ -102,14 +102,15 @@ class HfHubClient:
 
         try:
             return fn()
+        # LocalEntryNotFoundError subclasses EntryNotFoundError: "offline and not cached"
+        except hf_errors.OfflineModeIsEnabled as e:
+            raise HubUnreachable("HF_HUB_OFFLINE is set") from e
+        except hf_errors.LocalEntryNotFoundError as e:
+            raise HubUnreachable("offline, and huggingface_hub has no cached copy") from e
         except (hf_errors.GatedRepoError, hf_errors.RepositoryNotFoundError) as e:
             raise HubNotFound(str(e).splitlines()[0]) from e
         except (hf_errors.EntryNotFoundError, hf_errors.NotASafetensorsRepoError) as e:
             raise HubNotFound(str(e).splitlines()[0]) from e
-        except hf_errors.OfflineModeIsEnabled as e:
-            raise HubUnreachable("HF_HUB_OFFLINE is set") from e
-        except hf_errors.LocalEntryNotFoundError as e:
-            raise HubUnreachable(str(e).splitlines()[0]) from e
         except hf_errors.HfHubHTTPError as e:
             raise HubUnreachable(_short(e)) from e
         except OSError as e:  # requests/httpx connection errors are OSErrors

@@ -144,7 +144,7 @@ def parse_hw(text: str) -> HwSpec:
             if card is None:
                 raise UsageError(
                     f"malformed --hw part {part!r}: unknown GPU {what!r}",
-                    f"give the memory instead (`{count}x24GB`) or a known card: "
+                    f"give the memory per GPU (`--hw {count}x24GB`) or a known card: "
                     + ", ".join(sorted(CARDS)),
                 )
             name, size, cc = card
