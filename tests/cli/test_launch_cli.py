@@ -261,8 +261,9 @@ def test_full_cycle_on_docker(docker_client, engine_images, tmp_path) -> None:  
         info["Config"]["Labels"]
     )
     assert "Starting Webserver" in cli("logs", "t-cli").stdout
-    assert cli("down", "t-cli").exit_code == 0
-    assert cli("down", "--all", "--json").exit_code == 0
+    # (busybox httpd runs as PID 1 and ignores SIGTERM: a short grace before SIGKILL)
+    assert cli("down", "t-cli", "--grace", "1").exit_code == 0
+    assert cli("down", "--all", "--json", "--grace", "1").exit_code == 0
     assert json.loads(cli("ps", "--json").stdout)["deployments"] == []
     assert cli("down", "t-cli").exit_code == 1  # already gone: a clear error
 
