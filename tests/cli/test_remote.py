@@ -109,6 +109,22 @@ def test_doctor_without_llmops_probes_with_shell_commands(
     assert r.exit_code == (1 if any(c["status"] == "fail" for c in doc["checks"]) else 0)
 
 
+def test_fit_without_llmops_judges_the_remote_facts_here(
+    sshd_server: Sshd, ssh_client: Client
+) -> None:
+    if _root_has_llmops():
+        pytest.skip("root has an llmops on its login PATH here")
+    ssh_client.trust(sshd_server)
+    r = run("--host", sshd_server.target(), "fit", "smollm2", "--json")
+    assert r.exit_code == 0, r.output
+    remote = json.loads(r.stdout)
+    local = json.loads(run("fit", "smollm2", "--json").stdout)
+    assert remote["model"] == local["model"] and remote["engine"] == local["engine"]
+    (cpu,) = remote["per_gpu"]
+    assert cpu["device"] == "cpu" and cpu["fits"] is True
+    assert cpu["name"] == local["per_gpu"][0]["name"]  # the CPU model read over SSH
+
+
 def test_command_that_needs_llmops_there_says_how_to_install_it(
     sshd_server: Sshd, ssh_client: Client
 ) -> None:
