@@ -13,6 +13,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -681,7 +682,8 @@ def configure_logging() -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("llmops.backend")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
+    level = os.environ.get("LLMOPS_LOG_LEVEL", "INFO").upper()
+    logger.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
     logger.propagate = False
 
 

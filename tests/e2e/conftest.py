@@ -184,8 +184,9 @@ def ensure_debian_base(client: object) -> str:
             partial = tarball.with_suffix(".partial")
             subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True)
             partial.rename(tarball)
-    with open(tarball, "rb") as fh:
-        images.import_image(fh.read(), repository=DEBIAN_BASE_IMAGE.split(":")[0], tag="1")  # type: ignore[attr-defined]
+    repo, _, tag = DEBIAN_BASE_IMAGE.partition(":")
+    client.api.import_image_from_file(str(tarball), repository=repo, tag=tag)  # type: ignore[attr-defined]
+    images.get(DEBIAN_BASE_IMAGE)
     return DEBIAN_BASE_IMAGE
 
 

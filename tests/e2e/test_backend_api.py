@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
 API_KEY = "test-key-5f1d2c"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
