@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-EXTRAS ?= test
+EXTRAS ?= test,backend
 
 .PHONY: install test lint typecheck docs demo bench clean
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[$(EXTRAS)]"
 	touch $@
 
@@ -34,8 +35,8 @@ docs: install  ## regenerate the README's command reference from --help, and the
 	$(PY) scripts/gen_cli_docs.py
 	$(PY) scripts/gen_schemas.py
 
-demo: install  ## the main job on this host
-	$(VENV)/bin/llmops doctor
+demo: install  ## serve SmolLM2 on this machine (CPU is fine), ask it a question, print the answer
+	$(VENV)/bin/llmops quickstart
 
 bench: install  ## print the benchmark figures for this machine
 	$(PY) benchmarks/cli_startup.py
