@@ -660,10 +660,12 @@ class SshHost:
             )
         if isinstance(e, paramiko.SSHException):
             msg = str(e)
-            if "banner" in msg.lower():
+            # "Error reading SSH protocol banner" (the transport's banner timeout) or, when
+            # start_client's own wait ran out first, "No existing session".
+            if "banner" in msg.lower() or "no existing session" in msg.lower():
                 return SshTimeout(
-                    f"{ep.label} accepted the connection on port {ep.port} but sent no SSH "
-                    f"banner within {ep.connect_timeout_s:g} s",
+                    f"{ep.label} accepted the connection on port {ep.port} but did not complete "
+                    f"the SSH handshake within {ep.connect_timeout_s:g} s",
                     "the instance may still be starting (try again in a minute), or the port "
                     "belongs to another service: check it (vast.ai: `vastai ssh-url ID`)",
                 )

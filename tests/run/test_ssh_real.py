@@ -157,7 +157,7 @@ def test_silent_port_is_a_timeout_and_paramiko_prints_nothing(
         )
         with pytest.raises(SshTimeout) as e:
             open_host("quiet").connect()
-    assert "sent no SSH banner within 1 s" in e.value.message
+    assert "did not complete the SSH handshake within 1 s" in e.value.message
     assert capfd.readouterr().err == ""
 
 
