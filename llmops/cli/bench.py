@@ -278,7 +278,7 @@ def render(console: Console, results: list[EndpointResult]) -> None:
         if r.error:
             console.print(f"  error: {r.error}", markup=False, highlight=False)
     if any(r.levels for r in results):
-        console.print(bench_table(results))
+        _print_unwrapped(console, bench_table(results))
     for label, r in zip("AB", results, strict=False):
         examples: dict[str, str] = {}
         for lv in r.levels:
@@ -288,6 +288,23 @@ def render(console: Console, results: list[EndpointResult]) -> None:
             console.print(
                 f"{label + ' ' if two else ''}{kind}: {msg}", markup=False, highlight=False
             )
+
+
+def _print_unwrapped(console: Console, table: Table) -> None:
+    """Print a table at its natural width even on a narrower terminal (rows never wrap)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    need = Measurement.get(console, console.options.update_width(1000), table).maximum
+    if need > console.width:
+        console = Console(
+            file=console.file,
+            width=need,
+            highlight=False,
+            force_terminal=console.is_terminal,
+            no_color=console.no_color,
+        )
+    console.print(table)
 
 
 def _exit_status(results: list[EndpointResult]) -> None:

@@ -87,6 +87,7 @@ def tgi_stream(words: list[str]) -> list[bytes]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small SSE writes would otherwise wait on delayed ACKs
     server: ScriptedServer
 
     def log_message(self, *args: Any) -> None:
