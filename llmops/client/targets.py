@@ -40,15 +40,24 @@ def looks_like_url(spec: str) -> bool:
 
 
 def resolve_deployment(name: str) -> tuple[str, str | None]:
-    """A deployment's ``(base URL, API key)``.
+    """A deployment's ``(base URL, API key)`` from llmops' state (see ``llmops ps``).
 
     Raises:
-        UsageError: always, for now: named deployments arrive with ``llmops up``.
+        UsageError: no deployment has that name (the hint lists those that exist).
     """
-    raise UsageError(
-        f"{name!r} is not a URL, and this llmops has no deployments to look it up in yet",
-        "pass the endpoint's URL instead, e.g. `llmops chat http://127.0.0.1:8000`",
-    )
+    from llmops.run.state import DeploymentStore
+
+    store = DeploymentStore()
+    dep = store.load(name)
+    if dep is None:
+        names = store.names()
+        raise UsageError(
+            f"{name!r} is neither a URL nor a deployment",
+            ("deployments: " + ", ".join(names))
+            if names
+            else "start one with `llmops up MODEL`, or pass a URL such as http://127.0.0.1:8000",
+        )
+    return f"http://127.0.0.1:{dep.host_port}", store.api_key(name)
 
 
 def resolve_target(spec: str, api_key: str | None = None) -> Target:

@@ -111,6 +111,17 @@ class DeploymentStore:
                 out[k] = v
         return out
 
+    def api_key(self, name: str) -> str | None:
+        """The deployment's API key (from its 0600 secrets file), or None when it has none."""
+        dep = self.load(name)
+        if dep is None:
+            return None
+        secrets = self.read_secrets(name)
+        for s in dep.plan.get("secret_env") or []:
+            if s.get("secret") == "api_key" and secrets.get(s.get("env", "")):
+                return secrets[s["env"]]
+        return None
+
     def load(self, name: str) -> Deployment | None:
         f = self.dir(name) / "deployment.json"
         try:

@@ -709,15 +709,7 @@ def resolve_target(target: str, deployments: Any, env: Mapping[str, str]) -> Tar
         raise TunnelError(
             f"deployment {target} has no published port", f"see `llmops ps`; `llmops logs {target}`"
         )
-    key: str | None = None
-    store = deployments.store
-    dep = store.load(target)
-    if dep is not None:
-        secrets = store.read_secrets(target)
-        for s in dep.plan.get("secret_env") or []:
-            if s.get("secret") == "api_key" and secrets.get(s.get("env", "")):
-                key = secrets[s["env"]]
-    return Target(target, dep_port, target, key)
+    return Target(target, dep_port, target, deployments.store.api_key(target))
 
 
 # ------------------------------------------------------------------------------ ssh child
