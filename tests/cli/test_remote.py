@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -299,7 +300,14 @@ def fresh_user(ssh_user_key: tuple[bytes, str]) -> Iterator[str]:
             os.chown(p, pw.pw_uid, pw.pw_gid)
         yield name
     finally:
-        subprocess.run(["userdel", "--remove", name], capture_output=True)
+        # sshd's session process may outlive the test by a moment: retry, then force.
+        for attempt in range(20):
+            force = ["--force"] if attempt == 19 else []
+            if subprocess.run(
+                ["userdel", *force, "--remove", name], capture_output=True
+            ).returncode in (0, 6):
+                break
+            time.sleep(0.1)
 
 
 def test_bootstrap_into_a_fresh_account_then_commands_run_there(
