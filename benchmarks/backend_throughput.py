@@ -1,0 +1,292 @@
+"""Output tokens/s and time to first token of the bundled backend vs ``transformers serve``.
+
+Both servers get the same model (SmolLM2-135M-Instruct, converted once to safetensors), the same
+streaming chat requests (greedy, ``max_tokens`` each) at concurrency 1, 4 and 16, in the same
+run on the same machine. Output tokens are counted by re-tokenizing each answer with the model's
+tokenizer, so both servers are counted alike.
+
+    python benchmarks/backend_throughput.py [--max-tokens 64] [--rounds 2] [--json]
+
+``transformers serve --continuous-batching`` is tried first; if it cannot answer on this device
+(transformers 4.57 sizes its paged cache from CUDA memory and fails on a CPU), the table says so
+and plain ``transformers serve`` is measured as the reference instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROMPTS = [
+    "Write a long story about a dragon who learns to cook.",
+    "Explain in detail how a steam engine works.",
+    "Describe a walk through a busy market in Marrakesh.",
+    "Write a letter to a friend about your summer holidays.",
+    "Explain the rules of chess to a beginner.",
+    "Describe the life cycle of a star.",
+    "Write a poem about the autumn rain.",
+    "Explain why the sky is blue, step by step.",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "load_avg_1m_at_start": load,
+    }
+
+
+class Server:
+    def __init__(self, name: str, argv: list[str], port: int, log: Path) -> None:
+        self.name, self.port, self.log = name, port, log
+        with open(log, "wb") as fh:
+            self.proc = subprocess.Popen(
+                argv, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+async def _one(client: Any, model: str, prompt: str, max_tokens: int) -> tuple[float, str]:
+    """One streaming chat request: (seconds to the first content chunk, full text)."""
+    t0 = time.perf_counter()
+    ttft: float | None = None
+    parts: list[str] = []
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+    }
+    async with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread())[:200]!r}")
+        async for line in r.aiter_lines():
+            if not line.startswith("data:") or line.strip() == "data: [DONE]":
+                continue
+            chunk = json.loads(line[5:])
+            for choice in chunk.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                    parts.append(text)
+    return (ttft if ttft is not None else time.perf_counter() - t0), "".join(parts)
+
+
+async def measure(
+    url: str, model: str, concurrency: int, rounds: int, max_tokens: int, tokenizer: Any
+) -> dict[str, Any]:
+    import httpx
+
+    ttfts: list[float] = []
+    tokens = 0
+    limits = httpx.Limits(max_connections=concurrency + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
+        t0 = time.perf_counter()
+        for rnd in range(rounds):
+            batch = [PROMPTS[(rnd * concurrency + i) % len(PROMPTS)] for i in range(concurrency)]
+            results = await asyncio.gather(*(_one(client, model, p, max_tokens) for p in batch))
+            for ttft, text in results:
+                ttfts.append(ttft)
+                tokens += len(tokenizer.encode(text, add_special_tokens=False))
+        wall = time.perf_counter() - t0
+    return {
+        "concurrency": concurrency,
+        "requests": len(ttfts),
+        "output_tokens": tokens,
+        "seconds": round(wall, 2),
+        "tokens_per_s": round(tokens / wall, 1),
+        "ttft_p50_s": round(statistics.median(ttfts), 3),
+        "ttft_max_s": round(max(ttfts), 3),
+    }
+
+
+def wait_ready(url: str, model: str, server: Server, timeout_s: float = 300) -> str | None:
+    """Poll with a tiny chat request until it streams a token; None when ready, else why not."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            return f"exited with {server.proc.returncode}"
+        try:
+            import httpx
+
+            async def probe() -> tuple[float, str]:
+                async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+                    return await asyncio.wait_for(_one(c, model, "Hi", 2), timeout=60)
+
+            _, text = asyncio.run(probe())
+            if text:
+                return None
+            last = "streamed no tokens"
+        except (OSError, RuntimeError, asyncio.TimeoutError, Exception) as exc:  # noqa: BLE001
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(1)
+    return last
+
+
+def _tf_model_dir(src: Path, workdir: Path) -> Path:
+    """transformers serve needs the model as a directory; link the converted cache."""
+    dst = workdir / "tf-model"
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.is_file() and f.name != "llmops-source.json":
+            (dst / f.name).symlink_to(f)
+    return dst
+
+
+def run_engine(
+    name: str, argv: list[str], port: int, model: str, args: argparse.Namespace, tok: Any
+) -> dict[str, Any]:
+    log = Path(tempfile.mkstemp(prefix=f"bench-{name.replace(' ', '_')}-", suffix=".log")[1])
+    server = Server(name, argv, port, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        why = wait_ready(url, model, server)
+        if why is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            return {"engine": name, "error": f"{why}; log: {' | '.join(tail)[-300:]}"}
+        levels = []
+        for c in args.concurrency:
+            res = measure(url, model, c, args.rounds, args.max_tokens, tok)
+            levels.append(asyncio.run(res))
+            print(f"  {name} c={c}: {levels[-1]}", file=sys.stderr)
+        return {"engine": name, "levels": levels}
+    finally:
+        server.stop()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=2, help="rounds of N concurrent requests")
+    p.add_argument(
+        "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16]
+    )
+    p.add_argument("--skip-transformers", action="store_true")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+
+    from transformers import AutoTokenizer
+
+    from llmops.backend.loader import ensure_gguf_converted, smollm2_gguf
+
+    cache = ensure_gguf_converted(smollm2_gguf())
+    tok = AutoTokenizer.from_pretrained(str(cache))
+    info = machine()
+    results = []
+    print("measuring llmops backend ...", file=sys.stderr)
+    port = _free_port()
+    ours = [sys.executable, "-m", "llmops.backend", "smollm2", "--port", str(port)]
+    ours += ["--max-batch-size", str(max(args.concurrency))]
+    results.append(run_engine("llmops backend", ours, port, "SmolLM2-135M-Instruct", args, tok))
+
+    tf_cli = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
+    if not args.skip_transformers and Path(tf_cli).exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            model_dir = _tf_model_dir(cache, Path(tmp))
+            for cb in (True, False):
+                name = "transformers serve" + (" --continuous-batching" if cb else "")
+                print(f"measuring {name} ...", file=sys.stderr)
+                port = _free_port()
+                argv = [tf_cli, "serve", "--force-model", str(model_dir), "--port", str(port)]
+                argv += ["--dtype", "float32", "--device", "cpu" if not info["gpu"] else "cuda"]
+                if cb:
+                    argv.append("--continuous-batching")
+                res = run_engine(name, argv, port, str(model_dir), args, tok)
+                results.append(res)
+                if "levels" in res:
+                    break  # continuous batching works here: no need for the plain fallback
+
+    report = {"schema": 1, "machine": info, "max_tokens": args.max_tokens, "results": results}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render(report))
+    return 0
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}; torch {m['torch']}, "
+        f"transformers {m['transformers']}; 1-min load at start {m['load_avg_1m_at_start']:.2f}",
+        f"Model: SmolLM2-135M-Instruct fp32, greedy, max_tokens={report['max_tokens']}, streaming "
+        "chat requests",
+        "",
+        "| engine | concurrency | output tok/s | TTFT p50 (s) | TTFT max (s) | vs c=1 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    by_engine: dict[str, dict[int, float]] = {}
+    for r in report["results"]:
+        if "error" in r:
+            lines.append(f"| {r['engine']} | - | failed: {r['error'][:120]} | | | |")
+            continue
+        base = r["levels"][0]["tokens_per_s"] or 1.0
+        by_engine[r["engine"]] = {}
+        for lv in r["levels"]:
+            by_engine[r["engine"]][lv["concurrency"]] = lv["tokens_per_s"]
+            lines.append(
+                f"| {r['engine']} | {lv['concurrency']} | {lv['tokens_per_s']} | "
+                f"{lv['ttft_p50_s']} | {lv['ttft_max_s']} | {lv['tokens_per_s'] / base:.1f}x |"
+            )
+    ours = by_engine.get("llmops backend", {})
+    for name, levels in by_engine.items():
+        if name == "llmops backend":
+            continue
+        ratios = ", ".join(
+            f"c={c}: {ours[c] / levels[c]:.2f}x" for c in sorted(levels) if c in ours and levels[c]
+        )
+        lines.append("")
+        lines.append(f"llmops backend / {name}: {ratios}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
