@@ -65,7 +65,12 @@ def read_header(path: Path) -> GgufHeader:
         raise UsageError(f"GGUF file {path} does not exist", "give the path of a .gguf file")
     try:
         from gguf import GGUFReader
-
+    except ImportError as e:
+        raise GgufError(
+            f"reading {path.name} needs the `gguf` package",
+            "pip install 'llmops[backend]' (or just `pip install gguf`)",
+        ) from e
+    try:
         reader = GGUFReader(str(path))
     except (ValueError, OSError, KeyError) as e:
         raise GgufError(
