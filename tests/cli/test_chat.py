@@ -167,10 +167,11 @@ def test_malformed_sse(servers: list[ScriptedServer]) -> None:
     )
 
 
-def test_a_name_is_a_usage_error_until_deployments_exist() -> None:
+def test_an_unknown_deployment_name_is_a_usage_error() -> None:
     r = run("my-llama", "-m", "hi")
     assert r.exit_code == 2
-    assert "'my-llama' is not a URL" in r.stderr
+    assert "'my-llama' is neither a URL nor a deployment" in r.stderr
+    assert "llmops up MODEL" in r.stderr
 
 
 @pytest.mark.slow

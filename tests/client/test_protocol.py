@@ -131,7 +131,7 @@ def test_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     t = resolve_target("http://a:1", None)
     assert t.api_key == "env-key" and "env-key" not in repr(t)
     assert resolve_target("http://a:1", "flag-key").api_key == "flag-key"
-    with pytest.raises(UsageError, match="'my-llama' is not a URL"):
+    with pytest.raises(UsageError, match="'my-llama' is neither a URL nor a deployment"):
         resolve_target("my-llama")
 
 
