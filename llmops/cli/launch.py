@@ -163,51 +163,73 @@ def render(
         typer.Option(
             "--format",
             "-f",
-            help="shell (docker run) | native (no Docker) | json (the LaunchPlan).",
+            help="shell (docker run) | native (no Docker) | json (the LaunchPlan) | compose "
+            "(docker compose) | k8s (Deployment + Service).",
         ),
     ] = "shell",
     force: Annotated[
         bool, typer.Option("--force", help="Render even when it does not fit.")
     ] = False,
+    nodes: Annotated[
+        str | None,
+        typer.Option(
+            "--nodes",
+            help="Multi-node vLLM on Ray: a node count (each like --hw or this host), or "
+            "inventory hosts gpu-a,gpu-b (head first). Also `--hw 2x8xH100`.",
+        ),
+    ] = None,
+    add: Annotated[
+        Path | None,
+        typer.Option(
+            "--add", metavar="FILE", help="compose: add this deployment to FILE's services."
+        ),
+    ] = None,
+    k8s_cache: Annotated[
+        str | None,
+        typer.Option(
+            "--k8s-cache", help="k8s: the HF cache, pvc (default) or hostPath:/dir on the node."
+        ),
+    ] = None,
 ) -> None:
-    """Show how a model would be launched: a docker run line, a native command, or the plan."""
-    from llmops.plan.render import render as render_plan
-    from llmops.resources import templates_dir
-    from llmops.run.launching import prepare
+    """Show how a model would be launched: a docker run line, a native command, the plan, a
+    compose file or Kubernetes manifests; `--nodes` plans multi-node vLLM."""
+    from llmops.cli import scale
 
     if fmt == "native" and runtime is None:
         runtime = "native"
-    if fmt == "shell" and runtime is None:
+    if fmt in ("shell", "compose", "k8s") and runtime is None:
         runtime = "docker"
+    n_nodes, hw, node_hosts = scale.nodes_and_hw(nodes, hw)
     facts = _facts(hw, facts_file)
-    prep = prepare(
-        _options(
-            model,
-            engine,
-            quant,
-            context,
-            gpus,
-            port,
-            name,
-            runtime,
-            image,
-            concurrency,
-            True,
-            force,
-            list(ctx.args),
-            hw,
-            repo,
-            rope_factor,
-            rope_kind,
-        ),
-        facts,
-        for_render=True,
+    options = _options(
+        model,
+        engine,
+        quant,
+        context,
+        gpus,
+        port,
+        name,
+        runtime,
+        image,
+        concurrency,
+        True,
+        force,
+        list(ctx.args),
+        hw,
+        repo,
+        rope_factor,
+        rope_kind,
     )
+    if n_nodes > 1:
+        text, notes = scale.render_nodes(options, facts, n_nodes, node_hosts, fmt, k8s_cache)
+        for note in notes:
+            output.warn(note)
+        sys.stdout.write(text)
+        return
+    prep = scale.prepare_single(options, facts)
     for note in prep.warnings:
         output.warn(note)
-    sys.stdout.write(
-        render_plan(prep.plan, fmt, templates=templates_dir(), data_dir=str(prep.data_dir))
-    )
+    sys.stdout.write(scale.render_single(prep, fmt, add, k8s_cache))
 
 
 def up(

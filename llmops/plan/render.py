@@ -1,4 +1,6 @@
-"""Renderers: a LaunchPlan as a copy-pasteable shell script, a native command, or JSON.
+"""Renderers: a LaunchPlan as a copy-pasteable shell script, a native command, JSON, a docker
+compose file or Kubernetes manifests (``plan/compose.py``, ``plan/k8s.py``); a multi-node plan
+(``plan/multinode.py``) as one shell script per cluster or Kubernetes StatefulSets.
 
 Pure: the template directory is passed in (``llmops.resources.templates_dir()`` at the edge).
 Secrets never appear: they are referenced through the deployment's env file.
@@ -9,13 +11,18 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.errors import UsageError
 from llmops.hw.facts import to_jsonable
 from llmops.plan.launch import LaunchPlan
 
-FORMATS = ("shell", "native", "json")
+if TYPE_CHECKING:
+    from llmops.plan.k8s import K8sOptions
+    from llmops.plan.multinode import MultiNodePlan
+
+FORMATS = ("shell", "native", "json", "compose", "k8s")
+MULTINODE_FORMATS = ("shell", "json", "k8s")
 
 
 def container_name(plan: LaunchPlan) -> str:
@@ -78,7 +85,14 @@ def continued(argv: tuple[str, ...] | list[str], indent: int = 4) -> str:
     return (" \\\n" + " " * indent).join(argv_groups(argv))
 
 
-def render(plan: LaunchPlan, fmt: str, *, templates: Path, data_dir: str) -> str:
+def render(
+    plan: LaunchPlan,
+    fmt: str,
+    *,
+    templates: Path,
+    data_dir: str,
+    k8s: K8sOptions | None = None,
+) -> str:
     """Render a plan in one of ``FORMATS``.
 
     Raises:
@@ -86,6 +100,14 @@ def render(plan: LaunchPlan, fmt: str, *, templates: Path, data_dir: str) -> str
     """
     if fmt == "json":
         return json.dumps({"schema": 1, "plan": plan_json(plan)}, indent=2) + "\n"
+    if fmt == "compose":
+        from llmops.plan.compose import render_compose
+
+        return render_compose(plan, secrets_file=secrets_file(plan, data_dir))
+    if fmt == "k8s":
+        from llmops.plan.k8s import render_k8s
+
+        return render_k8s(plan, k8s)
     if fmt == "shell":
         if plan.runtime != "docker":
             raise UsageError(
@@ -109,6 +131,52 @@ def render(plan: LaunchPlan, fmt: str, *, templates: Path, data_dir: str) -> str
             plan=plan,
             container_name=container_name(plan),
             secrets_file=secrets_file(plan, data_dir),
+        )
+    )
+    return text
+
+
+def render_multinode(
+    mp: MultiNodePlan,
+    fmt: str,
+    *,
+    templates: Path,
+    data_dir: str,
+    k8s: K8sOptions | None = None,
+) -> str:
+    """Render a multi-node plan: ``shell`` (one script, a section per role), ``k8s``, ``json``.
+
+    Raises:
+        UsageError: for compose/native (one host each) or an unknown format.
+    """
+    from llmops.plan import multinode
+
+    if fmt == "json":
+        return json.dumps({"schema": 1, "multinode": multinode.multinode_json(mp)}, indent=2) + "\n"
+    if fmt == "k8s":
+        from llmops.plan.k8s import render_k8s_multinode
+
+        return render_k8s_multinode(mp, k8s)
+    if fmt != "shell":
+        raise UsageError(
+            f"a multi-node plan renders as {', '.join(MULTINODE_FORMATS)}, not {fmt!r}",
+            "compose and native describe one host: use `--format shell` (a script per node "
+            "role) or `--format k8s`",
+        )
+    plan = mp.serve
+    text: str = (
+        _env(templates)
+        .get_template("multinode-ray.sh.j2")
+        .render(
+            mp=mp,
+            plan=plan,
+            script=f"{plan.name}.sh",
+            container=container_name(plan),
+            secrets_file=secrets_file(plan, data_dir),
+            head_ip=mp.head_address or "",
+            shm=multinode.SHM_SIZE,
+            head_script=multinode.head_script(mp),
+            worker_script=multinode.worker_script(mp),
         )
     )
     return text

@@ -1,0 +1,242 @@
+"""A LaunchPlan as a docker compose file, and merging it into an existing one (``--add``).
+
+The service carries what ``docker run`` would: the GPUs as a device reservation (driver nvidia,
+the plan's device ids), shm or host IPC, ports, volumes (named volumes declared at the top level
+with their real names, so ``llmops up`` and compose share them), labels, the restart policy, a
+healthcheck on the engine's health path and the deployment's secrets file as ``env_file``.
+
+Pure: the caller reads the existing compose file and passes its text in.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from llmops.errors import UsageError
+from llmops.plan.launch import LaunchPlan, Mount
+
+COMPOSE_HEADER = (
+    "# llmops deployment(s) for docker compose. Rendered by `llmops render --format compose`;\n"
+    "# start with `docker compose up -d` (or `docker-compose up -d`).\n"
+)
+
+
+def _host_path(path: str) -> str:
+    """``~/x`` → ``${HOME}/x``: compose interpolates variables, not ``~``, in every version."""
+    if path == "~":
+        return "${HOME}"
+    if path.startswith("~/"):
+        return "${HOME}/" + path[2:]
+    return path
+
+
+def _volume(m: Mount) -> str:
+    src = m.source if m.kind == "volume" else _host_path(m.source)
+    return f"{src}:{m.target}" + (":ro" if m.read_only else "")
+
+
+def _healthcheck(plan: LaunchPlan) -> dict[str, Any]:
+    port = plan.ports[0].container_port
+    url = f"http://localhost:{port}{plan.health.path}"
+    if plan.engine == "llamacpp":
+        # the llama.cpp server images ship curl (their own HEALTHCHECK uses it); /health is open
+        test = ["CMD", "curl", "-fsS", "-o", "/dev/null", url]
+    else:
+        # the TGI, vLLM and torch images have python3 but not always curl
+        test = [
+            "CMD",
+            "python3",
+            "-c",
+            f"import urllib.request; urllib.request.urlopen('{url}', timeout=5)",
+        ]
+    return {
+        "test": test,
+        "interval": "30s",
+        "timeout": "10s",
+        "retries": 3,
+        # weights download and load before the first 200 (engines.md §3)
+        "start_period": f"{plan.health.start_period_s}s",
+    }
+
+
+def compose_service(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
+    """The compose service for one docker plan (a plain dict, ready for YAML).
+
+    Raises:
+        UsageError: for a native plan (compose runs containers).
+    """
+    if plan.runtime != "docker" or plan.image is None:
+        raise UsageError(
+            "the compose format runs containers; this plan uses the native runtime",
+            "use `--runtime docker` (the default for --format compose)",
+        )
+    svc: dict[str, Any] = {
+        "image": plan.image,
+        "container_name": f"llmops-{plan.name}",
+    }
+    if plan.entrypoint:
+        svc["entrypoint"] = list(plan.entrypoint)
+    svc["command"] = list(plan.argv)
+    svc["restart"] = "unless-stopped"
+    svc["ports"] = [f"{p.host_ip}:{p.host_port}:{p.container_port}" for p in plan.ports]
+    if plan.mounts:
+        svc["volumes"] = [_volume(m) for m in plan.mounts]
+    if plan.env:
+        svc["environment"] = dict(plan.env)
+    if plan.secret_env:
+        svc["env_file"] = [secrets_file]
+    if plan.ipc_host:
+        svc["ipc"] = "host"
+    elif plan.shm_size_mib:
+        svc["shm_size"] = f"{plan.shm_size_mib}m"
+    svc["labels"] = dict(plan.labels)
+    svc["healthcheck"] = _healthcheck(plan)
+    svc["logging"] = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "3"}}
+    if plan.gpus:
+        svc["deploy"] = {
+            "resources": {
+                "reservations": {
+                    "devices": [
+                        {
+                            "driver": "nvidia",
+                            "device_ids": [str(g) for g in plan.gpus],
+                            "capabilities": ["gpu"],
+                        }
+                    ]
+                }
+            }
+        }
+    return svc
+
+
+def _named_volumes(plan: LaunchPlan) -> dict[str, Any]:
+    # `name:` keeps the real volume name (no project prefix): the same volume `llmops up` uses
+    return {m.source: {"name": m.source} for m in plan.mounts if m.kind == "volume"}
+
+
+def compose_doc(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
+    """A whole compose document holding this one deployment."""
+    doc: dict[str, Any] = {
+        "services": {plan.name: compose_service(plan, secrets_file=secrets_file)}
+    }
+    vols = _named_volumes(plan)
+    if vols:
+        doc["volumes"] = vols
+    return doc
+
+
+def _notes(plan: LaunchPlan, secrets_file: str) -> str:
+    lines = [f"# {plan.name}: {plan.model} ({plan.quant}) on {plan.engine}"]
+    if plan.secret_env:
+        held = ", ".join(f"{s.env}=<{s.secret}>" for s in plan.secret_env)
+        lines.append(f"#   secrets: {secrets_file} (mode 0600) holds {held}")
+    lines += [f"#   note: {n}" for n in plan.notes]
+    return "\n".join(lines) + "\n"
+
+
+def dump(doc: dict[str, Any]) -> str:
+    import yaml
+
+    text: str = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=100)
+    return text
+
+
+def render_compose(plan: LaunchPlan, *, secrets_file: str) -> str:
+    """The compose file text for one deployment (header comments, then YAML)."""
+    return (
+        COMPOSE_HEADER
+        + _notes(plan, secrets_file)
+        + dump(compose_doc(plan, secrets_file=secrets_file))
+    )
+
+
+# ------------------------------------------------------------------------------------ --add
+
+_PORT = re.compile(r"^(?:(?P<ip>\[[^\]]*\]|[^:]+):)?(?P<host>\d+(?:-\d+)?):(?P<ctr>\d+(?:-\d+)?)")
+
+
+def _host_ports(spec: Any) -> set[int]:
+    """Host ports a compose ``ports`` entry publishes (short or long syntax; ranges expanded)."""
+    out: set[int] = set()
+    if isinstance(spec, dict):
+        pub = spec.get("published")
+        if pub is not None:
+            out |= _range(str(pub))
+        return out
+    text = str(spec).split("/")[0]
+    m = _PORT.match(text)
+    if m:
+        out |= _range(m.group("host"))
+    return out  # a bare "8000" publishes a random host port: nothing to clash with
+
+
+def _range(text: str) -> set[int]:
+    if "-" in text:
+        a, b = text.split("-", 1)
+        if a.isdigit() and b.isdigit():
+            return set(range(int(a), int(b) + 1))
+        return set()
+    return {int(text)} if text.isdigit() else set()
+
+
+def merge_compose(existing_text: str, plan: LaunchPlan, *, secrets_file: str, where: str) -> str:
+    """Add this deployment as another service to an existing compose file's text.
+
+    Comments of the existing file are not kept (it is parsed and written again).
+
+    Raises:
+        UsageError: the file is not a compose mapping, or the service name or a host port is
+            already taken there.
+    """
+    import yaml
+
+    try:
+        doc = yaml.safe_load(existing_text)
+    except yaml.YAMLError as e:
+        raise UsageError(f"{where} is not valid YAML: {e}", "pass a docker compose file") from e
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("services", {}), dict):
+        raise UsageError(
+            f"{where} is not a docker compose file (no `services:` mapping)",
+            "pass a file written by `llmops render --format compose`, or any compose file",
+        )
+    services: dict[str, Any] = doc.setdefault("services", {}) or {}
+    doc["services"] = services
+    if plan.name in services:
+        raise UsageError(
+            f"service {plan.name} is already in {where}",
+            "choose another deployment name with `--name`",
+        )
+    mine = {p.host_port for p in plan.ports}
+    for name, svc in services.items():
+        for spec in (svc or {}).get("ports") or []:
+            clash = mine & _host_ports(spec)
+            if clash:
+                port = min(clash)
+                raise UsageError(
+                    f"host port {port} is already published by service {name} in {where}",
+                    f"choose another host port with `--port {_free_port(services, port)}`",
+                )
+    services[plan.name] = compose_service(plan, secrets_file=secrets_file)
+    vols = _named_volumes(plan)
+    if vols:
+        declared = doc.get("volumes") or {}
+        if not isinstance(declared, dict):
+            raise UsageError(f"{where}: top-level `volumes` is not a mapping", None)
+        for k, v in vols.items():
+            declared.setdefault(k, v)
+        doc["volumes"] = declared
+    return COMPOSE_HEADER + _notes(plan, secrets_file) + dump(doc)
+
+
+def _free_port(services: dict[str, Any], start: int) -> int:
+    used: set[int] = set()
+    for svc in services.values():
+        for spec in (svc or {}).get("ports") or []:
+            used |= _host_ports(spec)
+    port = start + 1
+    while port in used:
+        port += 1
+    return port
