@@ -21,7 +21,7 @@ from llmops.run.docker import LaunchError, RuntimeState
 from llmops.run.state import DeploymentStore
 
 
-def _create_time(pid: int) -> float | None:
+def process_create_time(pid: int) -> float | None:
     import psutil
 
     try:
@@ -30,7 +30,8 @@ def _create_time(pid: int) -> float | None:
         return None
 
 
-def _alive(pid: int, created: float | None) -> bool:
+def process_alive(pid: int, created: float | None) -> bool:
+    """True when ``pid`` runs and (when ``created`` is known) is the process started then."""
     import psutil
 
     try:
@@ -79,7 +80,11 @@ class NativeRuntime:
         finally:
             log.close()
         self._procs[plan.name] = proc
-        record = {"pid": proc.pid, "create_time": _create_time(proc.pid), "argv": list(plan.argv)}
+        record = {
+            "pid": proc.pid,
+            "create_time": process_create_time(proc.pid),
+            "argv": list(plan.argv),
+        }
         self.store.pid_path(plan.name).write_text(json.dumps(record))
         return self.state(plan.name)
 
@@ -98,7 +103,7 @@ class NativeRuntime:
         created = rec.get("create_time")
         proc = self._procs.get(name)
         exit_code = proc.poll() if proc is not None else None
-        running = exit_code is None and _alive(pid, float(str(created)) if created else None)
+        running = exit_code is None and process_alive(pid, float(str(created)) if created else None)
         started = (
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(str(created))))
             if created
@@ -153,7 +158,7 @@ class NativeRuntime:
             return False
         pid = int(str(rec["pid"]))
         created = rec.get("create_time")
-        if not _alive(pid, float(str(created)) if created else None):
+        if not process_alive(pid, float(str(created)) if created else None):
             return False
         try:
             pgid = os.getpgid(pid)
@@ -173,7 +178,7 @@ class NativeRuntime:
         while time.monotonic() < deadline:
             if proc is not None:
                 proc.poll()
-            if not _alive(pid, float(str(created)) if created else None):
+            if not process_alive(pid, float(str(created)) if created else None):
                 break
             time.sleep(0.2)
         else:

@@ -1032,25 +1032,8 @@ class LocalForward:
         with self._lock:
             self._open.update((conn, chan))
         try:
-            while not self._stop.is_set():
-                r, _, _ = select.select([conn, chan], [], [], 0.5)
-                if conn in r:
-                    data = conn.recv(65536)
-                    if not data:
-                        break
-                    chan.sendall(data)
-                if chan in r:
-                    data = chan.recv(65536)
-                    if not data:
-                        break
-                    conn.sendall(data)
-        except (OSError, EOFError, ValueError):
-            pass
+            relay(conn, chan, self._stop)
         finally:
-            with contextlib.suppress(Exception):
-                chan.close()
-            with contextlib.suppress(Exception):
-                conn.close()
             with self._lock:
                 self._open.discard(conn)
                 self._open.discard(chan)
@@ -1103,3 +1086,28 @@ __all__ = [
     "resolve",
     "ssh_config_from_text",
 ]
+
+
+def relay(sock: socket.socket, chan: Any, stop: threading.Event | None = None) -> None:
+    """Copy bytes both ways between a socket and an SSH channel until either side closes
+    (or ``stop`` is set); both are closed on return."""
+    try:
+        while stop is None or not stop.is_set():
+            r, _, _ = select.select([sock, chan], [], [], 0.5)
+            if sock in r:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                chan.sendall(data)
+            if chan in r:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                sock.sendall(data)
+    except (OSError, EOFError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            chan.close()
+        with contextlib.suppress(Exception):
+            sock.close()

@@ -51,6 +51,8 @@ from llmops.errors import (
     UsageError,
 )
 from llmops.plan import tunnel as tp
+from llmops.run.native import process_alive as _alive
+from llmops.run.native import process_create_time as _create_time
 from llmops.run.state import llmops_home
 
 INSTALL_HINTS = {
@@ -117,27 +119,6 @@ class TunnelStatus:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _create_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-
-
-def _alive(pid: int, created: float | None) -> bool:
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return created is None or abs(p.create_time() - created) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -716,7 +697,7 @@ def resolve_target(target: str, deployments: Any, env: Mapping[str, str]) -> Tar
 
 
 def _pump(chan: Any, local_port: int) -> None:
-    import select
+    from llmops.run.ssh import relay
 
     try:
         sock = socket.create_connection(("127.0.0.1", local_port), timeout=10)
@@ -725,25 +706,7 @@ def _pump(chan: Any, local_port: int) -> None:
         chan.close()
         return
     sock.settimeout(None)
-    try:
-        while True:
-            r, _, _ = select.select([sock, chan], [], [], 60)
-            if sock in r:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                chan.sendall(data)
-            if chan in r:
-                data = chan.recv(65536)
-                if not data:
-                    break
-                sock.sendall(data)
-    except OSError:
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            chan.close()
-        sock.close()
+    relay(sock, chan)
 
 
 def _ssh_forward_main(argv: list[str]) -> int:
