@@ -154,12 +154,15 @@ def wait_ready(url: str, model: str, server: Server, timeout_s: float = 300) -> 
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             return f"exited with {server.proc.returncode}"
+        log = server.log.read_text(errors="replace")
+        if "Error in generation loop" in log:  # transformers' CB thread died; it never answers
+            return "generation loop failed"
         try:
             import httpx
 
             async def probe() -> tuple[float, str]:
-                async with httpx.AsyncClient(base_url=url, timeout=60) as c:
-                    return await asyncio.wait_for(_one(c, model, "Hi", 2), timeout=60)
+                async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+                    return await asyncio.wait_for(_one(c, model, "Hi", 2), timeout=30)
 
             _, text = asyncio.run(probe())
             if text:

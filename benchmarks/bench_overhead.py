@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -133,18 +132,10 @@ def p50(values: list[float]) -> float:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _machine import describe
+
+    return describe()
 
 
 def main() -> None:

@@ -10,33 +10,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _machine import describe  # noqa: E402
 
 
 def _time(argv: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - t0
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{platform.node()} · {cpu} · {os.cpu_count()} CPUs · Python {platform.python_version()}"
-        f" · {platform.system()} {platform.release()}"
-    )
 
 
 def main() -> int:
@@ -54,7 +40,7 @@ def main() -> int:
     for _ in range(args.runs):
         for name, argv in cases.items():
             samples[name].append(_time(argv))
-    print(f"machine: {_machine()}")
+    print(f"machine: {describe()}")
     print(f"runs: {args.runs} each, interleaved")
     print(f"{'command':<28} {'median ms':>10} {'best ms':>10}")
     med = {}

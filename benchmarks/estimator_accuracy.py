@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import platform
 import resource
 import sys
 from pathlib import Path
@@ -91,14 +90,10 @@ def main() -> int:
         props = torch.cuda.get_device_properties(0)
         machine = f"{props.name}, {props.total_memory / GIB:.1f} GiB, torch {torch.__version__}"
     else:
-        cpu = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _machine import cpu_model
+
+        cpu = cpu_model()
         machine = f"CPU {cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
     print(
         f"machine: {machine}; transformers {transformers.__version__}; python {sys.version.split()[0]}"
