@@ -192,7 +192,7 @@ def ensure_debian_base(client: object) -> str:
 
 def ensure_wheelhouse() -> Path:
     """Wheels for the image (torch CPU + the backend's requirements), cached between runs."""
-    from llmops.backend.image import REQUIREMENTS, TORCH_VERSION
+    from llmops.run.image import REQUIREMENTS, TORCH_VERSION
 
     wh = TEST_CACHE / "wheelhouse"
     marker = wh / ".complete"

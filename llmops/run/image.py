@@ -1,4 +1,4 @@
-"""``llmops build torch``: render ``templates/Dockerfile.torch`` and build it with the docker SDK.
+"""Build the bundled torch backend image (`llmops build torch`) with the local Docker engine.
 
 The build works offline from a wheelhouse (``pip download`` on a connected host, see
 ``wheelhouse_command``) and behind a TLS-intercepting proxy (``--ca-cert`` bundle). jinja2 and
