@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 EXTRAS ?= test,backend
 
-.PHONY: install test lint typecheck docs demo bench clean
+.PHONY: install test lint typecheck docs demo bench bench-all clean
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,8 +38,13 @@ docs: install  ## regenerate the README's command reference from --help, and the
 demo: install  ## serve SmolLM2 on this machine (CPU is fine), ask it a question, print the answer
 	$(VENV)/bin/llmops quickstart
 
-bench: install  ## print the benchmark figures for this machine
+bench: install  ## print the quick benchmark figures for this machine (bench-all adds the backend's)
 	$(PY) benchmarks/cli_startup.py
+	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/estimator_accuracy.py
+
+bench-all: bench  ## also the bundled backend vs transformers serve (a few minutes on a CPU)
+	$(PY) benchmarks/backend_throughput.py --max-tokens 48 --rounds 2
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
