@@ -347,8 +347,8 @@ def build_torch(
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """Build the bundled torch backend image with the local Docker engine."""
-    from llmops.run.image import BuildRequest, build_image, check_request, render_dockerfile
     from llmops.resources import templates_dir
+    from llmops.run.image import BuildRequest, build_image, check_request, render_dockerfile
 
     req = BuildRequest(
         variant="cuda" if cuda else "cpu",

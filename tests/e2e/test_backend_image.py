@@ -107,8 +107,8 @@ def test_build_torch_rejects_a_missing_wheelhouse(tmp_path: Path) -> None:
 
 
 def test_dockerfile_renders_offline_and_proxy_variants(tmp_path: Path) -> None:
-    from llmops.run.image import BuildRequest, render_dockerfile
     from llmops.resources import templates_dir
+    from llmops.run.image import BuildRequest, render_dockerfile
 
     wh = tmp_path / "wh"
     wh.mkdir()
