@@ -278,3 +278,24 @@ def test_crash_and_timeout_exit_1_with_log_tail(docker_client, engine_images) ->
     r = cli("up", *base, "--image", "llmops-test/engine:hang", "--name", "t-hang", "--timeout", "3")
     assert r.exit_code == 1 and "was not ready after 3 s" in r.stderr
     assert json.loads(cli("ps", "--json").stdout)["deployments"] == []
+
+
+def test_gated_model_without_a_token_is_refused_before_anything_starts() -> None:
+    r = cli("up", "llama3.1-8b", "--engine", "torch", "--quant", "bf16", "--force", "--dry-run")
+    assert r.exit_code == 1, r.output
+    assert "is gated on the Hugging Face Hub and no token is set" in r.stderr
+    assert "HF_TOKEN" in r.stderr
+    ok = cli(
+        "up",
+        "llama3.1-8b",
+        "--engine",
+        "torch",
+        "--quant",
+        "bf16",
+        "--force",
+        "--dry-run",
+        env={"HF_TOKEN": "hf_abcdefghijklmnopqrstuvwx"},
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "hf_abcdefghijklmnopqrstuvwx" not in ok.output  # referenced, never printed
+    assert "HF_TOKEN=<hf_token>" in ok.stdout

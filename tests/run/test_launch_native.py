@@ -128,3 +128,19 @@ def test_missing_engine_binary(tmp_path: Path) -> None:
         up(plan, NativeRuntime(store), store, {}, api_key=None, timeout_s=5)
     assert "not installed" in e.value.message and "llama-server" in (e.value.hint or "")
     assert store.load("n-missing") is None
+
+
+def test_follow_streams_new_lines_until_the_process_ends(tmp_path: Path) -> None:
+    store = DeploymentStore(tmp_path / "home")
+    rt = NativeRuntime(store)
+    plan = native_plan(tmp_path, "n-follow", "serve")
+    code = "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second', flush=True)\n"
+    plan = dataclasses.replace(plan, argv=(sys.executable, "-c", code))
+    from llmops.plan.render import plan_json
+
+    store.save("n-follow", plan_json(plan), "t", {})
+    rt.start(plan, {})
+    chunks = list(Deployments(store, None, rt).follow("n-follow", 10))
+    text = "".join(chunks)
+    assert "first" in text and "second" in text
+    assert text.index("first") < text.index("second")
