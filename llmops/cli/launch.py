@@ -3,7 +3,9 @@ render it or start it and wait until it serves."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -313,7 +315,8 @@ def up(
     from llmops.run.up import StartupFailed, describe_failure
 
     try:
-        result = start(prep, timeout_s=timeout, wait=not no_wait, on_phase=_phase_printer(json_))
+        with _phases(prep.plan.name, quiet=json_) as on_phase:
+            result = start(prep, timeout_s=timeout, wait=not no_wait, on_phase=on_phase)
     except StartupFailed as err:
         tail = describe_failure(err)
         if tail:
@@ -322,12 +325,22 @@ def up(
     _print_ready(prep, result, json_)
 
 
-def _phase_printer(quiet: bool):  # type: ignore[no-untyped-def]
-    def show(text: str) -> None:
-        if not quiet:
-            output.info(f"… {text}")
+@contextlib.contextmanager
+def _phases(name: str, quiet: bool) -> Iterator[Callable[[str], None]]:
+    """Show the start-up phase: a spinner on a terminal, one line per phase otherwise."""
+    if quiet:
+        yield lambda _text: None
+        return
+    err = output.stderr()
+    if not err.is_terminal:
+        yield lambda text: output.info(f"… {text}")
+        return
+    with err.status(f"{name}: starting") as status:
 
-    return show
+        def update(text: str) -> None:
+            status.update(f"{name}: {text}")
+
+        yield update
 
 
 def _print_plan(prep: Prepared, json_: bool) -> None:
