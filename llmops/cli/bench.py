@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmops.cli import output
+from llmops.cli.params import ApiKeyOpt, ModelNameOpt
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -48,22 +49,12 @@ def bench(
     out: Annotated[
         Path | None, typer.Option("--out", metavar="FILE", help="Also write the JSON to FILE.")
     ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            metavar="KEY",
-            help="API key (default: $LLMOPS_API_KEY, else the deployment's). Never printed.",
-        ),
-    ] = None,
+    api_key: ApiKeyOpt = None,
     compare_api_key: Annotated[
         str | None,
         typer.Option("--compare-api-key", metavar="KEY", help="API key for --compare."),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", metavar="MODEL", help="Model name (default: the served one)."),
-    ] = None,
+    model: ModelNameOpt = None,
     tokenizer: Annotated[
         str | None,
         typer.Option(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmops.cli import output
+from llmops.cli.params import ApiKeyOpt, ModelNameOpt
 
 if TYPE_CHECKING:
     import asyncio
@@ -29,18 +30,8 @@ def chat(
     system: Annotated[
         str | None, typer.Option("--system", metavar="TEXT", help="A system prompt.")
     ] = None,
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key",
-            metavar="KEY",
-            help="API key (default: $LLMOPS_API_KEY, else the deployment's). Never printed.",
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", metavar="MODEL", help="Model name (default: the served one)."),
-    ] = None,
+    api_key: ApiKeyOpt = None,
+    model: ModelNameOpt = None,
     max_tokens: Annotated[
         int, typer.Option("--max-tokens", min=1, help="Longest reply, in tokens.")
     ] = 512,
