@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from llmops.errors import LlmopsError
 from llmops.plan.launch import LaunchPlan
@@ -51,7 +51,12 @@ class NativeRuntime:
         self.env = dict(os.environ if env is None else env)
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, plan: LaunchPlan, secret_values: Mapping[str, str]) -> RuntimeState:
+    def start(
+        self,
+        plan: LaunchPlan,
+        secret_values: Mapping[str, str],
+        on_progress: Callable[[str], None] | None = None,
+    ) -> RuntimeState:
         d = self.store.dir(plan.name)
         d.mkdir(parents=True, exist_ok=True)
         env = {**self.env, **dict(plan.env)}

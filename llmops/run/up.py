@@ -28,7 +28,12 @@ from llmops.run.state import DeploymentStore
 class Runtime(Protocol):
     name: str
 
-    def start(self, plan: LaunchPlan, secret_values: Mapping[str, str]) -> RuntimeState: ...
+    def start(
+        self,
+        plan: LaunchPlan,
+        secret_values: Mapping[str, str],
+        on_progress: Callable[[str], None] | None = None,
+    ) -> RuntimeState: ...
     def state(self, name: str) -> RuntimeState: ...
     def logs(self, name: str, tail: int | None = 200) -> str: ...
     def stop(self, name: str, grace_s: int = 20) -> bool: ...
@@ -152,7 +157,7 @@ def up(
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     store.save(plan.name, plan_json(plan), created, secret_values)
     try:
-        state = runtime.start(plan, secret_values)
+        state = runtime.start(plan, secret_values, on_phase)
     except BaseException:
         store.remove(plan.name)
         raise

@@ -299,3 +299,27 @@ def test_gated_model_without_a_token_is_refused_before_anything_starts() -> None
     assert ok.exit_code == 0, ok.output
     assert "hf_abcdefghijklmnopqrstuvwx" not in ok.output  # referenced, never printed
     assert "HF_TOKEN=<hf_token>" in ok.stdout
+
+
+@pytest.mark.docker
+def test_an_image_that_cannot_be_pulled_is_a_clear_error(docker_client) -> None:  # type: ignore[no-untyped-def]
+    r = cli(
+        "up",
+        "qwen2.5-7b",
+        "--engine",
+        "llamacpp",
+        "--quant",
+        "q4_k_m",
+        "--context",
+        "2048",
+        "--image",
+        "llmops-test/not-built-here:1",
+        "--name",
+        "t-nopull",
+    )
+    assert r.exit_code == 1, r.output
+    assert (
+        "image llmops-test/not-built-here:1 is not on this host and could not be pulled" in r.stderr
+    )
+    assert "docker pull" in r.stderr
+    assert json.loads(cli("ps", "--json").stdout)["deployments"] == []
