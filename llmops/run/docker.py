@@ -155,9 +155,9 @@ class DockerRuntime:
                     total = sum(t for _, t in layers.values()) / 1e9
                     report(f"pulling image {image}: {done:.1f}/{total:.1f} GB")
         except docker.errors.DockerException as e:
+            why = str(getattr(e, "explanation", None) or e).splitlines()[0][:200]
             raise LaunchError(
-                f"image {image} is not on this host and could not be pulled: "
-                f"{str(e).splitlines()[0][:200]}",
+                f"image {image} is not on this host and could not be pulled: {why}",
                 f"`docker pull {image}` (check the registry is reachable), or build/load it locally",
             ) from e
 
