@@ -99,6 +99,11 @@ def fit(
             breakdown="",
             summary={"fits": False, "reason": "no GPU"},
         )
+    if not devs and host is None:
+        raise UsageError(
+            "the hardware has no GPU and its RAM is unknown, so nothing can be sized",
+            "say how much RAM: `--hw cpu:64GB`",
+        )
     q = _fit_quant(art)
     ctx = context or min(spec.arch.trained_context, DEFAULT_CONTEXT_CAP)
     opts = FitOptions(

@@ -161,7 +161,9 @@ def render(
     """Show how a model would be launched: a docker run line, a native command, the plan, a
     compose file or Kubernetes manifests; `--nodes` plans multi-node vLLM."""
     from llmops.cli import scale
+    from llmops.plan.render import check_format
 
+    check_format(fmt)
     if fmt == "native" and runtime is None:
         runtime = "native"
     if fmt in ("shell", "compose", "k8s") and runtime is None:
@@ -194,8 +196,7 @@ def render(
         sys.stdout.write(text)
         return
     prep = scale.prepare_single(options, facts)
-    for note in prep.warnings:
-        output.warn(note)
+    _tell(prep)
     sys.stdout.write(scale.render_single(prep, fmt, add, k8s_cache))
 
 
@@ -267,8 +268,7 @@ def up(
         facts,
         for_render=False,
     )
-    for note in prep.warnings:
-        output.warn(note)
+    _tell(prep)
     if prep.already_running:
         output.info(f"{prep.plan.name} is already running; nothing changed (`llmops ps`)")
         if json_:
@@ -288,6 +288,15 @@ def up(
             sys.stderr.write(tail + "\n")
         raise
     _print_ready(prep, result, json_)
+
+
+def _tell(prep: Prepared) -> None:
+    """Warnings as `warning:`, the plan's informational notes as `note:` (both on stderr)."""
+    for text in prep.warnings:
+        if text in prep.plan.notes:
+            output.info(f"note: {text}")
+        else:
+            output.warn(text)
 
 
 @contextlib.contextmanager

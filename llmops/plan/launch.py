@@ -398,7 +398,10 @@ def _llamacpp(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> _E
         secret_env=secrets,
         mounts=[Mount(f"{o.data_dir}/models/llamacpp", "/models")],
         health=HealthProbe(path="/health", ready_path="/v1/models", loading_status=(503,)),
-        notes=[f"{parallel} parallel slots of {o.context} tokens each (-c {o.context * parallel})"],
+        notes=[
+            f"{parallel} parallel slot{'s' if parallel > 1 else ''} of {o.context} tokens"
+            f"{' each' if parallel > 1 else ''} (-c {o.context * parallel})"
+        ],
     )
 
 

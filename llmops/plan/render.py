@@ -85,6 +85,17 @@ def continued(argv: tuple[str, ...] | list[str], indent: int = 4) -> str:
     return (" \\\n" + " " * indent).join(argv_groups(argv))
 
 
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` when a renderer knows it.
+
+    Raises:
+        UsageError: for an unknown format.
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}", "choose one of: " + ", ".join(FORMATS))
+    return fmt
+
+
 def render(
     plan: LaunchPlan,
     fmt: str,
