@@ -5,8 +5,6 @@ stderr with the error's exit code; anything else is an internal error (exit 70) 
 is shown only with ``--debug`` or ``LLMOPS_DEBUG=1``.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import traceback

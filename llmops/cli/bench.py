@@ -1,7 +1,5 @@
 """`llmops bench`: streamed load at several concurrencies; TTFT, ITL, throughput, errors."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -130,8 +128,8 @@ def _transport(name: str) -> str:
 
 
 def _run(
-    targets: list[Any], model: str | None, prompts: list[Any], settings: BenchSettings
-) -> list[EndpointResult]:
+    targets: list[Any], model: str | None, prompts: list[Any], settings: "BenchSettings"
+) -> "list[EndpointResult]":
     import asyncio
 
     from llmops.client.bench import bench_endpoint
@@ -139,7 +137,7 @@ def _run(
     labels = "AB" if len(targets) > 1 else " "
     with _Progress() as progress:
 
-        async def go() -> list[EndpointResult]:
+        async def go() -> "list[EndpointResult]":
             return [
                 await bench_endpoint(
                     label.strip(), t.url, t.api_key, model, prompts, settings, progress
@@ -177,7 +175,7 @@ class _Progress:
         self.errors = 0
         self.desc = ""
 
-    def __enter__(self) -> _Progress:
+    def __enter__(self) -> "_Progress":
         self.bar.start()
         return self
 
@@ -205,13 +203,13 @@ class _Progress:
             )
 
 
-def _document(results: list[EndpointResult], settings: BenchSettings) -> dict[str, Any]:
+def _document(results: "list[EndpointResult]", settings: "BenchSettings") -> dict[str, Any]:
     from dataclasses import asdict
 
     return {"settings": asdict(settings), "endpoints": results}
 
 
-def _ms(d: Distribution | None, *keys: str) -> str:
+def _ms(d: "Distribution | None", *keys: str) -> str:
     if d is None:
         return "-"
     return " / ".join(_num(getattr(d, k)) for k in keys)
@@ -221,7 +219,7 @@ def _num(x: float) -> str:
     return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
-def bench_table(results: list[EndpointResult]) -> Table:
+def bench_table(results: "list[EndpointResult]") -> "Table":
     """The report: one row per concurrency level, endpoints side by side (A, B) within a level."""
     from rich.table import Table
 
@@ -256,7 +254,7 @@ def bench_table(results: list[EndpointResult]) -> Table:
     return table
 
 
-def render(console: Console, results: list[EndpointResult]) -> None:
+def render(console: "Console", results: "list[EndpointResult]") -> None:
     """Endpoint lines, the table, then one example message per error kind."""
     two = len(results) > 1
     for label, r in zip("AB", results, strict=False):
@@ -281,7 +279,7 @@ def render(console: Console, results: list[EndpointResult]) -> None:
             )
 
 
-def _print_unwrapped(console: Console, table: Table) -> None:
+def _print_unwrapped(console: "Console", table: "Table") -> None:
     """Print a table at its natural width even on a narrower terminal (rows never wrap)."""
     from rich.console import Console
     from rich.measure import Measurement
@@ -298,7 +296,7 @@ def _print_unwrapped(console: Console, table: Table) -> None:
     console.print(table)
 
 
-def _exit_status(results: list[EndpointResult]) -> None:
+def _exit_status(results: "list[EndpointResult]") -> None:
     """Exit 1 when an endpoint could not be measured or no request to it succeeded."""
     bad = [r for r in results if r.error or not any(lv.ok for lv in r.levels)]
     if bad:

@@ -1,7 +1,5 @@
 """`llmops chat`: talk to an endpoint with streaming replies (OpenAI chat API, or TGI)."""
 
-from __future__ import annotations
-
 import contextlib
 import sys
 from typing import TYPE_CHECKING, Annotated
@@ -68,7 +66,7 @@ def chat(
         loop.close()
 
 
-def _turn(loop: asyncio.AbstractEventLoop, session: ChatSession, text: str) -> None:
+def _turn(loop: "asyncio.AbstractEventLoop", session: "ChatSession", text: str) -> None:
     """One user turn: stream the reply to stdout as it arrives."""
 
     wrote = False
@@ -94,7 +92,7 @@ def _turn(loop: asyncio.AbstractEventLoop, session: ChatSession, text: str) -> N
             sys.stdout.flush()
 
 
-def _interactive(loop: asyncio.AbstractEventLoop, session: ChatSession) -> None:
+def _interactive(loop: "asyncio.AbstractEventLoop", session: "ChatSession") -> None:
     """Read turns with plain ``input()`` until /exit or end of input; errors do not end it."""
     from llmops.cli import report_error
     from llmops.errors import EndpointError

@@ -1,7 +1,5 @@
 """`llmops ps`, `llmops logs`, `llmops down`: see and stop what llmops started."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

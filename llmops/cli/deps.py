@@ -1,7 +1,5 @@
 """The single place where the CLI builds adapters. CLI tests monkeypatch these factories."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +21,7 @@ def collect_facts(
     gpu_smoke_test: bool = False,
     gpu_smoke_test_image: str | None = None,
     hf_online_check: bool = True,
-) -> HostFacts:
+) -> "HostFacts":
     """Probe this host (the sections asked for, default all).
 
     Under ``llmops --host H`` with no llmops on H, the facts come from H instead: its shell
@@ -72,7 +70,7 @@ def ssh_host(target: str, *, trust_new_host: bool = False) -> Any:
     return open_host(target, trust_new_host=trust_new_host)
 
 
-def load_facts_file(path: Path) -> HostFacts:
+def load_facts_file(path: Path) -> "HostFacts":
     """Read HostFacts saved by ``llmops doctor --json`` (or a bare HostFacts object)."""
     from dataclasses import replace
 

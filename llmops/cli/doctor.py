@@ -1,7 +1,5 @@
 """`llmops doctor`: probe the host and say what is wrong and how to fix it."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

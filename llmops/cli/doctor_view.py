@@ -1,7 +1,5 @@
 """Rich rendering of doctor's report (imported only when a human report is printed)."""
 
-from __future__ import annotations
-
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table

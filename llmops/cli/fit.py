@@ -1,7 +1,5 @@
 """`llmops fit` and `llmops recommend`: what fits on this (or described) hardware, and how well."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,7 +35,7 @@ FactsOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Output as JSON.")]
 
 
-def host_facts(hw: str | None, facts_file: Path | None) -> HostFacts:
+def host_facts(hw: str | None, facts_file: Path | None) -> "HostFacts":
     """The hardware to plan for: --facts FILE, --hw SPEC, or the local probe."""
     from llmops import __version__
     from llmops.hw.facts import HostFacts
@@ -57,7 +55,7 @@ def host_facts(hw: str | None, facts_file: Path | None) -> HostFacts:
     return deps.collect_facts(["nvidia", "system"])
 
 
-def _devices(facts: HostFacts) -> tuple[tuple[Device, ...], Device | None]:
+def _devices(facts: "HostFacts") -> "tuple[tuple[Device, ...], Device | None]":
     from llmops.plan.hardware import devices_from_facts
 
     return devices_from_facts(facts)
@@ -67,7 +65,7 @@ def _gib(b: int) -> str:
     return f"{b / GIB:.2f}"
 
 
-def fit_table(r: FitReport) -> Table:
+def fit_table(r: "FitReport") -> "Table":
     """The per-device breakdown, GiB."""
     from rich.table import Table
 
@@ -116,7 +114,7 @@ def fit_table(r: FitReport) -> Table:
     return t
 
 
-def fit_json(r: FitReport, hardware: str) -> dict[str, Any]:
+def fit_json(r: "FitReport", hardware: str) -> dict[str, Any]:
     from dataclasses import asdict
 
     doc = asdict(r)
@@ -128,7 +126,7 @@ def fit_json(r: FitReport, hardware: str) -> dict[str, Any]:
     return doc
 
 
-def _print_fit(r: FitReport, label: str, hardware: str) -> None:
+def _print_fit(r: "FitReport", label: str, hardware: str) -> None:
     con = output.stdout()
     kvk = r.kv_bytes_per_token / 1024
     con.print(
@@ -307,7 +305,7 @@ def recommend(
         )
 
 
-def _rec_json(r: Recommendation) -> dict[str, Any]:
+def _rec_json(r: "Recommendation") -> dict[str, Any]:
     return {
         "model": r.model,
         "display_name": r.display_name,
@@ -326,7 +324,7 @@ def _rec_json(r: Recommendation) -> dict[str, Any]:
     }
 
 
-def _print_recs(recs: list[Recommendation], hardware: str) -> None:
+def _print_recs(recs: "list[Recommendation]", hardware: str) -> None:
     from rich.table import Table
 
     con = output.stdout()

@@ -5,8 +5,6 @@ doctor``, from shell commands and nvidia-smi); the documents are merged into one
 host that cannot be reached is an error row that does not stop the others.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """`llmops forward NAME|PORT --host H`: reach a remote endpoint as localhost, over SSH."""
 
-from __future__ import annotations
-
 import time
 from typing import Annotated
 

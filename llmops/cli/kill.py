@@ -1,7 +1,5 @@
 """`llmops kill`: stop llmops' tunnels and deployments; with --all, other inference engines too."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

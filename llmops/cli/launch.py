@@ -1,8 +1,6 @@
 """`llmops up` and `llmops render`: plan a deployment from the catalog and the fit, then
 render it or start it and wait until it serves."""
 
-from __future__ import annotations
-
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
@@ -86,7 +84,7 @@ def _options(ctx: typer.Context, **options: Any) -> dict[str, Any]:
     return {**options, "extra_args": tuple(ctx.args)}
 
 
-def _facts(hw: str | None, facts_file: Path | None) -> HostFacts:
+def _facts(hw: str | None, facts_file: Path | None) -> "HostFacts":
     if hw:
         from llmops.run.launching import facts_for_hw
 
@@ -290,7 +288,7 @@ def up(
     _print_ready(prep, result, json_)
 
 
-def _tell(prep: Prepared) -> None:
+def _tell(prep: "Prepared") -> None:
     """Warnings as `warning:`, the plan's informational notes as `note:` (both on stderr)."""
     for text in prep.warnings:
         if text in prep.plan.notes:
@@ -317,7 +315,7 @@ def _phases(name: str, quiet: bool) -> Iterator[Callable[[str], None]]:
         yield update
 
 
-def _print_plan(prep: Prepared, json_: bool) -> None:
+def _print_plan(prep: "Prepared", json_: bool) -> None:
     from llmops.plan.render import plan_json, render
     from llmops.resources import templates_dir
 
@@ -329,7 +327,7 @@ def _print_plan(prep: Prepared, json_: bool) -> None:
     sys.stdout.write(render(prep.plan, fmt, templates=templates_dir(), data_dir=str(prep.data_dir)))
 
 
-def _print_ready(prep: Prepared, result: Any, json_: bool) -> None:
+def _print_ready(prep: "Prepared", result: Any, json_: bool) -> None:
     plan: LaunchPlan = prep.plan
     key = prep.api_key
     if json_:

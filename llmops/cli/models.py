@@ -1,7 +1,5 @@
 """`llmops models` (the catalog) and `llmops models show NAME` (one model, all its numbers)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,7 +19,7 @@ models_app = typer.Typer(
 )
 
 
-def _summary(m: ModelSpec) -> dict[str, Any]:
+def _summary(m: "ModelSpec") -> dict[str, Any]:
     from llmops.plan.memory import available_quants
     from llmops.plan.quant import param_count
 
@@ -44,7 +42,7 @@ def _summary(m: ModelSpec) -> dict[str, Any]:
     }
 
 
-def _detail(m: ModelSpec) -> dict[str, Any]:
+def _detail(m: "ModelSpec") -> dict[str, Any]:
     from dataclasses import asdict
 
     from llmops.plan.memory import available_quants, kv_bytes_per_token
@@ -129,7 +127,7 @@ def models_show(
     _print_detail(res.spec, d)
 
 
-def _print_detail(m: ModelSpec, d: dict[str, Any]) -> None:
+def _print_detail(m: "ModelSpec", d: dict[str, Any]) -> None:
     from rich.table import Table
 
     con = output.stdout()

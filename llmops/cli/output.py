@@ -1,7 +1,5 @@
 """Rendering: data on stdout, progress/warnings/errors on stderr; JSON from the dataclasses."""
 
-from __future__ import annotations
-
 import json
 import os
 import sys
@@ -22,14 +20,14 @@ def _width(stream: object = None) -> int | None:
     return None
 
 
-def stdout(soft_wrap: bool = False) -> Console:
+def stdout(soft_wrap: bool = False) -> "Console":
     """A console on the current sys.stdout (looked up at call time, so test runners can swap it)."""
     from rich.console import Console
 
     return Console(file=sys.stdout, width=_width(sys.stdout), highlight=False, soft_wrap=soft_wrap)
 
 
-def stderr() -> Console:
+def stderr() -> "Console":
     from rich.console import Console
 
     return Console(file=sys.stderr, width=_width(sys.stderr), highlight=False, soft_wrap=True)

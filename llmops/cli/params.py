@@ -1,7 +1,5 @@
 """Option types shared by several commands (one definition, one help text)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

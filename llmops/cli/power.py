@@ -1,7 +1,5 @@
 """`llmops power show|set|reset` and `llmops ecc show|on|off`: GPU power limits and ECC via NVML."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -1,7 +1,5 @@
 """`llmops pull MODEL [--quant Q]`: download one format's weights into the HF cache."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,7 +10,7 @@ if TYPE_CHECKING:
     from llmops.catalog.hub import HubClient
 
 
-def hub_client() -> HubClient:
+def hub_client() -> "HubClient":
     """The Hub client `pull` uses (tests monkeypatch this factory)."""
     import os
 

@@ -7,8 +7,6 @@ llmops there, the facts-only commands (``FACTS_ONLY``) run here on facts probed 
 shell commands and ``nvidia-smi``; the others say how to install llmops there.
 """
 
-from __future__ import annotations
-
 import shlex
 from pathlib import Path
 from typing import Annotated

@@ -6,8 +6,6 @@ given to ``--add``, the fleet inventory for ``--nodes HOST,HOST``, the catalog) 
 ``prepare`` like every other render, so the plans cannot disagree.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +22,9 @@ if TYPE_CHECKING:
 GIB = 1024**3
 
 
-def nodes_and_hw(nodes: str | None, hw: str | None) -> tuple[int, str | None, tuple[NodeHost, ...]]:
+def nodes_and_hw(
+    nodes: str | None, hw: str | None
+) -> "tuple[int, str | None, tuple[NodeHost, ...]]":
     """``--nodes N|HOST,HOST`` and ``--hw [NODESx]GPUS`` → (nodes, one node's --hw, hosts)."""
     from llmops.plan.multinode import NodeHost, split_nodes
 
@@ -59,7 +59,7 @@ def nodes_and_hw(nodes: str | None, hw: str | None) -> tuple[int, str | None, tu
     return count, node_hw, hosts
 
 
-def k8s_options(prep: Prepared, cache: str | None) -> K8sOptions:
+def k8s_options(prep: "Prepared", cache: str | None) -> "K8sOptions":
     """The claim is sized for the weights with room for a second copy (repos often ship both
     safetensors and the original checkpoint) and updates."""
     from llmops.plan.k8s import K8sOptions
@@ -71,7 +71,7 @@ def k8s_options(prep: Prepared, cache: str | None) -> K8sOptions:
     return opts
 
 
-def prepare_single(options: Mapping[str, Any], facts: HostFacts) -> Prepared:
+def prepare_single(options: Mapping[str, Any], facts: "HostFacts") -> "Prepared":
     """``prepare`` for one host; when vLLM does not fit, say which ``--nodes`` would."""
     from llmops.run.launching import prepare
 
@@ -96,7 +96,7 @@ def prepare_single(options: Mapping[str, Any], facts: HostFacts) -> Prepared:
         raise
 
 
-def _prepare_nodes(options: Mapping[str, Any], node: HostFacts, nodes: int) -> Prepared:
+def _prepare_nodes(options: Mapping[str, Any], node: "HostFacts", nodes: int) -> "Prepared":
     from llmops.plan.multinode import cluster_facts
     from llmops.run.launching import prepare
 
@@ -116,9 +116,9 @@ def _prepare_nodes(options: Mapping[str, Any], node: HostFacts, nodes: int) -> P
 
 def render_nodes(
     options: Mapping[str, Any],
-    node: HostFacts,
+    node: "HostFacts",
     nodes: int,
-    hosts: tuple[NodeHost, ...],
+    hosts: "tuple[NodeHost, ...]",
     fmt: str,
     k8s_cache: str | None,
 ) -> tuple[str, tuple[str, ...]]:
@@ -154,7 +154,7 @@ def render_nodes(
     return text, prep.warnings
 
 
-def render_single(prep: Prepared, fmt: str, add: Path | None, k8s_cache: str | None) -> str:
+def render_single(prep: "Prepared", fmt: str, add: Path | None, k8s_cache: str | None) -> str:
     """One host's render; ``--add FILE`` merges the compose service into FILE's services."""
     from llmops.plan.render import render, secrets_file
     from llmops.resources import templates_dir

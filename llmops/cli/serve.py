@@ -4,8 +4,6 @@ Only typer and llmops' light modules are imported here; torch, transformers, fas
 docker and httpx are imported inside the commands (``llmops --help`` stays fast).
 """
 
-from __future__ import annotations
-
 import importlib.util
 import os
 import signal

@@ -1,7 +1,5 @@
 """`llmops tunnel NAME|PORT --via ...`, `llmops tunnel ls`, `llmops tunnel stop NAME|--all`."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Annotated, Any
