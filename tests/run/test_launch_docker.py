@@ -10,30 +10,16 @@ import pytest
 
 from llmops.errors import LlmopsError
 from llmops.hw.facts import DockerFacts, GpuInfo, HostFacts, NvidiaFacts
-from llmops.plan.launch import LaunchOptions, ModelArtifact, plan_launch
+from llmops.plan.launch import LaunchOptions, plan_launch
 from llmops.run.deployments import Deployments
 from llmops.run.docker import DockerRuntime, LaunchError
 from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentStore
 from llmops.run.up import StartupFailed, pick_port, preflight, up
+from tests.launch_cases import AWQ as MISTRAL_AWQ
+from tests.launch_cases import GGUF as QWEN_GGUF
 
 pytestmark = pytest.mark.docker
-
-MISTRAL_AWQ = ModelArtifact(
-    model="mistral7b",
-    repo="TheBloke/Mistral-7B-Instruct-v0.2-AWQ",
-    quant="awq",
-    format="awq",
-    trained_context=32768,
-)
-QWEN_GGUF = ModelArtifact(
-    model="qwen2.5-7b",
-    repo="Qwen/Qwen2.5-7B-Instruct-GGUF",
-    quant="q4_k_m",
-    format="gguf",
-    file="qwen2.5-7b-instruct-q4_k_m.gguf",
-    trained_context=32768,
-)
 
 
 def gpu_facts(n: int = 2, cuda: str = "12.4") -> HostFacts:

@@ -5,42 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
-from llmops.hw.facts import host_facts_from_json
-from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, plan_launch
+from llmops.plan.launch import LaunchOptions, LaunchPlan, plan_launch
+from tests.launch_cases import AWQ, FIX, FP16, GGUF, H100, RTX  # noqa: F401 - re-exported
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures"
 GOLDEN = FIX / "golden"
-H100 = host_facts_from_json((FIX / "facts" / "h100x8_nvlink.json").read_text())
-RTX = host_facts_from_json((FIX / "facts" / "rtx3090x2_pcie.json").read_text())
 DATA = "/home/u/.local/state/llmops"
 K8S_VERSION = "1.30.0"  # a release every current managed cluster still offers
-
-AWQ = ModelArtifact(
-    model="mistral7b",
-    repo="TheBloke/Mistral-7B-Instruct-v0.2-AWQ",
-    quant="awq",
-    format="awq",
-    trained_context=32768,
-)
-FP16 = ModelArtifact(
-    model="llama3.1-8b",
-    repo="meta-llama/Llama-3.1-8B-Instruct",
-    quant="bf16",
-    format="safetensors",
-    gated=True,
-    trained_context=131072,
-)
-GGUF = ModelArtifact(
-    model="qwen2.5-7b",
-    repo="Qwen/Qwen2.5-7B-Instruct-GGUF",
-    quant="q4_k_m",
-    format="gguf",
-    file="qwen2.5-7b-instruct-q4_k_m.gguf",
-    trained_context=32768,
-)
 
 
 def vllm_plan(**kw: Any) -> LaunchPlan:
