@@ -1,7 +1,10 @@
 """Docker runtime: a LaunchPlan becomes one labelled container, through the docker SDK.
 
 Everything llmops starts carries ``llmops.*`` labels; ``list``/``stop`` only ever touch
-containers with the ``llmops.deployment`` label.
+containers with the ``llmops.deployment`` label AND this install's ``llmops.install`` id
+(see :func:`llmops.run.state.install_id`): labels are inherited from images, and other
+installs (users, ``LLMOPS_HOME``s, test runs) may share the engine, so the deployment label
+alone proves nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from llmops.errors import DockerError, LlmopsError
 from llmops.plan.launch import LABEL_PREFIX, LaunchPlan
 from llmops.plan.render import container_name
+from llmops.run.state import INSTALL_LABEL, install_id
 
 DEPLOYMENT_LABEL = LABEL_PREFIX + "deployment"
 
@@ -57,8 +61,21 @@ def _client(env: Mapping[str, str] | None = None) -> Any:
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, client: Any | None = None) -> None:
+    def __init__(self, client: Any | None = None, install: str | None = None) -> None:
         self._client = client
+        self._install = install
+
+    @property
+    def install(self) -> str:
+        """The install id this runtime labels with and filters on (default: LLMOPS_HOME's)."""
+        if self._install is None:
+            self._install = install_id()
+        return self._install
+
+    def owns(self, labels: Mapping[str, str] | None) -> bool:
+        """True when a container with these labels was started by this install."""
+        labels = labels or {}
+        return DEPLOYMENT_LABEL in labels and labels.get(INSTALL_LABEL) == self.install
 
     @property
     def client(self) -> Any:
@@ -88,7 +105,7 @@ class DockerRuntime:
             "image": plan.image,
             "command": list(plan.argv),
             "name": container_name(plan),
-            "labels": plan.label_dict(),
+            "labels": {**plan.label_dict(), INSTALL_LABEL: self.install},
             "environment": env,
             "ports": {f"{p.container_port}/tcp": (p.host_ip, p.host_port) for p in plan.ports},
             "mounts": mounts,
@@ -184,6 +201,12 @@ class DockerRuntime:
         msg = str(getattr(e, "explanation", None) or e)
         d = diagnose(msg)
         if "Conflict" in msg and "already in use by container" in msg:
+            if self._find(plan.name) is None:
+                return LaunchError(
+                    f"a container named {container_name(plan)} already exists and was not "
+                    "started by this llmops install",
+                    "choose another `--name` (llmops never touches containers it did not start)",
+                )
             return LaunchError(
                 f"a container named {container_name(plan)} already exists",
                 f"`llmops down {plan.name}` first, or choose another `--name`",
@@ -207,7 +230,10 @@ class DockerRuntime:
 
         try:
             found = self.client.containers.list(
-                all=True, filters={"label": f"{DEPLOYMENT_LABEL}={name}"}
+                all=True,
+                filters={
+                    "label": [f"{DEPLOYMENT_LABEL}={name}", f"{INSTALL_LABEL}={self.install}"]
+                },
             )
         except docker.errors.DockerException as e:
             raise DockerError(f"cannot list containers: {e}", "check `docker ps`") from e
@@ -240,7 +266,10 @@ class DockerRuntime:
         import docker
 
         try:
-            found = self.client.containers.list(all=True, filters={"label": DEPLOYMENT_LABEL})
+            found = self.client.containers.list(
+                all=True,
+                filters={"label": [DEPLOYMENT_LABEL, f"{INSTALL_LABEL}={self.install}"]},
+            )
         except docker.errors.DockerException as e:
             raise DockerError(f"cannot list containers: {e}", "check `docker ps`") from e
         return [self._state_of(c) for c in found]

@@ -5,7 +5,7 @@ The seed's version is ``pkill -f ngrok``, ``killall -9 text-generation-server`` 
 without a chance to clean up, and stops every container on the host. Here, in order:
 
 1. llmops tunnels (their records under ``$LLMOPS_HOME/tunnels``),
-2. llmops deployments (state files and ``llmops.deployment`` container labels, via
+2. llmops deployments (state files and this install's ``llmops.*`` container labels, via
    :class:`~llmops.run.deployments.Deployments`),
 3. only with ``--all``: other inference processes and containers, matched precisely:
    a process whose *program* (argv[0], or the script/module a Python interpreter runs) is a
@@ -109,11 +109,24 @@ def image_repo(ref: str) -> str:
 
 
 def match_container(
-    image_refs: Iterable[str], path: str | None, args: Sequence[str], labels: dict[str, str]
+    image_refs: Iterable[str],
+    path: str | None,
+    args: Sequence[str],
+    labels: dict[str, str],
+    own_install: str | None = None,
 ) -> str | None:
-    """Why a running container is a known engine/tunnel: its image, or its process argv."""
-    if "llmops.deployment" in labels:
-        return None  # llmops' own: handled as a deployment
+    """Why a running container is a known engine/tunnel: its image, or its process argv.
+
+    A container of this install (``llmops.deployment`` plus ``llmops.install`` equal to
+    ``own_install``) is handled as a deployment, never here. Any other llmops label (inherited
+    from an image, or another install's) makes nothing "ours": such a container is foreign and
+    matched like any other."""
+    if (
+        own_install
+        and "llmops.deployment" in labels
+        and labels.get("llmops.install") == own_install
+    ):
+        return None
     for ref in image_refs:
         repo = image_repo(ref)
         if repo in KNOWN_IMAGES:
@@ -229,6 +242,9 @@ class KillSequence:
         except docker.errors.DockerException as e:
             self.docker_error = f"cannot list containers: {e}"
             return []
+        from llmops.run.state import install_id
+
+        own = install_id(self.deployments.store.home)
         out = []
         for c in containers:
             if not self.container_filter(c):
@@ -244,6 +260,7 @@ class KillSequence:
                 attrs.get("Path"),
                 attrs.get("Args") or [],
                 dict(c.labels or {}),
+                own,
             )
             if why:
                 out.append(KillTarget("container", c.name, c.short_id, why, True))

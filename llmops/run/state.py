@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets as _secrets
 import shutil
 from collections.abc import Mapping
@@ -24,6 +25,52 @@ def llmops_home(env: Mapping[str, str] | None = None) -> Path:
         env.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "llmops"
     )
     return Path(base)
+
+
+#: The container label that says which llmops install (one ``$LLMOPS_HOME``) started it.
+INSTALL_LABEL = "llmops.install"
+_INSTALL_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def install_id(home: Path | None = None) -> str:
+    """This install's id: 16 hex digits in ``$LLMOPS_HOME/install-id``, made on first use.
+
+    Every container llmops starts carries it as the ``llmops.install`` label, and ``ps``,
+    ``down`` and ``kill`` only count a container as theirs when it carries this id: a label
+    inherited from an image, or another install on the same Docker engine (another user,
+    another ``LLMOPS_HOME``, a test run), is never "ours". The file is created atomically
+    (a hard link of a finished temp file), so two commands racing agree on one id.
+    """
+    home = home or llmops_home()
+    path = home / "install-id"
+    for _ in range(3):
+        try:
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        except OSError as e:
+            raise LlmopsError(
+                f"cannot read llmops' install id {path}: {e.strerror or e}",
+                f"check the permissions of {home} (LLMOPS_HOME)",
+            ) from e
+        if _INSTALL_ID.match(text):
+            return text
+        if text:
+            raise LlmopsError(
+                f"llmops' install id file {path} is damaged",
+                "restore it from a backup or delete it (containers started before are then "
+                "no longer recognised as this install's: remove them with `docker rm -f`)",
+            )
+        home.mkdir(parents=True, exist_ok=True)
+        tmp = home / f".install-id.{os.getpid()}.{_secrets.token_hex(4)}"
+        tmp.write_text(_secrets.token_hex(8) + "\n")
+        try:
+            os.link(tmp, path)  # atomic: fails when another process made it first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise LlmopsError(f"cannot create llmops' install id {path}", f"check that {home} is writable")
 
 
 def new_api_key() -> str:
