@@ -93,6 +93,9 @@ class NvidiaFacts:
     error_kind: str | None = (
         None  # no_driver | driver_not_loaded | version_mismatch | no_permission | unknown
     )
+    # nvidia-ml-py is newer than the driver's NVML: an unversioned call raised
+    # NVMLLibraryMismatchError (older calls were used where there is one).
+    library_mismatch: str | None = None
 
     @property
     def healthy_gpus(self) -> tuple[GpuInfo, ...]:

@@ -77,12 +77,23 @@ P2P_STATUS_NAMES: dict[int, str] = {
 ProcessNameFn = Callable[[int], "str | None"]
 
 
+class _NeverRaised(Exception):
+    """Stands for an exception class the bindings do not have."""
+
+
 class _Nvml:
     """A pynvml-compatible module plus the one choke point every call goes through."""
 
     def __init__(self, module: Any) -> None:
         self.module = module
         self.error: type[Exception] = module.NVMLError
+        # nvidia-ml-py's ``throwOnVersionMismatch`` turns FunctionNotFound of an unversioned
+        # call into NVMLLibraryMismatchError, which is NOT an NVMLError (13.x; absent in old
+        # bindings: then nothing can match it).
+        self.mismatch_error: type[Exception] = getattr(
+            module, "NVMLLibraryMismatchError", _NeverRaised
+        )
+        self.mismatches: list[str] = []
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``name`` on the module; a name the module lacks raises FunctionNotFound."""
@@ -256,6 +267,11 @@ def _processes(
     """
     try:
         procs = nv.call("nvmlDeviceGetComputeRunningProcesses", handle)
+    except nv.mismatch_error as exc:
+        # The driver lacks the call these bindings use (an old driver, new nvidia-ml-py).
+        if not nv.mismatches:
+            nv.mismatches.append(str(exc))
+        procs = nv.query("nvmlDeviceGetComputeRunningProcesses_v2", handle)
     except nv.error as exc:
         if _code(exc) not in _TRY_OLDER_CALL:
             if _code(exc) in _FIELD_UNAVAILABLE:
@@ -443,7 +459,12 @@ def _probe(nv: _Nvml, process_name: ProcessNameFn) -> NvidiaFacts:
     probed = [_probe_gpu(nv, i, process_name) for i in range(count)]
     healthy = [(info, handle) for info, handle in probed if handle is not None]
     links = _probe_links(nv, healthy) if len(healthy) > 1 else ()
-    return NvidiaFacts(**versions, gpus=tuple(info for info, _ in probed), links=links)
+    return NvidiaFacts(
+        **versions,
+        gpus=tuple(info for info, _ in probed),
+        links=links,
+        library_mismatch=nv.mismatches[0] if nv.mismatches else None,
+    )
 
 
 def probe_nvidia(

@@ -127,13 +127,26 @@ def check_gpu_driver(f: HostFacts) -> list[Check]:
                 "run `nvidia-smi` to see the driver's own error",
             )
         ]
-    return [
-        Check(
-            name,
-            PASS,
-            f"driver {nv.driver_version}, CUDA {nv.cuda_driver_version}, {len(nv.gpus)} GPU(s)",
+    ok = f"driver {nv.driver_version}, CUDA {nv.cuda_driver_version}, {len(nv.gpus)} GPU(s)"
+    if nv.library_mismatch:
+        branch = (nv.driver_version or "").split(".")[0]
+        cuda_major = (nv.cuda_driver_version or "").split(".")[0]
+        pin = (
+            f"`pip install 'nvidia-ml-py=={cuda_major}.{branch}.*'`"
+            if branch.isdigit() and cuda_major.isdigit()
+            else "the nvidia-ml-py release named after your driver branch"
         )
-    ]
+        return [
+            Check(
+                name,
+                WARN,
+                f"{ok}, but nvidia-ml-py is newer than this driver's NVML "
+                f"({nv.library_mismatch.split('.')[0]}); older NVML calls were used",
+                f"upgrade the NVIDIA driver, or install the bindings of driver "
+                f"{nv.driver_version}: {pin}",
+            )
+        ]
+    return [Check(name, PASS, ok)]
 
 
 def check_gpu_health(f: HostFacts) -> list[Check]:

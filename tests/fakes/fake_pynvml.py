@@ -93,6 +93,7 @@ class FakeNvml:
 
     # Exceptions and constants, taken from the real module (including its bugs).
     NVMLError = pynvml.NVMLError
+    NVMLLibraryMismatchError = pynvml.NVMLLibraryMismatchError
     NVML_TEMPERATURE_GPU = pynvml.NVML_TEMPERATURE_GPU
     NVML_FEATURE_DISABLED = pynvml.NVML_FEATURE_DISABLED
     NVML_FEATURE_ENABLED = pynvml.NVML_FEATURE_ENABLED
@@ -366,8 +367,11 @@ class FakeNvml:
             for p in dev.get("processes") or []
         ]
 
+    # pynvml's un-suffixed name calls the C symbol ..._v3, through the same version-mismatch
+    # wrapper as nvidia-ml-py: on a driver without _v3 (older than 510), FunctionNotFound
+    # becomes NVMLLibraryMismatchError, which is not an NVMLError.
+    @pynvml.throwOnVersionMismatch
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeHandle) -> list[SimpleNamespace]:
-        # pynvml's un-suffixed name calls the C symbol ..._v3.
         (dev,) = self._enter("nvmlDeviceGetComputeRunningProcesses_v3", handle)
         return self._procs(dev)
 

@@ -132,6 +132,45 @@ def test_processes_fall_back_to_v2_on_old_drivers() -> None:
     gpu0 = probe(fake).gpus[0]
     assert gpu0.processes == (GpuProcess(pid=3170, used_memory_mib=21864, name="llama-server"),)
     assert "nvmlDeviceGetComputeRunningProcesses_v2" in fake.calls
+    facts = probe(fake)
+    assert facts.error is None and facts.library_mismatch is not None
+    assert facts.library_mismatch.startswith("Unversioned function called")
+
+
+def test_the_fake_raises_what_nvidia_ml_py_raises_on_an_old_driver() -> None:
+    """Real nvidia-ml-py wraps the unversioned call in throwOnVersionMismatch: on a driver
+    without the _v3 symbol it raises NVMLLibraryMismatchError, which is not an NVMLError."""
+    import pynvml
+
+    fake = fake_nvml("rtx3090x2_pcie")
+    fake.set_error("nvmlDeviceGetComputeRunningProcesses_v3", "FunctionNotFound")
+    fake.nvmlInit()
+    handle = fake.nvmlDeviceGetHandleByIndex(0)
+    with pytest.raises(pynvml.NVMLLibraryMismatchError) as e:
+        fake.nvmlDeviceGetComputeRunningProcesses(handle)
+    assert not isinstance(e.value, pynvml.NVMLError)
+
+
+def test_library_mismatch_is_a_doctor_warning_not_a_crash() -> None:
+    from llmops.plan.checks import WARN, check_gpu_driver
+
+    fake = fake_nvml("rtx3090x2_pcie")
+    fake.set_error("nvmlDeviceGetComputeRunningProcesses_v3", "FunctionNotFound")
+    fake.set_error("nvmlDeviceGetComputeRunningProcesses_v2", "FunctionNotFound")
+    nv = probe(fake)  # neither call exists: no process list, and no exception
+    assert nv.gpus[0].processes is None and nv.library_mismatch
+    import dataclasses
+
+    from tests.fixtures.regen_facts import host_facts
+
+    facts = dataclasses.replace(host_facts("rtx3090x2_pcie"), nvidia=nv)
+    (row,) = check_gpu_driver(facts)
+    assert row.status == WARN
+    assert "nvidia-ml-py is newer than this driver's NVML" in row.message
+    assert "Unversioned function called" in row.message
+    driver = nv.driver_version or ""
+    cuda_major = (nv.cuda_driver_version or "").split(".")[0]
+    assert f"nvidia-ml-py=={cuda_major}.{driver.split('.')[0]}.*" in (row.hint or "")
 
 
 # --------------------------------------------------------------------------- lost GPU
@@ -378,7 +417,7 @@ def test_real_pynvml_on_this_machine_reports_no_driver() -> None:
 
     facts = probe_nvidia()
     if facts.error_kind is None or ctypes.util.find_library("nvidia-ml"):
-        pytest.skip(f"a real NVIDIA driver is present ({facts.driver_version or facts.error})")
+        pytest.skip("this machine has an NVIDIA driver")
     assert facts.error_kind == "no_driver"
     assert facts.error == "no NVIDIA driver found (libnvidia-ml.so.1 could not be loaded)"
     assert facts.gpus == ()
