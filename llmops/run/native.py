@@ -59,7 +59,13 @@ class NativeRuntime:
     ) -> RuntimeState:
         d = self.store.dir(plan.name)
         d.mkdir(parents=True, exist_ok=True)
-        env = {**self.env, **dict(plan.env)}
+        # A plan's paths may start with ``~/`` (pure plans do not know $HOME): the shell render
+        # writes "$HOME"/..., and here the same expansion happens before the engine sees it.
+        home = self.env.get("HOME") or os.path.expanduser("~")
+        env = {
+            **self.env,
+            **{k: home + v[1:] if v.startswith("~/") else v for k, v in plan.env},
+        }
         for s in plan.secret_env:
             if s.env in secret_values:
                 env[s.env] = secret_values[s.env]
