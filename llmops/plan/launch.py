@@ -377,9 +377,15 @@ def _llamacpp(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> _E
     ]
     if len(o.gpus) > 1:
         common += ["-sm", "layer"]
+    notes: list[str] = []
     if o.rope is not None:
-        common += ["--rope-scaling", o.rope.kind, "--rope-scale", f"{o.rope.factor:g}"]
-        if o.rope.kind == "yarn":
+        # llama.cpp's --rope-scaling takes none|linear|yarn (common/arg.cpp at the pinned build,
+        # tests/fixtures/engines/llamacpp.json): there is no dynamic NTK, so YaRN stands in.
+        kind = "yarn" if o.rope.kind == "dynamic" else o.rope.kind
+        if kind != o.rope.kind:
+            notes.append("llama.cpp has no dynamic rope scaling: YaRN is used instead")
+        common += ["--rope-scaling", kind, "--rope-scale", f"{o.rope.factor:g}"]
+        if kind == "yarn":
             common += ["--yarn-orig-ctx", str(o.rope.original_context)]
     secrets = []
     if o.api_key:
@@ -400,7 +406,8 @@ def _llamacpp(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> _E
         health=HealthProbe(path="/health", ready_path="/v1/models", loading_status=(503,)),
         notes=[
             f"{parallel} parallel slot{'s' if parallel > 1 else ''} of {o.context} tokens"
-            f"{' each' if parallel > 1 else ''} (-c {o.context * parallel})"
+            f"{' each' if parallel > 1 else ''} (-c {o.context * parallel})",
+            *notes,
         ],
     )
 
