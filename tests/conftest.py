@@ -2,18 +2,26 @@
 
 Tests that need Docker skip with a reason when no engine answers, and FAIL instead when
 ``LLMOPS_REQUIRE_DOCKER=1`` (CI sets it), so CI can never pass by skipping them.
+
+The suite shares the host's Docker engine and process table with whatever else runs there
+(a user's real deployments on a GPU host, another test run). It only touches what it made:
+every test has its own ``LLMOPS_HOME`` (so its own llmops install id: ``ps``/``down``/``kill``
+see only that test's containers), Docker objects are named with this run's ``RUN_ID``, ports
+are picked free, and engine stand-ins live under ``llmops-test/`` (never a real engine's tag).
+``tests/sentinels.py`` plants a foreign container and process before the first test and fails
+the run when the suite harmed them.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import sentinels
 
 REPO = Path(__file__).resolve().parent.parent
 BUSYBOX_IMAGE = "llmops-test/busybox:latest"
@@ -58,113 +66,40 @@ def docker_client():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def busybox_image(docker_client) -> str:  # type: ignore[no-untyped-def]
     """A tiny local image made from Debian's busybox-static (no registry is reachable)."""
-    try:
-        docker_client.images.get(BUSYBOX_IMAGE)
-        return BUSYBOX_IMAGE
-    except Exception:
-        pass
     busybox = shutil.which("busybox") or "/bin/busybox"
     if not os.path.exists(busybox):
         require_or_skip("LLMOPS_REQUIRE_DOCKER", "busybox-static is not installed")
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(busybox, arcname="bin/busybox")
-        for applet in ("sh", "echo", "cat", "sleep", "ls", "env", "true", "false"):
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type = tarfile.SYMTYPE
-            info.linkname = "busybox"
-            tar.addfile(info)
-    docker_client.api.import_image_from_data(
-        buf.getvalue(), repository=BUSYBOX_IMAGE.split(":")[0], tag="latest"
-    )
-    return BUSYBOX_IMAGE
-
-
-ENGINE_IMAGE = "llmops-test/engine"
-_ENTRY = r"""#!/bin/sh
-# A stand-in engine for tests: takes the engine's flags, honours --port, and behaves as
-# /mode says: serve (a real HTTP server: busybox httpd), crash (an OOM line, exit 1), hang.
-port=80
-while [ $# -gt 0 ]; do
-  case "$1" in --port) port="$2"; shift;; esac
-  shift
-done
-echo "args: $*"
-case "$(cat /mode)" in
-  serve) echo "Downloading weights"; sleep 1; echo "Starting Webserver on $port"
-         exec httpd -f -v -p "$port" -h /www ;;
-  crash) echo "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB" >&2
-         exit 1 ;;
-  hang)  echo "Loading model"; exec sleep 100000 ;;
-esac
-"""
-
-
-def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = mode
-    tar.addfile(info, io.BytesIO(data))
+    return sentinels.ensure_busybox_image(docker_client, BUSYBOX_IMAGE)
 
 
 @pytest.fixture(scope="session")
 def engine_images(docker_client):  # type: ignore[no-untyped-def]
-    """Build llmops-test/engine:{serve,crash,hang} from busybox-static; returns a tagger."""
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    if not os.path.exists(busybox):
+    """Build the strict stand-ins ``llmops-test/{tgi,vllm,llamacpp}:{serve,crash,hang}``
+    (tests/engine_standin.py); returns ``stand_in(engine, mode="serve") -> image``."""
+    from tests import engine_standin
+
+    busybox = engine_standin.busybox_path()
+    if busybox is None:
         require_or_skip("LLMOPS_REQUIRE_DOCKER", "busybox-static is not installed")
-    for mode in ("serve", "crash", "hang"):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            tar.add(busybox, arcname="bin/busybox")
-            for applet in ("sh", "httpd", "sleep", "cat", "echo"):
-                info = tarfile.TarInfo(f"bin/{applet}")
-                info.type = tarfile.SYMTYPE
-                info.linkname = "busybox"
-                tar.addfile(info)
-            _add_file(tar, "entry.sh", _ENTRY.encode(), 0o755)
-            _add_file(tar, "mode", mode.encode())
-            _add_file(tar, "www/health", b"ok\n")
-            _add_file(tar, "www/v1/models", b'{"object":"list","data":[{"id":"test"}]}\n')
-        docker_client.api.import_image_from_data(
-            buf.getvalue(),
-            repository=ENGINE_IMAGE,
-            tag=mode,
-            changes=['ENTRYPOINT ["/bin/sh", "/entry.sh"]'],
-        )
-
-    def tag_as(image: str, mode: str = "serve") -> str:
-        repo, _, tag = image.rpartition(":")
-        docker_client.images.get(f"{ENGINE_IMAGE}:{mode}").tag(repo, tag)
-        return image
-
-    return tag_as
+    engine_standin.build(docker_client, str(busybox))
+    return engine_standin.image
 
 
-# ---- CI must not pass by skipping ------------------------------------------------------------
-# With LLMOPS_FAIL_ON_SKIP=1 (set by .ci/run) a skip fails the run unless its reason is one that
-# depends on hardware CI cannot have (a real NVIDIA driver) or on how the machine's root account
-# is set up.
-ALLOWED_SKIPS = ("NVIDIA driver", "login PATH")
-_SKIPPED: list[tuple[str, str]] = []
+pytest_plugins = ["pytester", "tests.skipguard"]
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped:
-        reason = (
-            str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        )
-        _SKIPPED.append((report.nodeid, reason))
+def pytest_sessionstart(session: pytest.Session) -> None:
+    sentinels.plant()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _required("LLMOPS_FAIL_ON_SKIP"):
-        return
-    bad = [(n, r) for n, r in _SKIPPED if not any(a in r for a in ALLOWED_SKIPS)]
-    if bad:
-        import sys
+    import sys
 
-        print("\nLLMOPS_FAIL_ON_SKIP=1 and these tests were skipped:", file=sys.stderr)
-        for nodeid, reason in bad:
-            print(f"  {nodeid}: {reason}", file=sys.stderr)
+    harmed = sentinels.check_and_remove()
+    if harmed:
+        print(
+            "\nthe suite harmed what it did not make (it must touch only its own):", file=sys.stderr
+        )
+        for line in harmed:
+            print(f"  {line}", file=sys.stderr)
         session.exitstatus = 1

@@ -7,6 +7,8 @@ import json
 import os
 import socket
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from llmops.cli import app, deps
 from llmops.run.up import pick_port
 from tests.fakes import fake_nvml
+from tests.sentinels import unique
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 
@@ -237,46 +240,65 @@ def test_docker_unreachable(monkeypatch, tmp_path) -> None:  # type: ignore[no-u
 @pytest.mark.docker
 def test_full_cycle_on_docker(docker_client, engine_images, tmp_path) -> None:  # type: ignore[no-untyped-def]
     port = pick_port(38200, set())
+    one, two = unique("t-cli"), unique("t-cli2")
+    serve = engine_images("llamacpp", "serve")
     base = ["qwen2.5-7b", "--engine", "llamacpp", "--quant", "q4_k_m", "--context", "2048"]
-    r = cli(
-        "up", *base, "--image", "llmops-test/engine:serve", "--port", str(port), "--name", "t-cli"
-    )
+    r = cli("up", *base, "--image", serve, "--port", str(port), "--name", one)
     assert r.exit_code == 0, r.output
     assert f"http://127.0.0.1:{port}/v1" in r.stdout and "api key:   sk-llmops-" in r.stdout
     key = next(ln.split()[2] for ln in r.stdout.splitlines() if ln.startswith("api key:"))
+    # the engine enforces the key: generation without it is refused, with it answered
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    body = json.dumps({"model": "qwen2.5-7b", "messages": [{"role": "user", "content": "hi"}]})
+    req = urllib.request.Request(url, data=body.encode(), method="POST")
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(req, timeout=10)
+    assert denied.value.code == 401
+    req.add_header("Authorization", f"Bearer {key}")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["choices"][0]["message"]["content"] == "stand-in"
     # a second deployment of the same model coexists on the next free port
-    r2 = cli("up", *base, "--image", "llmops-test/engine:serve", "--name", "t-cli2", "--json")
+    r2 = cli("up", *base, "--image", serve, "--name", two, "--json")
     assert r2.exit_code == 0, r2.output
     doc2 = json.loads(r2.stdout)
     assert doc2["ready"] and doc2["endpoint"] != f"http://127.0.0.1:{port}/v1"
     # a name taken by another model is refused
-    clash = cli("up", "mistral7b", "--engine", "llamacpp", "--quant", "q4_k_m", "--name", "t-cli")
+    clash = cli("up", "mistral7b", "--engine", "llamacpp", "--quant", "q4_k_m", "--name", one)
     assert clash.exit_code == 2 and "is taken by qwen2.5-7b" in clash.stderr
     ps = json.loads(cli("ps", "--json").stdout)
     rows = {d["name"]: d for d in ps["deployments"]}
-    assert rows["t-cli"]["health"] == "ready" and rows["t-cli"]["runtime"] == "docker"
+    assert set(rows) == {one, two}  # this install's only: the host's other containers not listed
+    assert rows[one]["health"] == "ready" and rows[one]["runtime"] == "docker"
     assert key not in cli("ps").stdout and key not in json.dumps(ps)
-    info = docker_client.api.inspect_container("llmops-t-cli")
+    info = docker_client.api.inspect_container(f"llmops-{one}")
     assert key not in " ".join(info["Config"]["Cmd"]) and key not in json.dumps(
         info["Config"]["Labels"]
     )
-    assert "Starting Webserver" in cli("logs", "t-cli").stdout
-    # (busybox httpd runs as PID 1 and ignores SIGTERM: a short grace before SIGKILL)
-    assert cli("down", "t-cli", "--grace", "1").exit_code == 0
+    logs = cli("logs", one).stdout
+    assert (
+        "Starting Webserver" in logs and "args: -hf bartowski/Qwen2.5-7B-Instruct-GGUF -hff" in logs
+    )
+    # (the stand-in runs as PID 1 and ignores SIGTERM: a short grace before SIGKILL)
+    assert cli("down", one, "--grace", "1").exit_code == 0
+    # --all is this install's all: the host's own containers (tests/sentinels.py) survive it
     assert cli("down", "--all", "--json", "--grace", "1").exit_code == 0
     assert json.loads(cli("ps", "--json").stdout)["deployments"] == []
-    assert cli("down", "t-cli").exit_code == 1  # already gone: a clear error
+    assert cli("down", one).exit_code == 1  # already gone: a clear error
 
 
 @pytest.mark.docker
 def test_crash_and_timeout_exit_1_with_log_tail(docker_client, engine_images) -> None:  # type: ignore[no-untyped-def]
     base = ["qwen2.5-7b", "--engine", "llamacpp", "--quant", "q4_k_m", "--context", "2048"]
-    r = cli("up", *base, "--image", "llmops-test/engine:crash", "--name", "t-crash")
+    crash = unique("t-crash")
+    r = cli("up", *base, "--image", engine_images("llamacpp", "crash"), "--name", crash)
     assert r.exit_code == 1
     assert "--- engine log (last lines) ---" in r.stderr and "CUDA out of memory" in r.stderr
-    assert "error: deployment t-crash (llamacpp)" in r.stderr and "hint:" in r.stderr
-    r = cli("up", *base, "--image", "llmops-test/engine:hang", "--name", "t-hang", "--timeout", "3")
-    assert r.exit_code == 1 and "was not ready after 3 s" in r.stderr
+    assert f"error: deployment {crash} (llamacpp)" in r.stderr and "hint:" in r.stderr
+    hang = unique("t-hang")
+    r = cli(
+        "up", *base, "--image", engine_images("llamacpp", "hang"), "--name", hang, "--timeout", "3"
+    )
+    assert r.exit_code == 1 and "was not ready after 3 s" in r.stderr, r.stderr
     assert json.loads(cli("ps", "--json").stdout)["deployments"] == []
 
 
@@ -315,7 +337,7 @@ def test_an_image_that_cannot_be_pulled_is_a_clear_error(docker_client) -> None:
         "--image",
         "llmops-test/not-built-here:1",
         "--name",
-        "t-nopull",
+        unique("t-nopull"),
     )
     assert r.exit_code == 1, r.output
     assert (

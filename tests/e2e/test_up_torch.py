@@ -12,8 +12,10 @@ from typer.testing import CliRunner
 
 from llmops.cli import app
 from tests.e2e.conftest import free_port
+from tests.sentinels import unique
 
 pytestmark = pytest.mark.slow
+NAME = unique("smol-e2e")
 
 
 def cli(*args: str):  # type: ignore[no-untyped-def]
@@ -25,7 +27,7 @@ def test_up_smollm2_native_serves_the_openai_client(backend_home: Path, monkeypa
 
     monkeypatch.setenv("LLMOPS_HOME", str(backend_home))  # shares the converted-model cache
     port = free_port()
-    r = cli("up", "smollm2", "--port", str(port), "--name", "smol-e2e", "--timeout", "300")
+    r = cli("up", "smollm2", "--port", str(port), "--name", NAME, "--timeout", "300")
     assert r.exit_code == 0, r.output
     assert f"endpoint:  http://127.0.0.1:{port}/v1" in r.stdout
     key = next(line.split()[2] for line in r.stdout.splitlines() if line.startswith("api key:"))
@@ -45,7 +47,7 @@ def test_up_smollm2_native_serves_the_openai_client(backend_home: Path, monkeypa
                 model="smollm2-135m", messages=[{"role": "user", "content": "hi"}], max_tokens=2
             )
         ps = json.loads(cli("ps", "--json").stdout)
-        (row,) = [d for d in ps["deployments"] if d["name"] == "smol-e2e"]
+        (row,) = [d for d in ps["deployments"] if d["name"] == NAME]
         assert (row["engine"], row["runtime"], row["health"], row["port"]) == (
             "torch",
             "native",
@@ -53,11 +55,11 @@ def test_up_smollm2_native_serves_the_openai_client(backend_home: Path, monkeypa
             port,
         )
         assert key not in json.dumps(ps)  # secrets never in ps
-        assert "ready" in cli("logs", "smol-e2e", "--tail", "50").stdout
+        assert "ready" in cli("logs", NAME, "--tail", "50").stdout
         # chat and bench find the endpoint and the key from the deployment's name
         chat = cli(
             "chat",
-            "smol-e2e",
+            NAME,
             "-m",
             "What is the capital of France?",
             "--max-tokens",
@@ -68,11 +70,11 @@ def test_up_smollm2_native_serves_the_openai_client(backend_home: Path, monkeypa
         assert chat.exit_code == 0, chat.output
         assert "Paris" in chat.stdout and key not in chat.output
         # `up` of the same name again changes nothing
-        again = cli("up", "smollm2", "--port", str(port), "--name", "smol-e2e")
+        again = cli("up", "smollm2", "--port", str(port), "--name", NAME)
         assert again.exit_code == 0 and "already running" in again.stderr
         pid = int(row["ident"])
     finally:
-        down = cli("down", "smol-e2e")
+        down = cli("down", NAME)
     assert down.exit_code == 0, down.output
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert json.loads(cli("ps", "--json").stdout)["deployments"] == []

@@ -25,7 +25,7 @@ from llmops.plan.launch import LaunchOptions, ModelArtifact, plan_launch
 from llmops.run.deployments import Deployments
 from llmops.run.kill import KillSequence, image_repo, match_argv, match_container
 from llmops.run.native import NativeRuntime
-from llmops.run.state import DeploymentStore
+from llmops.run.state import DeploymentStore, install_id
 from llmops.run.tunnels import TunnelManager, TunnelSpec, open_tunnel
 from llmops.run.up import pick_port, up
 from tests.tunnel_fakes import install_fake, path_with
@@ -94,7 +94,16 @@ def test_container_matching_is_by_image_or_process_not_name() -> None:
         "container process: program text-generation-launcher"
     )
     assert match_container(["busybox"], "sh", ["-c", "sleep 1 # vllm"], {}) is None
-    assert match_container(["vllm/vllm-openai"], "vllm", [], {"llmops.deployment": "d"}) is None
+    ours = {"llmops.deployment": "d", "llmops.install": "0123456789abcdef"}
+    assert match_container(["vllm/vllm-openai"], "vllm", [], ours, "0123456789abcdef") is None
+    # a deployment label without this install's id (inherited from an image, another install)
+    # makes nothing "ours": the container is matched like any other engine
+    assert match_container(["vllm/vllm-openai"], "vllm", [], ours, "fedcba9876543210") == (
+        "image vllm/vllm-openai"
+    )
+    assert match_container(["vllm/vllm-openai"], "vllm", [], {"llmops.deployment": "d"}) == (
+        "image vllm/vllm-openai"
+    )
 
 
 def _spawn(argv: list[str], **kw: object) -> subprocess.Popen[bytes]:
@@ -309,12 +318,21 @@ def test_kill_all_containers_by_image_not_by_name(docker_client, busybox_image: 
         decoy_cmd = run(
             busybox_image, ["sh", "-c", "sleep 1000 # text-generation-launcher"], labels=label
         )
-        owned = run(
+        store = DeploymentStore()
+        owned = run(  # this install's own deployment: handled as one, never a foreign target
             f"vllm/vllm-openai:{engine_tag}",
             ["sleep", "1000"],
-            labels={**label, "llmops.deployment": f"someone-{run_id}"},
+            labels={
+                **label,
+                "llmops.deployment": f"someone-{run_id}",
+                "llmops.install": install_id(store.home),
+            },
         )
-        store = DeploymentStore()
+        inherited = run(  # an llmops label without this install's id (from an image): foreign
+            f"vllm/vllm-openai:{engine_tag}",
+            ["sleep", "1000"],
+            labels={**label, "llmops.deployment": f"image-label-{run_id}"},
+        )
         nobody = Deployments(store, None, NativeRuntime(store))
         whole = KillSequence(TunnelManager(), nobody, docker_client)
         found = {t.ident: t for t in whole.foreign_containers()}
@@ -323,6 +341,7 @@ def test_kill_all_containers_by_image_not_by_name(docker_client, busybox_image: 
             and found[engine.short_id].matched_by == "image vllm/vllm-openai"
         )
         assert not {decoy_name.short_id, decoy_cmd.short_id, owned.short_id} & set(found)
+        assert found[inherited.short_id].matched_by == "image vllm/vllm-openai"
         scoped = KillSequence(
             TunnelManager(),
             nobody,
@@ -331,12 +350,13 @@ def test_kill_all_containers_by_image_not_by_name(docker_client, busybox_image: 
             process_filter=lambda _p: False,
         )
         targets = scoped.discover(include_foreign=True)
-        assert [t.ident for t in targets] == [engine.short_id]
+        assert sorted(t.ident for t in targets) == sorted([engine.short_id, inherited.short_id])
+        assert all(t.foreign for t in targets)
         results = scoped.execute(targets, grace_s=1)
-        assert [r.outcome for r in results] == ["stopped"]
+        assert [r.outcome for r in results] == ["stopped", "stopped"]
         for c in made:
             c.reload()
-        assert engine.status == "exited"
+        assert engine.status == "exited" and inherited.status == "exited"
         assert {decoy_name.status, decoy_cmd.status, owned.status} == {"running"}
         assert scoped.discover(include_foreign=True) == []
     finally:

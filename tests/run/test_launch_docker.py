@@ -4,6 +4,7 @@ and a full start → ready → ps → logs → down cycle, a crash and a timeout
 from __future__ import annotations
 
 import dataclasses
+import urllib.error
 import urllib.request
 
 import pytest
@@ -18,6 +19,7 @@ from llmops.run.state import DeploymentStore
 from llmops.run.up import StartupFailed, pick_port, preflight, up
 from tests.launch_cases import AWQ as MISTRAL_AWQ
 from tests.launch_cases import GGUF as QWEN_GGUF
+from tests.sentinels import unique
 
 pytestmark = pytest.mark.docker
 
@@ -41,11 +43,10 @@ def store(tmp_path) -> DeploymentStore:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def runtime(docker_client):  # type: ignore[no-untyped-def]
-    rt = DockerRuntime(docker_client)
+    rt = DockerRuntime(docker_client)  # this test's install (its own LLMOPS_HOME)
     yield rt
-    for st in rt.list():
-        if st.name.startswith("t-"):
-            rt.stop(st.name, 1)
+    for st in rt.list():  # only this install's containers: nothing else is listed
+        rt.stop(st.name, 1)
 
 
 def inspect(docker_client, plan):  # type: ignore[no-untyped-def]
@@ -63,7 +64,7 @@ SECRETS = {
 def test_tgi_container_receives_the_plan(docker_client, engine_images, runtime, tmp_path) -> None:
     opts = LaunchOptions(
         engine="tgi",
-        name="t-tgi",
+        name=unique("t-tgi"),
         context=8192,
         gpus=(0, 1),
         host_port=18080,
@@ -71,7 +72,8 @@ def test_tgi_container_receives_the_plan(docker_client, engine_images, runtime, 
         hf_cache_dir=str(tmp_path / "hf"),
     )
     plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts())
-    engine_images(plan.image)
+    assert plan.image == "ghcr.io/huggingface/text-generation-inference:3.3.5"
+    plan = dataclasses.replace(plan, image=engine_images("tgi", "hang"))
     runtime.create(plan, SECRETS)
     info = inspect(docker_client, plan)
     host = info["HostConfig"]
@@ -98,7 +100,8 @@ def test_tgi_container_receives_the_plan(docker_client, engine_images, runtime, 
     assert cmd[cmd.index("--quantize") + 1] == "awq"
     assert cmd[cmd.index("--hostname") + 1] == "0.0.0.0"
     labels = info["Config"]["Labels"]
-    assert labels["llmops.deployment"] == "t-tgi" and labels["llmops.port"] == "18080"
+    assert labels["llmops.deployment"] == plan.name and labels["llmops.port"] == "18080"
+    assert labels["llmops.install"] == runtime.install  # this install's, and only it sees it
     # no secret in the command line or the labels
     blob = " ".join(cmd) + " ".join(f"{k}={v}" for k, v in labels.items())
     assert "SECRETVALUE" not in blob and "TOKENVALUE" not in blob
@@ -109,7 +112,7 @@ def test_vllm_container_uses_ipc_host_and_the_vllm_entrypoint(
 ) -> None:
     opts = LaunchOptions(
         engine="vllm",
-        name="t-vllm",
+        name=unique("t-vllm"),
         context=16384,
         gpus=(0, 1),
         host_port=18000,
@@ -117,7 +120,7 @@ def test_vllm_container_uses_ipc_host_and_the_vllm_entrypoint(
     )
     plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts(cuda="12.4"))
     assert plan.image == "vllm/vllm-openai:v0.20.2-cu129"  # CUDA 12 driver → cu129 build
-    engine_images(plan.image)
+    plan = dataclasses.replace(plan, image=engine_images("vllm", "hang"))
     runtime.create(plan, SECRETS)
     info = inspect(docker_client, plan)
     assert info["HostConfig"]["IpcMode"] == "host"
@@ -134,14 +137,14 @@ def test_vllm_container_uses_ipc_host_and_the_vllm_entrypoint(
 def test_llamacpp_cpu_container(docker_client, engine_images, runtime, tmp_path) -> None:
     opts = LaunchOptions(
         engine="llamacpp",
-        name="t-llama",
+        name=unique("t-llama"),
         context=4096,
         host_port=18081,
         data_dir=str(tmp_path / "state"),
     )
     plan = plan_launch(QWEN_GGUF, opts, None)
     assert plan.image == "ghcr.io/ggml-org/llama.cpp:server"  # CPU build: no GPU selected
-    engine_images(plan.image)
+    plan = dataclasses.replace(plan, image=engine_images("llamacpp", "hang"))
     runtime.create(plan, SECRETS)
     info = inspect(docker_client, plan)
     assert info["HostConfig"]["DeviceRequests"] in (None, [])
@@ -154,10 +157,11 @@ def test_gpu_request_without_nvidia_runtime_is_refused_clearly(
     docker_client, engine_images, runtime, store, tmp_path
 ) -> None:
     opts = LaunchOptions(
-        engine="tgi", name="t-gpu", gpus=(0,), host_port=18082, hf_cache_dir=str(tmp_path)
+        engine="tgi", name=unique("t-gpu"), gpus=(0,), host_port=18082, hf_cache_dir=str(tmp_path)
     )
-    plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts(1))
-    engine_images(plan.image)
+    plan = dataclasses.replace(
+        plan_launch(MISTRAL_AWQ, opts, gpu_facts(1)), image=engine_images("tgi", "hang")
+    )
     # preflight catches it from the facts ...
     facts = dataclasses.replace(
         gpu_facts(1), docker=DockerFacts(reachable=True, runtimes=("runc",))
@@ -178,7 +182,7 @@ def test_gpu_request_without_nvidia_runtime_is_refused_clearly(
         up(plan, runtime, store, {}, api_key=None, timeout_s=5)
     assert "could not select device driver" in e2.value.message or "CDI" in e2.value.message
     assert "nvidia-container-toolkit" in (e2.value.hint or "")
-    assert not runtime.state("t-gpu").exists and store.load("t-gpu") is None
+    assert not runtime.state(plan.name).exists and store.load(plan.name) is None
 
 
 def _serve_plan(engine_images, tmp_path, name: str, mode: str, port: int):  # type: ignore[no-untyped-def]
@@ -187,7 +191,7 @@ def _serve_plan(engine_images, tmp_path, name: str, mode: str, port: int):  # ty
         name=name,
         host_port=port,
         data_dir=str(tmp_path),
-        image=f"llmops-test/engine:{mode}",
+        image=engine_images("llamacpp", mode),
     )
     return plan_launch(QWEN_GGUF, opts, None)
 
@@ -196,7 +200,7 @@ def test_full_cycle_up_ready_ps_logs_down(
     docker_client, engine_images, runtime, store, tmp_path
 ) -> None:
     port = pick_port(18100, set())
-    plan = _serve_plan(engine_images, tmp_path, "t-cycle", "serve", port)
+    plan = _serve_plan(engine_images, tmp_path, unique("t-cycle"), "serve", port)
     phases: list[str] = []
     res = up(
         plan,
@@ -209,10 +213,15 @@ def test_full_cycle_up_ready_ps_logs_down(
         poll_s=0.3,
     )
     assert res.ready
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5).read()
+    models = f"http://127.0.0.1:{port}/v1/models"
+    with pytest.raises(urllib.error.HTTPError) as denied:  # llama.cpp guards it with the key
+        urllib.request.urlopen(models, timeout=5)
+    assert denied.value.code == 401
+    req = urllib.request.Request(models, headers={"Authorization": "Bearer sk-x"})
+    body = urllib.request.urlopen(req, timeout=5).read()
     assert b'"object":"list"' in body
     d = Deployments(store, runtime, NativeRuntime(store))
-    (row,) = [r for r in d.status() if r.name == "t-cycle"]
+    (row,) = [r for r in d.status() if r.name == plan.name]
     assert (row.status, row.health, row.runtime, row.port, row.engine) == (
         "running",
         "ready",
@@ -220,33 +229,73 @@ def test_full_cycle_up_ready_ps_logs_down(
         port,
         "llamacpp",
     )
-    assert "Starting Webserver" in d.logs("t-cycle", None)
+    assert "Starting Webserver" in d.logs(plan.name, None)
     # the state survives a fresh view (no in-memory state): a new Deployments sees it
     assert (
-        "t-cycle" in Deployments(store, DockerRuntime(docker_client), NativeRuntime(store)).names()
+        plan.name in Deployments(store, DockerRuntime(docker_client), NativeRuntime(store)).names()
     )
-    assert d.stop("t-cycle", 2) is True
-    assert not runtime.state("t-cycle").exists and "t-cycle" not in d.names()
+    assert d.stop(plan.name, 2) is True
+    assert not runtime.state(plan.name).exists and plan.name not in d.names()
 
 
 def test_crash_at_start_is_diagnosed_and_cleaned_up(
     docker_client, engine_images, runtime, store, tmp_path
 ) -> None:
-    plan = _serve_plan(engine_images, tmp_path, "t-crash", "crash", pick_port(18200, set()))
+    plan = _serve_plan(engine_images, tmp_path, unique("t-crash"), "crash", pick_port(18200, set()))
     with pytest.raises(StartupFailed) as e:
         up(plan, runtime, store, {}, api_key=None, timeout_s=60, poll_s=0.3)
     assert "while starting" in e.value.message and "ran out of memory" in e.value.message
     assert "CUDA out of memory" in e.value.log_tail
     assert "--context" in (e.value.hint or "")
-    assert not runtime.state("t-crash").exists and store.load("t-crash") is None
+    assert not runtime.state(plan.name).exists and store.load(plan.name) is None
 
 
 def test_never_ready_times_out_and_cleans_up(
     docker_client, engine_images, runtime, store, tmp_path
 ) -> None:
-    plan = _serve_plan(engine_images, tmp_path, "t-hang", "hang", pick_port(18300, set()))
+    plan = _serve_plan(engine_images, tmp_path, unique("t-hang"), "hang", pick_port(18300, set()))
     with pytest.raises(StartupFailed) as e:
         up(plan, runtime, store, {}, api_key=None, timeout_s=3, poll_s=0.5)
     assert "not ready after 3 s" in e.value.message
     assert "Loading model" in e.value.log_tail
-    assert not runtime.state("t-hang").exists
+    assert not runtime.state(plan.name).exists
+
+
+def test_only_this_installs_containers_are_its_own(
+    docker_client, busybox_image, engine_images, runtime, store, tmp_path
+) -> None:
+    """A deployment label proves nothing (images carry labels; other installs share the
+    engine): ps/down/kill see a container only with this install's ``llmops.install`` id."""
+    name = unique("t-own")
+    made = []
+    try:
+        for labels, cname in (
+            ({"llmops.deployment": name, "llmops.install": "0" * 16}, f"{name}-other"),
+            ({"llmops.deployment": name}, f"{name}-inherited"),
+            ({"llmops.deployment": name, "llmops.install": "f" * 16}, f"llmops-{name}"),
+        ):
+            made.append(
+                docker_client.containers.run(
+                    busybox_image, ["sleep", "1000"], detach=True, labels=labels, name=cname
+                )
+            )
+        d = Deployments(store, runtime, NativeRuntime(store))
+        assert name not in d.names() and not runtime.state(name).exists
+        assert runtime.list() == [] and all(not s.name.startswith(name) for s in d.status())
+        with pytest.raises(LlmopsError, match="no deployment named"):
+            d.stop(name)
+        # the container name is taken by another install's: a clear error, nothing touched
+        plan = _serve_plan(engine_images, tmp_path, name, "serve", pick_port(18400, set()))
+        with pytest.raises(LaunchError) as e:
+            up(plan, runtime, store, {}, api_key=None, timeout_s=10, poll_s=0.3)
+        assert e.value.message == (
+            f"a container named llmops-{name} already exists and was not started by this "
+            "llmops install"
+        )
+        assert "--name" in (e.value.hint or "") and store.load(name) is None
+        for c in made:
+            c.reload()
+            assert c.status == "running", c.name
+    finally:
+        for c in made:
+            c.remove(force=True)
