@@ -210,25 +210,52 @@ def http_port() -> Iterator[int]:
     srv.server_close()
 
 
+_FORWARDS: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_forward_left_behind() -> Iterator[None]:
+    """Whatever happens in a test, its `llmops forward` processes do not outlive it."""
+    yield
+    while _FORWARDS:
+        proc = _FORWARDS.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
 def _forward(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `llmops ... forward` and read the URL it prints (generous: CI machines are busy)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "llmops", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    _FORWARDS.append(proc)
     assert proc.stdout is not None
-    url = proc.stdout.readline().strip()
+    import selectors
+
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        ready = sel.select(timeout=120)
+    url = proc.stdout.readline().strip() if ready else ""
     if not url:
-        proc.wait(10)
-        assert proc.stderr is not None
-        raise AssertionError(f"forward printed no URL: {proc.stderr.read()}")
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"forward printed no URL: {err}")
     return proc, url
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """Ctrl-C, then wait: closing the SSH session can take seconds on a loaded machine."""
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"forward did not stop within 60 s of SIGINT: {err}") from None
     return proc.returncode, err
 
 
@@ -242,7 +269,7 @@ def test_forward_port_carries_http_requests(
     try:
         assert url.startswith("http://127.0.0.1:") and not url.endswith(f":{http_port}")
         for i in range(3):
-            with urllib.request.urlopen(f"{url}/v1/models?i={i}", timeout=10) as resp:
+            with urllib.request.urlopen(f"{url}/v1/models?i={i}", timeout=60) as resp:
                 assert json.loads(resp.read()) == {"path": f"/v1/models?i={i}"}
         # loopback only: the forward's port is not bound on other addresses
         port = int(url.rsplit(":", 1)[1])
@@ -270,7 +297,7 @@ def test_forward_by_deployment_name_reads_its_port_there(
     )
     proc, url = _forward("--host", sshd_server.target(), "forward", name, "--local-port", "0")
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=10) as resp:
+        with urllib.request.urlopen(f"{url}/health", timeout=60) as resp:
             assert json.loads(resp.read()) == {"path": "/health"}
     finally:
         code, err = _stop(proc)
