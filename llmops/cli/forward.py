@@ -1,5 +1,6 @@
 """`llmops forward NAME|PORT --host H`: reach a remote endpoint as localhost, over SSH."""
 
+import signal
 import time
 from typing import Annotated
 
@@ -72,6 +73,9 @@ def forward(
             # The URL on stdout (data), so scripts can read it.
             typer.echo(fwd.url)
             shown = 0
+            # SIGTERM (`kill`, a service manager, a background job, where Ctrl-C is ignored)
+            # closes the forward as cleanly as Ctrl-C does.
+            previous = signal.signal(signal.SIGTERM, _interrupt)
             try:
                 while fwd.alive():
                     time.sleep(0.5)
@@ -81,12 +85,18 @@ def forward(
             except KeyboardInterrupt:
                 output.info(f"forward closed after {fwd.connections} connection(s)")
                 return
+            finally:
+                signal.signal(signal.SIGTERM, previous)
     from llmops.errors import SshConnectError
 
     raise SshConnectError(
         f"the SSH session to {h.label} ended; the forward is closed",
         "run the command again (the host may have restarted)",
     )
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

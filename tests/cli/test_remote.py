@@ -231,6 +231,9 @@ def _forward(*args: str) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a suite started in the background (`cmd &` in a script, as CI
+        # runners do) inherits SIGINT *ignored*, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     _FORWARDS.append(proc)
     assert proc.stdout is not None
@@ -247,15 +250,16 @@ def _forward(*args: str) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
-def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    """Ctrl-C, then wait: closing the SSH session can take seconds on a loaded machine."""
-    proc.send_signal(signal.SIGINT)
+def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGINT) -> tuple[int, str]:
+    """Ctrl-C (or ``sig``), then wait: closing the SSH session can take seconds on a loaded
+    machine."""
+    proc.send_signal(sig)
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate(timeout=30)
-        raise AssertionError(f"forward did not stop within 60 s of SIGINT: {err}") from None
+        raise AssertionError(f"forward did not stop within 60 s of signal {sig}: {err}") from None
     return proc.returncode, err
 
 
@@ -300,8 +304,9 @@ def test_forward_by_deployment_name_reads_its_port_there(
         with urllib.request.urlopen(f"{url}/health", timeout=60) as resp:
             assert json.loads(resp.read()) == {"path": "/health"}
     finally:
-        code, err = _stop(proc)
+        code, err = _stop(proc, signal.SIGTERM)  # as `kill PID` or a service manager stops it
     assert code == 0 and f"deployment {name} (port {http_port})" in err
+    assert "forward closed after 1 connection(s)" in err
     r = run("forward", "nope", "--host", sshd_server.target())
     assert r.exit_code == 1 and "no deployment 'nope'" in r.stderr
 
