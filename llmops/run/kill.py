@@ -27,32 +27,33 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Program names (argv[0] basename, or a Python console script) → what they are.
-KNOWN_PROGRAMS: dict[str, str] = {
-    "text-generation-launcher": "tgi",
-    "text-generation-server": "tgi",
-    "text-generation-router": "tgi",
-    "vllm": "vllm",
-    "llama-server": "llama.cpp",
-    "gradio": "gradio",
-    "ngrok": "ngrok",
-    "cloudflared": "cloudflared",
-}
-#: ``python -m <module>``: the module's top-level package.
-KNOWN_MODULES: dict[str, str] = {
-    "vllm": "vllm",
-    "text_generation_server": "tgi",
-    "gradio": "gradio",
-}
+#: Program names (argv[0] basename, or a Python console script): TGI's launcher, server and
+#: router, vLLM, llama.cpp's server, gradio, and the tunnel programs.
+KNOWN_PROGRAMS = frozenset(
+    {
+        "text-generation-launcher",
+        "text-generation-server",
+        "text-generation-router",
+        "vllm",
+        "llama-server",
+        "gradio",
+        "ngrok",
+        "cloudflared",
+    }
+)
+#: ``python -m <module>``: the module's top-level package (vLLM, TGI's server, gradio).
+KNOWN_MODULES = frozenset({"vllm", "text_generation_server", "gradio"})
 #: Engine images (repository without tag/registry defaults), engines.md §6.1.
-KNOWN_IMAGES: dict[str, str] = {
-    "ghcr.io/huggingface/text-generation-inference": "tgi",
-    "vllm/vllm-openai": "vllm",
-    "ghcr.io/ggml-org/llama.cpp": "llama.cpp",
-    "ghcr.io/ggerganov/llama.cpp": "llama.cpp",
-    "ngrok/ngrok": "ngrok",
-    "cloudflare/cloudflared": "cloudflared",
-}
+KNOWN_IMAGES = frozenset(
+    {
+        "ghcr.io/huggingface/text-generation-inference",
+        "vllm/vllm-openai",
+        "ghcr.io/ggml-org/llama.cpp",
+        "ghcr.io/ggerganov/llama.cpp",
+        "ngrok/ngrok",
+        "cloudflare/cloudflared",
+    }
+)
 _PYTHON = re.compile(r"^(python|pypy)[0-9.]*$")
 _OPTS_WITH_ARG = {"-W", "-X", "-Q", "--check-hash-based-pycs"}
 
