@@ -44,6 +44,13 @@ this script keeps the operators, the exclusions and the report under the project
 The test harness's sentinels (``tests/sentinels.py``: foreign containers and a process planted
 around each pytest session) are planted only for the ``kill`` group, where harming them is a
 finding; elsewhere they would cost seconds per mutant and detect nothing.
+
+Safety: a ``kill`` mutant runs the real stop sequence, and one that drops a test's scoping
+(``process_filter``, ``container_filter``) targets whatever matches on the whole host. So the
+workers run in their own PID namespace (``unshare --pid --mount-proc``; ``--no-pid-namespace``
+to opt out): such a mutant can signal only what the tests started. Docker has no such boundary,
+so the tests that stop containers (``Target.host_unsafe``) run only with ``--host-unsafe``, on a
+machine that is yours alone; without it, the container-stopping code counts as not covered.
 """
 
 from __future__ import annotations
@@ -84,6 +91,10 @@ class Target:
     path: str
     tests: tuple[str, ...]
     only: tuple[str, ...] = ()
+    #: tests that act on the whole host when a mutant breaks their scoping (a ``kill`` mutant
+    #: that ignores the test's container filter stops every engine container on the Docker
+    #: engine, other users' included): left out unless --host-unsafe
+    host_unsafe: tuple[str, ...] = ()
 
 
 PLAN_TESTS = (
@@ -140,6 +151,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
                 "tests/run/test_planted_bugs_run.py",
                 "tests/cli/test_kill_cli.py",
             ),
+            host_unsafe=("tests/run/test_kill.py::test_kill_all_containers_by_image_not_by_name",),
         ),
     ),
     # The exposure check: a tunnel is kept only when the endpoint refuses a keyless request.
@@ -980,6 +992,17 @@ def _kill_tree(pid: int) -> None:
             p.kill()
 
 
+def _reap() -> None:
+    """Collect exited orphans (the worker is PID 1 of its namespace: they become its own)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _docker_cleanup(run_id: str) -> None:
     """Remove the Docker objects a stopped test run made (they carry its run id)."""
     docker = shutil.which("docker")
@@ -1008,6 +1031,17 @@ class Worker:
         self.counter = 0
         self.originals: dict[str, bytes] = {}
         self.log = str(root.parent / f"worker-{wid}.log")
+        self.child: int | None = None  # the test run in progress
+        self.run_id = ""
+
+    def stop(self, _sig: int = 0, _frame: Any = None) -> None:
+        """SIGTERM from the parent (an interrupted run): stop the test run, then exit."""
+        if self.child is not None:
+            _kill_tree(self.child)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.child, 0)
+            _docker_cleanup(self.run_id)
+        os._exit(143)
 
     def _fork_pytest(
         self, args: list[str], timeout: float, plugins: list[Any], sentinels: bool
@@ -1019,6 +1053,8 @@ class Worker:
         if pid == 0:  # the test run
             rc = 3
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 os.setsid()
                 fd = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(fd, 1)
@@ -1043,6 +1079,7 @@ class Worker:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 os._exit(rc)
+        self.child, self.run_id = pid, run_id
         deadline = t0 + timeout
         status = None
         while status is None:
@@ -1054,9 +1091,12 @@ class Worker:
                 _kill_tree(pid)
                 os.waitpid(pid, 0)
                 _docker_cleanup(run_id)
+                self.child = None
                 return "timeout", -9, time.monotonic() - t0
             time.sleep(0.02)
+        self.child = None
         elapsed = time.monotonic() - t0
+        _reap()
         if os.WIFSIGNALED(status):
             return "killed", -os.WTERMSIG(status), elapsed
         rc = os.WEXITSTATUS(status)
@@ -1109,6 +1149,8 @@ def worker_main(root: str, wid: int) -> int:
     import pytest  # noqa: F401 - loaded once, inherited by every fork
 
     w = Worker(Path(root), wid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, w.stop)
     out = sys.stdout
     sys.stdout = sys.stderr  # only replies go to the protocol stream
     for line in sys.stdin:
@@ -1124,15 +1166,29 @@ def worker_main(root: str, wid: int) -> int:
     return 0
 
 
+def pid_namespace_prefix() -> list[str]:
+    """``unshare`` into a new PID namespace, when this host allows it: the test runs (and the
+    ``kill`` mutants among them) then see, and can signal, only the processes they started."""
+    unshare = shutil.which("unshare")
+    if not unshare or not sys.platform.startswith("linux"):
+        return []
+    argv = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child"]
+    try:
+        ok = subprocess.run([*argv, "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        ok = False
+    return argv if ok else []
+
+
 class WorkerClient:
-    def __init__(self, root: Path, wid: int, python: str) -> None:
+    def __init__(self, root: Path, wid: int, python: str, prefix: Sequence[str] = ()) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = str(root)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.pop("LLMOPS_FAIL_ON_SKIP", None)
         self.root = root
         self.proc = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--_worker", str(root), str(wid)],
+            [*prefix, python, str(Path(__file__).resolve()), "--_worker", str(root), str(wid)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=str(root),
@@ -1151,7 +1207,9 @@ class WorkerClient:
             raise RuntimeError("the mutation worker died")
         return dict(json.loads(line))
 
-    def close(self) -> None:
+    def close(self, *, force: bool = False) -> None:
+        if force:
+            self.proc.terminate()
         with contextlib.suppress(Exception):
             assert self.proc.stdin is not None
             self.proc.stdin.close()
@@ -1239,9 +1297,17 @@ def _valid(m: Mutant, source: bytes) -> bool:
 
 
 def trace_group(
-    client: WorkerClient, name: str, targets: Sequence[Target], tmp: Path, timeout: float
+    client: WorkerClient,
+    name: str,
+    targets: Sequence[Target],
+    tmp: Path,
+    timeout: float,
+    host_unsafe: bool = False,
 ) -> Coverage:
     tests = list(dict.fromkeys(t for tg in targets for t in tg.tests))
+    if not host_unsafe:
+        for nodeid in dict.fromkeys(u for tg in targets for u in tg.host_unsafe):
+            tests += ["--deselect", nodeid]
     out = tmp / f"trace-{name}.json"
     t0 = time.monotonic()
     rep = client.call(
@@ -1292,6 +1358,8 @@ def run(args: argparse.Namespace) -> int:
     coverages: dict[str, Coverage] = {}
     skipped_groups: list[str] = []
     totals: dict[str, int] = {}
+    selected: dict[str, list[Mutant]] = {}
+    interrupted = False
     try:
         copy0 = tmp / "w0" / "repo"
         make_copy(REPO, copy0)
@@ -1299,7 +1367,6 @@ def run(args: argparse.Namespace) -> int:
         for i in range(1, args.jobs):
             shutil.copytree(copy0, tmp / f"w{i}" / "repo", symlinks=True)
         exceptions = exception_names(copy0)
-        selected: dict[str, list[Mutant]] = {}
         invalid: dict[str, int] = {}
         for g in groups:
             ms: list[Mutant] = []
@@ -1317,12 +1384,23 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         python = args.python or sys.executable
-        clients = [WorkerClient(tmp / f"w{i}" / "repo", i, python) for i in range(args.jobs)]
+        prefix = [] if args.no_pid_namespace else pid_namespace_prefix()
+        if not prefix:
+            print(
+                "mutation: WARNING: no PID namespace (unshare); a kill mutant that ignores a "
+                "test's scoping can signal any matching process on this host",
+                file=sys.stderr,
+            )
+        clients = [
+            WorkerClient(tmp / f"w{i}" / "repo", i, python, prefix) for i in range(args.jobs)
+        ]
         preloaded = False
         for g in groups:
             gt0 = time.monotonic()
             print(f"{g}: baseline run of its tests, traced ...", file=sys.stderr)
-            cov = trace_group(clients[0], g, GROUPS[g], tmp, args.baseline_timeout)
+            cov = trace_group(
+                clients[0], g, GROUPS[g], tmp, args.baseline_timeout, args.host_unsafe
+            )
             coverages[g] = cov
             print(
                 f"{g}: baseline {cov.elapsed:.0f}s, {len(cov.durations)} tests"
@@ -1350,15 +1428,23 @@ def run(args: argparse.Namespace) -> int:
                 for c in clients:
                     c.call({"cmd": "preload", "modules": mods})
                 preloaded = True
-            outcomes += _run_group(g, selected[g], cov, clients, args)
-            group_time[g] = time.monotonic() - gt0
+            try:
+                _run_group(g, selected[g], cov, clients, args, outcomes)
+            finally:
+                group_time[g] = time.monotonic() - gt0
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: the report covers the mutants done so far", file=sys.stderr)
     finally:
         for c in clients:
-            c.close()
+            c.close(force=interrupted)
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+    if interrupted:
+        done = len(outcomes)
+        print(f"INTERRUPTED: {done} of {sum(len(v) for v in selected.values())} mutants done")
     report(
         groups,
         outcomes,
@@ -1380,11 +1466,14 @@ def _run_group(
     cov: Coverage,
     clients: list[WorkerClient],
     args: argparse.Namespace,
-) -> list[Outcome]:
+    results: list[Outcome],
+) -> None:
+    """Run the group's mutants on the workers; each outcome is appended to ``results`` as it
+    comes (so an interrupted run can still report what it did)."""
     sources: dict[str, bytes] = {}
     todo: queue.Queue[tuple[Mutant, list[str], float] | None] = queue.Queue()
-    results: list[Outcome] = []
     lock = threading.Lock()
+    stop = threading.Event()
     for m in mutants:
         tests = cov.tests_for(m)
         if not tests:
@@ -1408,19 +1497,24 @@ def _run_group(
     def work(c: WorkerClient) -> None:
         while True:
             item = todo.get()
-            if item is None:
+            if item is None or stop.is_set():
                 return
             m, tests, timeout = item
-            rep = c.call(
-                {
-                    "cmd": "run",
-                    "path": m.path,
-                    "source": m.apply(source_of(m.path)).decode(),
-                    "tests": tests,
-                    "timeout": timeout,
-                    "sentinels": g in SENTINEL_GROUPS,
-                }
-            )
+            try:
+                rep = c.call(
+                    {
+                        "cmd": "run",
+                        "path": m.path,
+                        "source": m.apply(source_of(m.path)).decode(),
+                        "tests": tests,
+                        "timeout": timeout,
+                        "sentinels": g in SENTINEL_GROUPS,
+                    }
+                )
+            except (RuntimeError, OSError, ValueError):
+                if stop.is_set():  # the worker was stopped: an interrupted run
+                    return
+                raise
             o = Outcome(
                 m, g, rep.get("status", "error"), rep.get("elapsed", 0.0), len(tests), rep.get("rc")
             )
@@ -1441,9 +1535,13 @@ def _run_group(
     threads = [threading.Thread(target=work, args=(c,), daemon=True) for c in clients]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
-    return results
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(timeout=0.5)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
 
 
 def _stats(items: Sequence[Outcome]) -> dict[str, Any]:
@@ -1616,6 +1714,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also mutate strings of four or more words (messages)",
     )
     ap.add_argument("--python", help="interpreter for the test runs (default: this one)")
+    ap.add_argument(
+        "--no-pid-namespace",
+        action="store_true",
+        help="run the tests in the host's PID namespace (default: a new one, via unshare)",
+    )
+    ap.add_argument(
+        "--host-unsafe",
+        action="store_true",
+        help="also run the tests that can stop other users' containers under a mutant "
+        "(Target.host_unsafe); only on a machine that is yours alone",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary copies and logs")
     ap.add_argument("--verbose", action="store_true", help="one progress line per mutant")
     args = ap.parse_args(argv)
