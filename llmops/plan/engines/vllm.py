@@ -1,0 +1,136 @@
+"""vLLM, pinned at 0.20.2 (commit bc150f502).
+
+Flags: ``tests/fixtures/engines/vllm.json`` (its ``make_arg_parser`` run for real from the PyPI
+sdist vllm-0.20.2).
+"""
+
+from __future__ import annotations
+
+import json
+
+from llmops.errors import UsageError
+from llmops.hw.facts import HostFacts
+from llmops.plan.engines.base import (
+    MIB,
+    EngineArgs,
+    EngineRecord,
+    HealthProbe,
+    LaunchOptions,
+    ModelArtifact,
+    Mount,
+    SecretEnv,
+    cuda_major,
+    min_compute_capability,
+)
+
+VERSION = "v0.20.2"
+IMAGE_REPO = "vllm/vllm-openai"
+CONTAINER_PORT = 8000
+DEFAULT_HOST_PORT = 8000
+
+
+def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
+    if a.format == "gguf":
+        raise UsageError(
+            f"vLLM's GGUF support is experimental; llmops does not launch {a.quant} on vLLM",
+            "use `--engine llamacpp` for GGUF files, or `--quant awq` / `--quant fp8` on vLLM",
+        )
+    cuda = cuda_major(facts)
+    tag = VERSION if cuda is not None and cuda >= 13 else f"{VERSION}-cu129"
+    n = max(1, len(o.gpus))
+    port = CONTAINER_PORT
+    common = [
+        a.repo,
+        "--served-model-name",
+        a.model,
+        "--max-model-len",
+        str(o.context),
+        "--gpu-memory-utilization",
+        "0.90",
+        "--tensor-parallel-size",
+        str(n),
+    ]
+    env: dict[str, str] = {}
+    if a.quant == "fp8" or (a.format == "safetensors" and a.quant == "8bit"):
+        cap = min_compute_capability(facts, o.gpus)
+        if cap is not None and cap < 8.0:
+            raise UsageError(
+                f"vLLM's fp8 needs compute capability 8.0 or newer; GPU has {cap:.1f}",
+                "use `--quant awq` (needs 7.5) or `--engine llamacpp`",
+            )
+        common += ["--quantization", "fp8"]
+    elif a.format == "safetensors" and a.quant == "4bit":
+        common += ["--quantization", "bitsandbytes"]
+    elif a.format == "awq":
+        cap = min_compute_capability(facts, o.gpus)
+        if cap is not None and cap < 7.5:
+            raise UsageError(
+                f"vLLM's AWQ kernels need compute capability 7.5; GPU has {cap:.1f}",
+                "use `--quant gptq` or `--engine llamacpp`",
+            )
+    if a.format == "safetensors" and a.quant in ("fp16", "bf16"):
+        common += ["--dtype", "bfloat16" if a.quant == "bf16" else "float16"]
+    if o.rope is not None:
+        # --rope-scaling was removed in vLLM 0.11.1; --hf-overrides carries it (engines.md §0.3).
+        override = {
+            "rope_scaling": {
+                "rope_type": o.rope.kind,
+                "factor": o.rope.factor,
+                "original_max_position_embeddings": o.rope.original_context,
+            }
+        }
+        common += ["--hf-overrides", json.dumps(override, separators=(",", ":"))]
+        env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
+    if a.trust_remote_code:
+        common += ["--trust-remote-code"]
+    secrets = []
+    if o.api_key:
+        secrets.append(SecretEnv("VLLM_API_KEY", "api_key"))
+    if o.hf_token:
+        secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
+    argv = ["serve", *common, "--host", "0.0.0.0", "--port", str(port)]
+    native = ["vllm", "serve", *common, "--host", "0.0.0.0", "--port", "{port}"]
+    return EngineArgs(
+        image=f"vllm/vllm-openai:{tag}",
+        # version-proof: works whether the image's entrypoint is `vllm serve` or the old module
+        entrypoint=("vllm",),
+        argv=argv,
+        native_argv=native,
+        env=env,
+        secret_env=secrets,
+        mounts=[
+            Mount(o.hf_cache_dir, "/root/.cache/huggingface"),
+            Mount("llmops-vllm-cache", "/root/.cache/vllm", kind="volume"),
+        ],
+        ipc_host=True,
+        health=HealthProbe(path="/health", ready_path="/v1/models"),
+    )
+
+
+RECORD = EngineRecord(
+    name="vllm",
+    title="vLLM",
+    version=VERSION.lstrip("v"),
+    flags_source="tests/fixtures/engines/vllm.json (make_arg_parser of vllm 0.20.2)",
+    container_port=CONTAINER_PORT,
+    default_host_port=DEFAULT_HOST_PORT,
+    needs_gpu=True,
+    tensor_parallel=True,
+    cuda_graphs_bytes=768 * MIB,
+    cpu_runtime_bytes=0,
+    prefill_tokens=2048,
+    reserve="utilization",
+    kv_dtypes=("fp16", "bf16", "fp8"),
+    quants={
+        "4bit": ("awq", "gptq", "4bit"),
+        "8bit": ("fp8",),
+        "fp16": ("fp16",),
+        "bf16": ("bf16",),
+        "awq": ("awq",),
+        "gptq": ("gptq",),
+        "fp8": ("fp8",),
+    },
+    build=build,
+    native_program="vllm",
+    install_hint="`pip install vllm==0.20.2` (Linux with an NVIDIA GPU), or use its image",
+)
