@@ -94,6 +94,10 @@ def plan_launch(
             env["LLAMA_CACHE"] = f"{options.data_dir}/models/llamacpp"
         if options.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in options.gpus)
+    if "CUDA_VISIBLE_DEVICES" in env:
+        # --gpus and the facts number GPUs as NVML does (PCI bus order); CUDA's default order
+        # is fastest first, so without this CUDA_VISIBLE_DEVICES=1 can be another GPU.
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
     labels = (
         (LABEL_PREFIX + "deployment", name),
         (LABEL_PREFIX + "engine", engine),

@@ -1,0 +1,99 @@
+"""Engine command lines against each engine's own rules at the pinned version.
+
+One block per defect found in review; each rule is cited in the engine module next to the code
+that follows it (vLLM 0.20.2 sdist, TGI v3.3.5, llama.cpp b11434). Every rendered command line
+is also checked against the engine's real option table (``tests/engine_standin.check_argv``).
+"""
+
+from __future__ import annotations
+
+from llmops.hw.facts import GpuInfo, HostFacts, NvidiaFacts
+from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, plan_launch
+from llmops.plan.model import RopeScaling as NativeRope
+from tests.engine_standin import check_argv
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def host(
+    cc: str = "8.6",
+    cuda: str | None = "12.9",
+    name: str = "NVIDIA RTX A6000",
+    n: int = 2,
+    driver: str = "575.51.03",
+) -> HostFacts:
+    gpus = tuple(
+        GpuInfo(
+            index=i,
+            name=name,
+            compute_capability=cc,
+            memory_total_mib=49140,
+            memory_used_mib=0,
+            memory_free_mib=49140,
+        )
+        for i in range(n)
+    )
+    return HostFacts(
+        llmops_version="t",
+        collected_at="t",
+        nvidia=NvidiaFacts(driver_version=driver, cuda_driver_version=cuda, gpus=gpus),
+    )
+
+
+A6000 = host()  # Ampere 8.6, driver for CUDA 12.9
+T4 = host(cc="7.5", name="Tesla T4")
+V100 = host(cc="7.0", name="Tesla V100-SXM2-32GB")
+H100_124 = host(cc="9.0", cuda="12.4", name="NVIDIA H100 80GB HBM3", driver="550.54.15")
+GEFORCE_122 = host(cc="8.6", cuda="12.2", name="NVIDIA GeForce RTX 3090", driver="535.183.01")
+
+
+def art(quant: str, fmt: str, **kw) -> ModelArtifact:  # type: ignore[no-untyped-def]
+    base = {
+        "model": "m",
+        "repo": f"org/m-{quant}",
+        "quant": quant,
+        "format": fmt,
+        "trained_context": 8192,
+        "rope_theta": 500000.0,
+    }
+    base.update(kw)
+    return ModelArtifact(**base)  # type: ignore[arg-type]
+
+
+BF16 = art("bf16", "safetensors")
+FP16 = art("fp16", "safetensors")
+AWQ = art("awq", "awq")
+GPTQ = art("gptq", "gptq")
+FP8_REPO = art("fp8", "fp8")  # a pre-quantized FP8 checkpoint (its own quantization_config)
+FP8_LOAD = art("fp8", "safetensors")  # FP8 quantized at load
+GGUF = art("q4_k_m", "gguf", file="m-q4_k_m.gguf")
+LLAMA31 = art(
+    "bf16",
+    "safetensors",
+    trained_context=131072,
+    native_rope=NativeRope(kind="llama3", factor=8.0, original_context=8192),
+)
+
+
+def plan(a: ModelArtifact, engine: str, facts: HostFacts | None = A6000, **kw) -> LaunchPlan:  # type: ignore[no-untyped-def]
+    kw.setdefault("gpus", (0,) if engine in ("tgi", "vllm") else ())
+    p = plan_launch(a, LaunchOptions(engine=engine, **kw), facts)
+    if engine != "torch" and p.runtime == "docker":
+        assert check_argv(engine, p.argv) == [], p.argv
+    return p
+
+
+def flag(p: LaunchPlan, name: str) -> str | None:
+    argv = list(p.argv)
+    return argv[argv.index(name) + 1] if name in argv else None
+
+
+# ------------------------------------------------------------ 5. GPU indices mean NVML's
+
+
+def test_native_gpu_selection_uses_pci_bus_order() -> None:
+    for a, engine in ((BF16, "vllm"), (GGUF, "llamacpp"), (BF16, "torch")):
+        p = plan(a, engine, runtime="native", gpus=(1,))
+        env = dict(p.env)
+        assert env["CUDA_VISIBLE_DEVICES"] == "1"
+        assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
