@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from llmops.catalog.config import ConfigFieldError, architecture_from_config, checkpoint_dtype
 from llmops.errors import LlmopsError
+from llmops.plan.engines.base import ModelArtifact
 from llmops.plan.model import Formats, ModelSpec, WeightInventory
 
 CACHE_VERSION = 1
@@ -363,37 +364,39 @@ class PullPlan:
 _WEIGHT_PATTERNS = (".safetensors", ".json", ".model", ".txt", ".tiktoken")
 
 
-def plan_pull(spec: ModelSpec, quant: str, client: HubClient, cache_dir: Path) -> PullPlan:
-    """Which repo and files a quant needs, with their sizes (one Hub call).
+def plan_pull(art: ModelArtifact, client: HubClient, cache_dir: Path) -> PullPlan:
+    """Which files the artifact the decision chose needs, with their sizes (one Hub call).
+
+    A GGUF artifact is its one file; any other is the repo's safetensors weights and the small
+    files beside them (config, tokenizer). 4bit/8bit made at load come from the 16-bit repo.
 
     Raises:
-        HubError: unreachable, or the repo lists no such files.
+        HubError: unreachable or offline, or the repo lists no such files.
     """
-    f = spec.formats
-    if quant in ("q4_k_m", "q5_k_m", "q8_0", "gguf"):
-        gf = f.gguf_file(quant)
-        if gf is None or f.gguf is None:
-            raise HubError(f"{spec.name} lists no {quant} GGUF file", "see `llmops models show`")
-        repo: str | None = f.gguf
-        wanted = [gf.file]
-    else:
-        repo = {"gptq": f.gptq, "awq": f.awq}.get(quant) or (
-            f.fp8 if quant == "fp8" and f.fp8 else f.safetensors
+    spec_name = art.model
+    repo: str | None = art.repo
+    wanted = [art.file] if art.format == "gguf" and art.file else []
+    if art.format == "bundled":
+        raise HubError(
+            f"{spec_name}'s {art.label} weights ship in a Python package; nothing to download",
+            f"`llmops up {spec_name}` serves them as they are",
         )
-        if repo is None:
-            raise HubError(f"{spec.name} has no repo for {quant}", "see `llmops models show`")
-        wanted = []
     assert repo is not None
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise HubError(
+            f"HF_HUB_OFFLINE is set, so {spec_name} ({repo}) cannot be downloaded",
+            "unset HF_HUB_OFFLINE on a connected host and run `llmops pull` again",
+        )
     try:
         sizes = client.file_sizes(repo)
     except HubUnreachable as e:
         raise HubError(
-            f"cannot reach the Hugging Face Hub to download {spec.name} ({repo}): {e}",
+            f"cannot reach the Hugging Face Hub to download {spec_name} ({repo}): {e}",
             "check the network (or unset HF_HUB_OFFLINE) and run `llmops pull` again",
         ) from e
     except HubNotFound as e:
         raise HubError(
-            f"{repo} ({spec.name}) is not available: {e}",
+            f"{repo} ({spec_name}) is not available: {e}",
             "for a gated model accept its licence on huggingface.co and set HF_TOKEN",
         ) from e
     if not wanted:

@@ -8,24 +8,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from llmops.plan.model import ModelSpec, WeightInventory
+from llmops.plan.deploy import ResolvedModel
 
-
-@dataclass(frozen=True)
-class Resolved:
-    spec: ModelSpec
-    native_quant: str | None  # the quant whose bytes ``inventory`` gives
-    inventory: WeightInventory | None
-    origin: str  # catalog | hub | hub-cache | gguf
-
-    def inventory_for(self, quant: str) -> WeightInventory | None:
-        """Real bytes when ``quant`` is the format they were read from, else None (computed)."""
-        if self.inventory is not None and quant == self.native_quant:
-            return self.inventory
-        return None
+Resolved = ResolvedModel  # the model as the decision core takes it (llmops.plan.deploy)
 
 
 def resolve(query: str, *, offline: bool = False) -> Resolved:

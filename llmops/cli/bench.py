@@ -77,6 +77,7 @@ def bench(
     """Measure an endpoint under streamed load: TTFT, inter-token latency, tokens/s, errors."""
     from llmops.client.bench import BenchSettings, load_prompts
     from llmops.client.targets import resolve_target
+    from llmops.run.state import resolve_deployment
 
     settings = BenchSettings(
         concurrency=_levels(concurrency),
@@ -87,9 +88,9 @@ def bench(
         timeout_s=timeout_s,
         tokenizer=tokenizer,
     )
-    targets = [resolve_target(target, api_key)]
+    targets = [resolve_target(target, api_key, resolve_deployment)]
     if compare is not None:
-        targets.append(resolve_target(compare, compare_api_key or api_key))
+        targets.append(resolve_target(compare, compare_api_key or api_key, resolve_deployment))
     results = _run(targets, model, load_prompts(prompts), settings)
     doc = _document(results, settings)
     if out is not None:

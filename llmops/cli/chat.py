@@ -47,8 +47,9 @@ def chat(
     from llmops.client.stream import detect
     from llmops.client.targets import resolve_target
     from llmops.client.transport import HttpxTransport
+    from llmops.run.state import resolve_deployment
 
-    tgt = resolve_target(target, api_key)
+    tgt = resolve_target(target, api_key, resolve_deployment)
     loop = asyncio.new_event_loop()
     transport = HttpxTransport(tgt.url, tgt.api_key, max_connections=1, timeout_s=timeout_s)
     try:

@@ -120,3 +120,35 @@ def deployments() -> Any:
 
     store = deployment_store()
     return Deployments(store, docker_runtime(), NativeRuntime(store))
+
+
+def planning_facts(
+    hw: str | None, facts_file: Path | None, sections: Iterable[str] | None = None
+) -> "HostFacts":
+    """The hardware a command plans for; the one reading of ``--hw`` and ``--facts``.
+
+    ``--facts FILE``: a host saved by ``doctor --json`` (``--hw`` then replaces its GPUs/RAM).
+    ``--hw SPEC``: GPUs as described, Docker with GPU support assumed; ``--hw cpu`` without a
+    size takes this host's RAM. Neither: this host, probed (``sections``).
+    """
+    from llmops import __version__
+    from llmops.hw.facts import DockerFacts, HostFacts
+    from llmops.plan.hardware import facts_from_hw, parse_hw
+
+    if facts_file is not None:
+        facts = load_facts_file(facts_file)
+        return facts if hw is None else facts_from_hw(parse_hw(hw), facts)
+    if hw is not None:
+        spec = parse_hw(hw)
+        base = HostFacts(
+            llmops_version=__version__,
+            collected_at="",
+            source=f"hw:{hw}",
+            docker=DockerFacts(reachable=True, runtimes=("nvidia", "runc")),
+        )
+        if spec.cpu_only and spec.ram_mib is None:
+            from dataclasses import replace
+
+            base = replace(base, system=collect_facts(["system"]).system)
+        return facts_from_hw(spec, base)
+    return collect_facts(sections)

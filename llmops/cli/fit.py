@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from llmops.hw.facts import HostFacts
+    from llmops.plan.deploy import Decision
     from llmops.plan.hardware import Device
     from llmops.plan.memory import FitReport
     from llmops.plan.recommend import Recommendation
@@ -37,22 +38,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Output as JSON.")]
 
 def host_facts(hw: str | None, facts_file: Path | None) -> "HostFacts":
     """The hardware to plan for: --facts FILE, --hw SPEC, or the local probe."""
-    from llmops import __version__
-    from llmops.hw.facts import HostFacts
-    from llmops.plan.hardware import facts_from_hw, parse_hw
-
-    if facts_file is not None:
-        facts = deps.load_facts_file(facts_file)
-        if hw is None:
-            return facts
-        return facts_from_hw(parse_hw(hw), facts)
-    if hw is not None:
-        spec = parse_hw(hw)
-        base = HostFacts(llmops_version=__version__, collected_at="", source=f"hw:{hw}")
-        if spec.cpu_only and spec.ram_mib is None:
-            base = deps.collect_facts(["system"])  # `--hw cpu`: this host's RAM
-        return facts_from_hw(spec, base)
-    return deps.collect_facts(["nvidia", "system"])
+    return deps.planning_facts(hw, facts_file, ["nvidia", "system", "docker"])
 
 
 def _devices(facts: "HostFacts") -> "tuple[tuple[Device, ...], Device | None]":
@@ -114,10 +100,19 @@ def fit_table(r: "FitReport") -> "Table":
     return t
 
 
-def fit_json(r: "FitReport", hardware: str) -> dict[str, Any]:
+def fit_json(d: "Decision", hardware: str) -> dict[str, Any]:
     from dataclasses import asdict
 
+    r = d.report
     doc = asdict(r)
+    s = d.summary()
+    doc.update(
+        engine=d.engine,
+        artifact=s["artifact"],
+        gpus=s["gpus"],
+        passed_over=s["passed_over"],
+        command=_command(d),
+    )
     doc["per_gpu"] = [
         {**asdict(d), "fits": d.fits, "free_after_bytes": d.free_after_bytes} for d in r.per_gpu
     ]
@@ -126,14 +121,24 @@ def fit_json(r: "FitReport", hardware: str) -> dict[str, Any]:
     return doc
 
 
-def _print_fit(r: "FitReport", label: str, hardware: str) -> None:
+def _command(d: "Decision") -> str:
+    return (
+        f"llmops up {d.artifact.model} --engine {d.engine} --quant {d.artifact.quant} "
+        f"--context {d.context}"
+    )
+
+
+def _print_fit(d: "Decision", label: str, hardware: str) -> None:
+    r = d.report
     con = output.stdout()
     kvk = r.kv_bytes_per_token / 1024
+    where = d.artifact.repo + (f"/{d.artifact.file}" if d.artifact.file else "")
     con.print(
-        f"[bold]{label}[/]  {r.quant} on {r.engine}, context {r.context} x {r.concurrency} "
-        f"seq, KV {r.kv_dtype} ({kvk:g} KiB/token)",
+        f"[bold]{label}[/]  {d.artifact.label} on {r.engine}, context {r.context} x "
+        f"{r.concurrency} seq, KV {r.kv_dtype} ({kvk:g} KiB/token)",
         highlight=False,
     )
+    con.print(f"artifact: {where} ({r.weights_source})", highlight=False, markup=False)
     con.print(f"hardware: {hardware}", highlight=False)
     con.print(fit_table(r))
     how = {
@@ -155,6 +160,8 @@ def _print_fit(r: "FitReport", label: str, hardware: str) -> None:
         )
     for s in r.suggestions:
         con.print(f"  try: {s}", highlight=False, markup=False)
+    if d.fits:
+        con.print(f"start it: {_command(d)}", highlight=False, markup=False)
 
 
 def fit(
@@ -189,69 +196,51 @@ def fit(
         float, typer.Option("--gpu-memory-utilization", help="vLLM's memory fraction.")
     ] = 0.90,
     rope: Annotated[
-        str,
+        str | None,
         typer.Option("--rope", help="Scaling beyond the trained context: dynamic, linear, yarn."),
-    ] = "dynamic",
+    ] = None,
     hw: HwOpt = None,
     facts_file: FactsOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Use only cached Hub data.")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Show whether MODEL fits: memory per GPU, the verdict, the largest context (exit 3: no fit)."""
-    from llmops.catalog.resolve import resolve
-    from llmops.errors import DoesNotFitError, UsageError
-    from llmops.plan.hardware import describe
-    from llmops.plan.memory import (
-        CONTEXT_DEFAULT_CAP,
-        FitOptions,
-        check_quant,
-        default_engine,
-        default_quant,
-        estimate,
-    )
+    """Show whether MODEL fits: memory per GPU, the verdict, the largest context (exit 3: no fit).
 
-    if context is not None and context <= 0:
-        raise UsageError(
-            f"--context must be a positive number of tokens, got {context}", "e.g. `--context 8192`"
-        )
-    if not 0.05 <= gpu_memory_utilization <= 1.0:
-        raise UsageError("--gpu-memory-utilization must be between 0.05 and 1.0", "e.g. 0.9")
-    res = resolve(model, offline=offline)
-    spec = res.spec
-    facts = host_facts(hw, facts_file)
-    gpu_devs, host = _devices(facts)
-    on_cpu = not gpu_devs
-    q = (
-        quant
-        or (res.native_quant if res.origin != "catalog" else None)
-        or default_quant(spec, on_cpu)
-    ).lower()
-    check_quant(spec, q)
-    eng = (engine or default_engine(q, on_cpu)).lower()
-    ctx = context or min(spec.arch.trained_context, CONTEXT_DEFAULT_CAP)
-    opts = FitOptions(
-        quant=q,
-        engine=eng,
-        context=ctx,
+    The choice is the one `up` and `render` make (same engine, artifact and context)."""
+    from llmops.catalog.resolve import resolve
+    from llmops.errors import DoesNotFitError
+    from llmops.plan.deploy import HostCaps, Request, decide
+    from llmops.plan.hardware import describe
+
+    req = Request(
+        model=model,
+        engine=engine.lower() if engine else None,
+        quant=quant.lower() if quant else None,
+        context=context,
         concurrency=concurrency,
         kv_dtype=kv_dtype,
-        gpus=gpus,
+        gpu_count=gpus,
         gpu_memory_utilization=gpu_memory_utilization,
         rope_kind=rope,
     )
-    report = estimate(spec, gpu_devs, host, opts, res.inventory_for(q))
+    facts = host_facts(hw, facts_file)
+    res = resolve(model, offline=offline)
+    d = decide(req, res, facts, HostCaps(planning=True))
+    report = d.report
+    gpu_devs, host = _devices(facts)
     hardware = describe(gpu_devs, host)
     if json_:
-        output.emit_json(fit_json(report, hardware))
+        output.emit_json(fit_json(d, hardware))
     else:
-        _print_fit(report, spec.label, hardware)
-    for w in report.warnings:
+        _print_fit(d, res.spec.label, hardware)
+    for w in d.warnings:
         output.warn(w)
-    if not report.fits:
-        need = max((d.total_bytes - d.usable_bytes for d in report.per_gpu), default=0)
+    if not d.fits:
+        need = max((x.total_bytes - x.usable_bytes for x in report.per_gpu), default=0)
         raise DoesNotFitError(
-            f"{spec.name} at {q} on {eng} with {ctx} tokens x {concurrency} does not fit "
-            f"{hardware}: {need / GIB:.2f} GiB short on the fullest device",
+            f"{res.spec.name} as {d.artifact.label} on {d.engine} with {report.context} tokens x "
+            f"{concurrency} does not fit {hardware}: {need / GIB:.2f} GiB short on the fullest "
+            "device",
             "; ".join(report.suggestions[:3]) or f"try `llmops recommend` for what fits {hardware}",
         )
 
@@ -280,8 +269,7 @@ def recommend(
     hardware = describe(gpu_devs, host)
     recs = rank(
         catalog().models,
-        gpu_devs,
-        host,
+        facts,
         task=task,
         prefer=prefer,
         concurrency=concurrency,
@@ -310,6 +298,7 @@ def _rec_json(r: "Recommendation") -> dict[str, Any]:
         "model": r.model,
         "display_name": r.display_name,
         "quant": r.quant,
+        "format": r.format,
         "engine": r.engine,
         "context": r.context,
         "gpus_used": r.gpus_used,
@@ -320,7 +309,7 @@ def _rec_json(r: "Recommendation") -> dict[str, Any]:
         "total_bytes": r.total_bytes,
         "capacity_bytes": r.capacity_bytes,
         "reason": r.reason,
-        "command": f"llmops fit {r.model} --quant {r.quant} --engine {r.engine} --context {r.context}",
+        "command": f"llmops up {r.model} --engine {r.engine} --quant {r.quant} --context {r.context}",
     }
 
 
@@ -330,7 +319,17 @@ def _print_recs(recs: "list[Recommendation]", hardware: str) -> None:
     con = output.stdout()
     con.print(f"hardware: {hardware}", highlight=False)
     t = Table()
-    for col in ("#", "model", "params", "quant", "engine", "context", "GPUs", "memory GiB", "why"):
+    for col in (
+        "#",
+        "model",
+        "params",
+        "artifact",
+        "engine",
+        "context",
+        "GPUs",
+        "memory GiB",
+        "why",
+    ):
         t.add_column(
             col,
             justify="right" if col in ("#", "params", "context", "GPUs", "memory GiB") else "left",
@@ -340,7 +339,7 @@ def _print_recs(recs: "list[Recommendation]", hardware: str) -> None:
             str(i),
             r.model,
             f"{r.params / 1e9:.1f}B",
-            r.quant,
+            r.format,
             r.engine,
             str(r.context),
             str(r.gpus_used) if r.gpus_used else "cpu",

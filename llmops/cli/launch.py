@@ -13,6 +13,7 @@ from llmops.cli import deps, output
 
 if TYPE_CHECKING:
     from llmops.hw.facts import HostFacts
+    from llmops.plan.deploy import Request
     from llmops.plan.launch import LaunchPlan
     from llmops.run.launching import Prepared
 
@@ -79,21 +80,25 @@ ConcurrencyOpt = Annotated[
 ]
 
 
-def _options(ctx: typer.Context, **options: Any) -> dict[str, Any]:
-    """The options ``prepare`` reads; engine arguments after ``--`` become ``extra_args``."""
-    return {**options, "extra_args": tuple(ctx.args)}
+KvDtypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--kv-dtype",
+        help="KV cache dtype: auto, fp16, bf16, fp8 (vLLM, TGI), q8_0, q4_0 (llama.cpp).",
+    ),
+]
+
+
+def _request(ctx: typer.Context, facts: "HostFacts", **o: Any) -> "Request":
+    """The typed request; engine arguments after ``--`` become ``extra_args``."""
+    from llmops.plan.deploy import Request, parse_gpus
+
+    o["gpus"] = parse_gpus(o.get("gpus"), facts)
+    return Request(**o, extra_args=tuple(ctx.args))
 
 
 def _facts(hw: str | None, facts_file: Path | None) -> "HostFacts":
-    if hw:
-        from llmops.run.launching import facts_for_hw
-
-        return facts_for_hw(hw)
-    if facts_file is not None:
-        return deps.load_facts_file(facts_file)
-    return deps.collect_facts(
-        ["nvidia", "system", "docker", "platform", "hf"], hf_online_check=False
-    )
+    return deps.planning_facts(hw, facts_file, ["nvidia", "system", "docker", "platform", "hf"])
 
 
 def render(
@@ -111,6 +116,7 @@ def render(
     rope_factor: RopeFactorOpt = None,
     rope_kind: RopeKindOpt = None,
     concurrency: ConcurrencyOpt = 1,
+    kv_dtype: KvDtypeOpt = "auto",
     hw: Annotated[
         str | None,
         typer.Option(
@@ -168,8 +174,9 @@ def render(
         runtime = "docker"
     n_nodes, hw, node_hosts = scale.nodes_and_hw(nodes, hw)
     facts = _facts(hw, facts_file)
-    options = _options(
+    req = _request(
         ctx,
+        facts,
         model=model,
         engine=engine,
         quant=quant,
@@ -180,20 +187,20 @@ def render(
         runtime=runtime,
         image=image,
         concurrency=concurrency,
+        kv_dtype=kv_dtype,
         api_key=True,
         force=force,
-        hw=hw,
         repo=repo,
         rope_factor=rope_factor,
         rope_kind=rope_kind,
     )
     if n_nodes > 1:
-        text, notes = scale.render_nodes(options, facts, n_nodes, node_hosts, fmt, k8s_cache)
+        text, notes = scale.render_nodes(req, facts, n_nodes, node_hosts, fmt, k8s_cache)
         for note in notes:
             output.warn(note)
         sys.stdout.write(text)
         return
-    prep = scale.prepare_single(options, facts)
+    prep = scale.prepare_single(req, facts)
     _tell(prep)
     sys.stdout.write(scale.render_single(prep, fmt, add, k8s_cache))
 
@@ -218,6 +225,7 @@ def up(
     rope_factor: RopeFactorOpt = None,
     rope_kind: RopeKindOpt = None,
     concurrency: ConcurrencyOpt = 1,
+    kv_dtype: KvDtypeOpt = "auto",
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Plan and check, print the plan, start nothing.")
     ] = False,
@@ -244,8 +252,9 @@ def up(
 
     facts = _facts(None, None)
     prep = prepare(
-        _options(
+        _request(
             ctx,
+            facts,
             model=model,
             engine=engine,
             quant=quant,
@@ -256,15 +265,16 @@ def up(
             runtime=runtime,
             image=image,
             concurrency=concurrency,
+            kv_dtype=kv_dtype,
             api_key=not no_api_key,
             force=force,
-            hw=None,
             repo=repo,
             rope_factor=rope_factor,
             rope_kind=rope_kind,
         ),
         facts,
-        for_render=False,
+        stage="up",
+        docker=lambda: deps.docker_runtime(required=True),
     )
     _tell(prep)
     if prep.already_running:
@@ -279,7 +289,13 @@ def up(
 
     try:
         with _phases(prep.plan.name, quiet=json_) as on_phase:
-            result = start(prep, timeout_s=timeout, wait=not no_wait, on_phase=on_phase)
+            result = start(
+                prep,
+                timeout_s=timeout,
+                wait=not no_wait,
+                on_phase=on_phase,
+                docker=lambda: deps.docker_runtime(required=True),
+            )
     except StartupFailed as err:
         tail = describe_failure(err)
         if tail:

@@ -20,7 +20,7 @@ models_app = typer.Typer(
 
 
 def _summary(m: "ModelSpec") -> dict[str, Any]:
-    from llmops.plan.memory import available_quants
+    from llmops.plan.artifacts import model_quants
     from llmops.plan.quant import param_count
 
     a = m.arch
@@ -36,7 +36,7 @@ def _summary(m: "ModelSpec") -> dict[str, Any]:
         "experts": a.experts,
         "experts_active": a.experts_active,
         "trained_context": a.trained_context,
-        "quants": list(available_quants(m)),
+        "quants": list(model_quants(m)),
         "tasks": list(m.tasks),
         "gated": m.gated,
     }
@@ -45,12 +45,13 @@ def _summary(m: "ModelSpec") -> dict[str, Any]:
 def _detail(m: "ModelSpec") -> dict[str, Any]:
     from dataclasses import asdict
 
-    from llmops.plan.memory import available_quants, kv_bytes_per_token
+    from llmops.plan.artifacts import served
+    from llmops.plan.memory import kv_bytes_per_token
     from llmops.plan.quant import quant_spec, weight_inventory
 
     f = m.formats
     weights: dict[str, int | None] = {}
-    for q in available_quants(m):
+    for q in dict.fromkeys(c for _, c in served(m)):
         if q == "gguf":
             continue
         group = f.gptq_group_size if q == "gptq" else f.awq_group_size
@@ -58,6 +59,7 @@ def _detail(m: "ModelSpec") -> dict[str, Any]:
         quant_spec(q)
     return {
         **_summary(m),
+        "artifacts": _artifacts(m),
         "architecture": asdict(m.arch),
         "formats": asdict(f),
         "weights_bytes": weights,
@@ -66,6 +68,35 @@ def _detail(m: "ModelSpec") -> dict[str, Any]:
         "notes": m.notes,
         "source": m.source,
     }
+
+
+def _artifacts(m: "ModelSpec") -> dict[str, dict[str, Any]]:
+    """What each quant word and name becomes on each engine: format, repo/file, size."""
+    from llmops.plan.artifacts import WORDS, artifact_for, concrete_quants, served
+    from llmops.plan.engines import ENGINES
+    from llmops.plan.quant import weight_inventory
+
+    out: dict[str, dict[str, Any]] = {}
+    for e in ENGINES:
+        rows: dict[str, Any] = {}
+        for w in dict.fromkeys([*WORDS, *(c for eng, c in served(m) if eng == e)]):
+            if not concrete_quants(m, w, e):
+                continue
+            a = artifact_for(m, w, e)
+            size = a.size_bytes
+            if size is None and a.format != "bundled":
+                size = weight_inventory(m.arch, a.quant).total_bytes
+            rows[w] = {
+                "format": a.label,
+                "repo": a.repo,
+                "file": a.file,
+                "gated": a.gated,
+                "size_bytes": size,
+                "size_listed": a.size_bytes is not None,
+            }
+        if rows:
+            out[e] = rows
+    return out
 
 
 @models_app.callback()
@@ -179,6 +210,18 @@ def _print_detail(m: "ModelSpec", d: dict[str, Any]) -> None:
             repo = f"{f.safetensors} ({'on the fly' if q in ('8bit', '4bit', 'fp8', 'fp32') else 'as published'})"
         t.add_row(q, repo or "", f"{b / GIB:.2f}" if b else "", file_gb)
     con.print(t)
+    w = Table(title="what a quant word serves, per engine (sizes: listed file, else computed)")
+    w.add_column("quant")
+    engines = list(d["artifacts"])
+    for e in engines:
+        w.add_column(e)
+    for word in ("4bit", "8bit", "fp16", "bf16"):
+        cells = []
+        for e in engines:
+            r = d["artifacts"][e].get(word)
+            cells.append(f"{r['format']} ({r['size_bytes'] / 1e9:.1f} GB)" if r else "-")
+        w.add_row(word, *cells)
+    con.print(w)
     if "measured_weights_bytes" in d:
         for q, b in d["measured_weights_bytes"].items():
             con.print(f"measured ({d['measured_from']}): {q} {b / GIB:.3f} GiB", highlight=False)

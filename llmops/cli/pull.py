@@ -24,8 +24,20 @@ def pull(
     quant: Annotated[
         str | None,
         typer.Option(
-            "--quant", "-q", help="Which format to download (default: the checkpoint's dtype)."
+            "--quant",
+            "-q",
+            help="4bit, 8bit, fp16, bf16, awq, gptq, fp8, q4_k_m, ... (default: what `up` would "
+            "choose here). A word means the artifact the engine serves: 4bit is AWQ/GPTQ on "
+            "vLLM, GGUF Q4_K_M on llama.cpp.",
         ),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option("--engine", "-e", help="The engine it is for (default: as `up` chooses)."),
+    ] = None,
+    hw: Annotated[
+        str | None,
+        typer.Option("--hw", help="Choose as for this hardware (e.g. 1x24GB) instead of here."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the files and sizes, download nothing.")
@@ -36,18 +48,29 @@ def pull(
 
     from llmops.catalog.hub import check_disk, hf_cache_dir, plan_pull, run_pull
     from llmops.catalog.resolve import resolve
-    from llmops.plan.memory import check_quant, default_quant
+    from llmops.cli import deps
+    from llmops.plan.deploy import HostCaps, Request, decide
 
     res = resolve(model)
     spec = res.spec
-    q = (quant or res.native_quant or default_quant(spec, on_cpu=False)).lower()
-    check_quant(spec, q)
-    # 8bit/4bit/fp32 are made on the fly from the 16-bit checkpoint
-    q_files = spec.formats.dtype if q in ("8bit", "4bit", "fp32") else q
+    facts = deps.planning_facts(hw, None, ["nvidia", "system", "docker"])
+    req = Request(
+        model=model,
+        engine=engine.lower() if engine else None,
+        quant=quant.lower() if quant else None,
+        force=True,
+    )
+    art = decide(req, res, facts, HostCaps(planning=True)).artifact
+    if art.format == "bundled":
+        output.info(
+            f"{spec.name} ({art.label}): its weights ship in the `{art.repo}` Python package; "
+            "nothing to download"
+        )
+        return
     client = hub_client()
-    plan = plan_pull(spec, q_files, client, hf_cache_dir())
+    plan = plan_pull(art, client, hf_cache_dir())
     output.info(
-        f"{spec.name} ({q}): {len(plan.files)} file(s) from {plan.repo}, "
+        f"{spec.name} ({art.label}): {len(plan.files)} file(s) from {plan.repo}, "
         f"{plan.total_bytes / 1e9:.2f} GB, into {plan.cache_dir}"
     )
     check_disk(plan)

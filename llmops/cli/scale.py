@@ -7,14 +7,15 @@ given to ``--add``, the fleet inventory for ``--nodes HOST,HOST``, the catalog) 
 """
 
 import math
-from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llmops.errors import DoesNotFitError, UsageError
 
 if TYPE_CHECKING:
     from llmops.hw.facts import HostFacts
+    from llmops.plan.deploy import Request
     from llmops.plan.k8s import K8sOptions
     from llmops.plan.multinode import NodeHost
     from llmops.run.launching import Prepared
@@ -64,27 +65,27 @@ def k8s_options(prep: "Prepared", cache: str | None) -> "K8sOptions":
     safetensors and the original checkpoint) and updates."""
     from llmops.plan.k8s import K8sOptions
 
-    weights = prep.fit.weights_bytes or 0
+    weights = prep.decision.weights_bytes or 0
     size = max(50, math.ceil(2 * weights / GIB))
     opts = K8sOptions(hf_cache=cache or "pvc", cache_size_gib=size)
     opts.host_path()  # validate now: a usage error, not a half-written manifest
     return opts
 
 
-def prepare_single(options: Mapping[str, Any], facts: "HostFacts") -> "Prepared":
+def prepare_single(req: "Request", facts: "HostFacts") -> "Prepared":
     """``prepare`` for one host; when vLLM does not fit, say which ``--nodes`` would."""
     from llmops.run.launching import prepare
 
     try:
-        return prepare(options, facts, for_render=True)
+        return prepare(req, facts, stage="render")
     except DoesNotFitError as e:
-        if options.get("engine") not in (None, "vllm") or options.get("gpus") is not None:
+        if req.engine not in (None, "vllm") or req.gpus is not None:
             raise
         if not (facts.nvidia and facts.nvidia.healthy_gpus):
             raise
         for n in (2, 3, 4):
             try:
-                _prepare_nodes(options, facts, n)
+                _prepare_nodes(req, facts, n)
             except (DoesNotFitError, UsageError):
                 continue
             gpn = len(facts.nvidia.healthy_gpus)
@@ -96,26 +97,28 @@ def prepare_single(options: Mapping[str, Any], facts: "HostFacts") -> "Prepared"
         raise
 
 
-def _prepare_nodes(options: Mapping[str, Any], node: "HostFacts", nodes: int) -> "Prepared":
+def _prepare_nodes(req: "Request", node: "HostFacts", nodes: int) -> "Prepared":
     from llmops.plan.multinode import cluster_facts
     from llmops.run.launching import prepare
 
-    if options.get("gpus") is not None:
+    if req.gpus is not None:
         raise UsageError(
             "--gpus picks GPUs on one host; a multi-node plan uses every GPU of each node",
             "drop --gpus, and describe one node with --hw (e.g. `--hw 8xH100 --nodes 2`)",
         )
     cluster = cluster_facts(node, nodes)
     total = len(cluster.nvidia.gpus) if cluster.nvidia else 0
-    opts = dict(options)
-    opts["engine"] = options.get("engine") or "vllm"
-    opts["runtime"] = options.get("runtime") or "docker"
-    opts["gpus"] = ",".join(str(i) for i in range(total))
-    return prepare(opts, cluster, for_render=True)
+    one = replace(
+        req,
+        engine=req.engine or "vllm",
+        runtime=req.runtime or "docker",
+        gpus=tuple(range(total)),
+    )
+    return prepare(one, cluster, stage="render")
 
 
 def render_nodes(
-    options: Mapping[str, Any],
+    req: "Request",
     node: "HostFacts",
     nodes: int,
     hosts: "tuple[NodeHost, ...]",
@@ -123,7 +126,7 @@ def render_nodes(
     k8s_cache: str | None,
 ) -> tuple[str, tuple[str, ...]]:
     """The multi-node render and its warnings."""
-    from llmops.catalog import adapter
+    from llmops.catalog.resolve import resolve
     from llmops.plan.multinode import plan_multinode
     from llmops.plan.render import render_multinode
     from llmops.resources import templates_dir
@@ -133,8 +136,8 @@ def render_nodes(
             f"a multi-node plan renders as shell, json or k8s, not {fmt}",
             "compose and native describe one host: use `--format shell` or `--format k8s`",
         )
-    prep = _prepare_nodes(options, node, nodes)
-    spec = adapter.resolve(str(options["model"]))
+    prep = _prepare_nodes(req, node, nodes)
+    spec = resolve(req.model).spec
     gpn = len(prep.plan.gpus) // nodes
     mp = plan_multinode(
         prep.plan,

@@ -1,6 +1,6 @@
 """NAME|URL → where to send requests, and with which API key.
 
-A URL is used as is. A deployment NAME resolves through :func:`resolve_deployment`, the one
+A URL is used as is. A deployment NAME resolves through the ``lookup`` the CLI hands in (``llmops.run.state.resolve_deployment``), the one
 place that will read deployment state (``llmops up``) once it exists.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llmops.errors import UsageError
@@ -39,28 +40,15 @@ def looks_like_url(spec: str) -> bool:
     return "://" in spec or bool(_HOST_PORT.match(spec)) or spec.startswith("localhost")
 
 
-def resolve_deployment(name: str) -> tuple[str, str | None]:
-    """A deployment's ``(base URL, API key)`` from llmops' state (see ``llmops ps``).
-
-    Raises:
-        UsageError: no deployment has that name (the hint lists those that exist).
-    """
-    from llmops.run.state import DeploymentStore
-
-    store = DeploymentStore()
-    dep = store.load(name)
-    if dep is None:
-        names = store.names()
-        raise UsageError(
-            f"{name!r} is neither a URL nor a deployment",
-            ("deployments: " + ", ".join(names))
-            if names
-            else "start one with `llmops up MODEL`, or pass a URL such as http://127.0.0.1:8000",
-        )
-    return f"http://127.0.0.1:{dep.host_port}", store.api_key(name)
+def _no_deployments(name: str) -> tuple[str, str | None]:
+    raise UsageError(f"{name!r} is not a URL", "pass a URL such as http://127.0.0.1:8000")
 
 
-def resolve_target(spec: str, api_key: str | None = None) -> Target:
+def resolve_target(
+    spec: str,
+    api_key: str | None = None,
+    lookup: Callable[[str], tuple[str, str | None]] = _no_deployments,
+) -> Target:
     """Resolve ``NAME|URL``; the API key is ``api_key``, else ``$LLMOPS_API_KEY``, else the
     deployment's own key.
 
@@ -72,5 +60,5 @@ def resolve_target(spec: str, api_key: str | None = None) -> Target:
     key = api_key or os.environ.get("LLMOPS_API_KEY", "").strip() or None
     if looks_like_url(spec):
         return Target(normalize_url(spec), key)
-    url, deployment_key = resolve_deployment(spec)
+    url, deployment_key = lookup(spec)
     return Target(normalize_url(url), key or deployment_key, name=spec)

@@ -28,12 +28,12 @@ import math
 from dataclasses import dataclass, replace
 
 from llmops.errors import UsageError
+from llmops.plan import artifacts
 from llmops.plan.engines import RECORDS
 from llmops.plan.hardware import GIB, MIB, Device
 from llmops.plan.model import ModelSpec, RopeScaling, WeightInventory
 from llmops.plan.quant import (
     ENGINES,
-    GGUF_QUANTS,
     QUANT_SPECS,
     compute_dtype_bytes,
     kv_dtype_bytes,
@@ -466,37 +466,6 @@ def _fits(plan: _Plan, host: Device | None) -> bool:
     return all(r.fits for r in plan.per_gpu) and _host_fits(plan, host)
 
 
-def check_quant(spec: ModelSpec, quant: str) -> None:
-    """Raise UsageError when ``spec`` is not published in ``quant``, listing what is."""
-    quant_spec(quant)
-    avail = available_quants(spec)
-    if quant not in avail:
-        raise UsageError(
-            f"{spec.name} is not available as {quant}",
-            f"available for {spec.name}: {', '.join(avail)}",
-        )
-
-
-def available_quants(spec: ModelSpec) -> tuple[str, ...]:
-    """The quant names ``spec`` can be served in, given the formats its recipe lists."""
-    f = spec.formats
-    out: list[str] = []
-    if f.safetensors:
-        out += [f.dtype] if f.dtype in ("fp16", "bf16") else []
-        out += [q for q in ("fp16", "bf16") if q not in out]
-        out += ["fp32", "8bit", "4bit", "fp8"]
-    if f.gptq:
-        out.append("gptq")
-    if f.awq:
-        out.append("awq")
-    if f.fp8 and "fp8" not in out:
-        out.append("fp8")
-    for q in (*GGUF_QUANTS, "gguf"):
-        if f.gguf_file(q) is not None:
-            out.append(q)
-    return tuple(out)
-
-
 def estimate(
     spec: ModelSpec,
     gpus: tuple[Device, ...],
@@ -662,10 +631,15 @@ def suggest(
             out.append(f"a {kv} KV cache: `--kv-dtype {kv}` fits")
             break
     on_cpu = not gpus
-    for q in available_quants(spec):
-        if q == opts.quant:
-            continue
-        for eng in _engines_for(q, opts.engine, on_cpu):
+    bits = QUANT_SPECS[opts.quant].bits
+    smaller: dict[str, list[str]] = {}
+    for eng, q in artifacts.served(spec):
+        # only a quant with fewer bits is "smaller" (never fp16 for bf16)
+        fewer = q in QUANT_SPECS and 0 < QUANT_SPECS[q].bits < bits
+        if fewer and engine_supports(eng, q, on_cpu) is None:
+            smaller.setdefault(q, []).append(eng)
+    for q, engines in sorted(smaller.items(), key=lambda kv: -QUANT_SPECS[kv[0]].bits):
+        for eng in sorted(engines, key=lambda e: e != opts.engine):
             try:
                 r = estimate(
                     spec,
@@ -695,11 +669,6 @@ def suggest(
                     "in RAM (llama.cpp `-ngl {n}`, much slower)".replace("{n}", str(n))
                 )
     return out
-
-
-def _engines_for(quant: str, preferred: str, on_cpu: bool) -> list[str]:
-    engines = [e for e in QUANT_SPECS[quant].engines if engine_supports(e, quant, on_cpu) is None]
-    return sorted(engines, key=lambda e: e != preferred)
 
 
 def _gpus_needed(
@@ -748,35 +717,10 @@ def _offload_layers(
     return best
 
 
-def default_engine(quant: str, on_cpu: bool) -> str:
-    """The engine llmops picks for a quant: llama.cpp for GGUF, torch on CPU/bitsandbytes, vLLM."""
-    if quant in GGUF_QUANTS:
-        return "llamacpp"
-    if on_cpu or quant in ("8bit", "fp32"):
-        return "torch"
-    return "vllm"
-
-
-def default_quant(spec: ModelSpec, on_cpu: bool) -> str:
-    """The checkpoint's own dtype on a GPU; on a CPU, GGUF Q4_K_M when published, else bf16."""
-    avail = available_quants(spec)
-    if on_cpu:
-        for q in ("q4_k_m", "q5_k_m", "q8_0", "bf16"):
-            if q in avail:
-                return q
-    if avail and avail[0] in ("fp16", "bf16"):
-        return avail[0]
-    return avail[0] if avail else "fp16"
-
-
 __all__ = [
     "DeviceUsage",
     "FitOptions",
     "FitReport",
-    "available_quants",
-    "check_quant",
-    "default_engine",
-    "default_quant",
     "estimate",
     "kv_bytes_per_token",
     "rope_plan",

@@ -1,14 +1,18 @@
 """``recommend``: which model x quant x engine x context fits this hardware, best first.
 
-Pure: walks the catalog it is given through the estimator. For each model it keeps the best
-quant that fits with at least ``MIN_CONTEXT`` tokens (the largest context up to the model's
-trained length, capped at ``CONTEXT_CAP``), then ranks the models:
+Pure. Each catalog model goes through the same decision ``up`` and ``render`` make
+(``llmops.plan.deploy.decide``) with no ``--quant``/``--engine``: its best artifact that fits
+with a useful context. So every row is what ``llmops up MODEL`` would start, and its command
+renders. Then the models are ranked:
 
 - ``quality``: a published benchmark figure (MMLU, in the recipe) times the quant's quality
   factor (16-bit 1.0, 8-bit 0.99, Q5_K_M 0.97, 4-bit 0.94-0.95), plus a little for context;
 - ``speed``: decode is memory-bound, so fewer bytes read per token (active weights per GPU,
   MoE reads only its active experts) is faster; engines with continuous batching and CUDA
   graphs first, CPU last.
+
+A row whose context is below ``USEFUL_CONTEXT`` (or the model's trained length) is dropped
+when another model gives a useful one; so is one above 95 % of a device's usable memory.
 """
 
 from __future__ import annotations
@@ -17,19 +21,18 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from llmops.errors import UsageError
-from llmops.plan.hardware import GIB, Device
-from llmops.plan.memory import FitOptions, FitReport, available_quants, default_engine, estimate
+from llmops.errors import LlmopsError, UsageError
+from llmops.hw.facts import HostFacts
+from llmops.plan.deploy import USEFUL_CONTEXT, HostCaps, Request, ResolvedModel, decide
+from llmops.plan.hardware import GIB
+from llmops.plan.memory import FitReport
 from llmops.plan.model import ModelSpec
 from llmops.plan.quant import QUANT_SPECS, active_param_count, param_count
 
-CONTEXT_CAP = 32768
-MIN_CONTEXT = 2048
-# contexts offered, so a recommendation leaves headroom instead of filling memory to the byte
-CONTEXT_TIERS = (32768, 16384, 8192, 4096, 2048)
 ENGINE_SPEED = {"vllm": 1.0, "tgi": 0.95, "llamacpp": 0.8, "torch": 0.5}
 TASKS = ("chat", "code")
 PREFER = ("quality", "speed")
+TIGHT = 0.95
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Recommendation:
     model: str
     display_name: str
     quant: str
+    format: str  # the concrete artifact in words: "AWQ 4-bit", "GGUF Q4_K_M"
     engine: str
     context: int
     gpus_used: int
@@ -65,19 +69,6 @@ def _speed(spec: ModelSpec, r: FitReport) -> float:
     return s
 
 
-def _candidates(spec: ModelSpec, on_cpu: bool) -> list[tuple[str, str]]:
-    out = []
-    for q in available_quants(spec):
-        if q == "gguf" or (q == "fp32" and not on_cpu):
-            continue
-        if on_cpu and not QUANT_SPECS[q].cpu:
-            continue
-        if on_cpu and q == "fp32":
-            continue  # bf16 is the same quality at half the RAM
-        out.append((q, default_engine(q, on_cpu)))
-    return out
-
-
 def _reason(r: FitReport, spec: ModelSpec) -> str:
     if r.gpus_used:
         devs = r.per_gpu
@@ -99,17 +90,24 @@ def _reason(r: FitReport, spec: ModelSpec) -> str:
     return f"{where}; {r.context} tokens; {q}{moe}"
 
 
+def _useful(spec: ModelSpec) -> int:
+    return min(spec.arch.trained_context, USEFUL_CONTEXT)
+
+
+def _tight(r: FitReport) -> bool:
+    return any(d.total_bytes > TIGHT * d.usable_bytes for d in r.per_gpu if d.usable_bytes > 0)
+
+
 def recommend(
     models: Iterable[ModelSpec],
-    gpus: tuple[Device, ...],
-    host: Device | None,
+    facts: HostFacts,
     *,
     task: str | None = None,
     prefer: str = "quality",
     concurrency: int = 1,
     limit: int | None = 10,
 ) -> list[Recommendation]:
-    """Ranked recommendations (one per model: its best fitting quant), best first.
+    """Ranked recommendations (one per model: what `up MODEL` would start), best first.
 
     Raises:
         UsageError: unknown task or preference.
@@ -118,61 +116,51 @@ def recommend(
         raise UsageError(f"unknown task {task!r}", f"choose one of: {', '.join(TASKS)}")
     if prefer not in PREFER:
         raise UsageError(f"unknown preference {prefer!r}", f"choose one of: {', '.join(PREFER)}")
-    on_cpu = not gpus
-    best: list[Recommendation] = []
+    rows: list[Recommendation] = []
     for spec in models:
         if task is not None and task not in spec.tasks:
             continue
-        options: list[Recommendation] = []
-        for quant, engine in _candidates(spec, on_cpu):
-            cap = min(spec.arch.trained_context, CONTEXT_CAP)
-            opts = FitOptions(quant=quant, engine=engine, context=cap, concurrency=concurrency)
-            try:
-                r = estimate(spec, gpus, host, opts, with_suggestions=False)
-            except UsageError:
-                continue
-            if not r.fits:
-                ctx = next((t for t in CONTEXT_TIERS if t <= min(r.max_context, cap)), 0)
-                if ctx < min(MIN_CONTEXT, cap):
-                    continue
-                r = estimate(
-                    spec,
-                    gpus,
-                    host,
-                    FitOptions(quant=quant, engine=engine, context=ctx, concurrency=concurrency),
-                    with_suggestions=False,
-                )
-                if not r.fits:
-                    continue
-            options.append(
-                Recommendation(
-                    model=spec.name,
-                    display_name=spec.label,
-                    quant=quant,
-                    engine=engine,
-                    context=r.context,
-                    gpus_used=r.gpus_used,
-                    params=param_count(spec.arch),
-                    mmlu=spec.mmlu,
-                    quality_score=_quality(spec, quant, r.context),
-                    speed_score=_speed(spec, r),
-                    total_bytes=sum(d.total_bytes for d in r.per_gpu),
-                    capacity_bytes=sum(d.capacity_bytes for d in r.per_gpu),
-                    reason=_reason(r, spec),
-                    report=r,
-                )
+        req = Request(model=spec.name, concurrency=concurrency)
+        try:
+            d = decide(req, ResolvedModel(spec), facts, HostCaps(planning=True))
+        except LlmopsError:
+            continue
+        r = d.report
+        if not d.fits or d.plan is None:
+            continue
+        rows.append(
+            Recommendation(
+                model=spec.name,
+                display_name=spec.label,
+                quant=d.artifact.quant,
+                format=d.artifact.label,
+                engine=d.engine,
+                context=d.context,
+                gpus_used=r.gpus_used,
+                params=param_count(spec.arch),
+                mmlu=spec.mmlu,
+                quality_score=_quality(spec, _quality_quant(d.artifact.quant), d.context),
+                speed_score=_speed(spec, r),
+                total_bytes=sum(x.total_bytes for x in r.per_gpu),
+                capacity_bytes=sum(x.capacity_bytes for x in r.per_gpu),
+                reason=_reason(r, spec),
+                report=r,
             )
-        if options:
-            key = (
-                (lambda o: (o.quality_score, o.speed_score))
-                if prefer == "quality"
-                else (lambda o: (o.speed_score, o.quality_score))
-            )
-            best.append(max(options, key=key))
+        )
+    if any(o.context >= _useful_of(o) and not _tight(o.report) for o in rows):
+        rows = [o for o in rows if o.context >= _useful_of(o) and not _tight(o.report)]
     if prefer == "quality":
-        best.sort(key=lambda o: (-o.quality_score, -o.speed_score, o.model))
+        rows.sort(key=lambda o: (-o.quality_score, -o.speed_score, o.model))
     else:
         # fastest first among models that are not far below the best quality that fits
-        top_q = max((o.quality_score for o in best), default=0.0)
-        best.sort(key=lambda o: (o.quality_score < top_q - 25, -o.speed_score, o.model))
-    return best[:limit] if limit else best
+        top_q = max((o.quality_score for o in rows), default=0.0)
+        rows.sort(key=lambda o: (o.quality_score < top_q - 25, -o.speed_score, o.model))
+    return rows[:limit] if limit else rows
+
+
+def _useful_of(o: Recommendation) -> int:
+    return min(o.report.trained_context, USEFUL_CONTEXT)
+
+
+def _quality_quant(q: str) -> str:
+    return q if q in QUANT_SPECS else "fp16"

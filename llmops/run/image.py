@@ -29,6 +29,9 @@ REQUIREMENTS = (
     "huggingface_hub",
     "numpy",
 )
+#: CUDA-only additions: bitsandbytes for the 4bit (NF4) and 8bit (int8) precisions, which the
+#: decision core offers on the torch engine only on GPUs (llmops/plan/deploy.py `_cannot_run`).
+CUDA_REQUIREMENTS = ("bitsandbytes>=0.45",)
 DEFAULT_BASE = {
     "cpu": "python:3.11-slim-bookworm",
     "cuda": "nvidia/cuda:12.8.1-runtime-ubuntu24.04",
@@ -74,11 +77,16 @@ def check_request(req: BuildRequest) -> None:
         )
 
 
+def requirements(variant: str) -> tuple[str, ...]:
+    """What the image installs besides torch, for the ``cpu`` or ``cuda`` variant."""
+    return REQUIREMENTS + (CUDA_REQUIREMENTS if variant == "cuda" else ())
+
+
 def wheelhouse_command(req: BuildRequest, directory: str = "wheelhouse") -> str:
     """The shell commands that fill a wheelhouse for this build (run on a connected host)."""
     index = TORCH_INDEX.get(req.variant)
     idx = f" --extra-index-url {index}" if index else ""
-    reqs = " ".join(f"'{r}'" for r in REQUIREMENTS)
+    reqs = " ".join(f"'{r}'" for r in requirements(req.variant))
     return (
         f"pip download -d {directory}{idx} --python-version 3.11 --only-binary=:all: "
         f"torch=={req.torch_version} {reqs} && "
@@ -105,7 +113,7 @@ def render_dockerfile(req: BuildRequest, template_dir: Path) -> str:
         ca_cert=req.ca_cert is not None,
         torch_version=req.torch_version,
         torch_index_url=TORCH_INDEX[req.variant],
-        requirements=[f'"{r}"' for r in REQUIREMENTS],
+        requirements=[f'"{r}"' for r in requirements(req.variant)],
         smollm2=req.smollm2,
         default_model="smollm2" if req.smollm2 else "HuggingFaceTB/SmolLM2-135M-Instruct",
     )

@@ -192,3 +192,22 @@ class DeploymentStore:
 
     def remove(self, name: str) -> None:
         shutil.rmtree(self.dir(name), ignore_errors=True)
+
+
+def resolve_deployment(name: str) -> tuple[str, str | None]:
+    """A deployment's ``(base URL, API key)`` from llmops' state (see ``llmops ps``).
+
+    Raises:
+        UsageError: no deployment has that name (the hint lists those that exist).
+    """
+    store = DeploymentStore()
+    dep = store.load(name)
+    if dep is None:
+        names = store.names()
+        raise UsageError(
+            f"{name!r} is neither a URL nor a deployment",
+            ("deployments: " + ", ".join(names))
+            if names
+            else "start one with `llmops up MODEL`, or pass a URL such as http://127.0.0.1:8000",
+        )
+    return f"http://127.0.0.1:{dep.host_port}", store.api_key(name)

@@ -51,15 +51,19 @@ def test_fit_json_shape_and_verdict() -> None:
 def test_fit_table_on_local_cpu_probe() -> None:
     r = run("fit", "Mistral7B")
     assert r.exit_code == 0, r.output
-    assert "q4_k_m on llamacpp" in r.stdout and "CPU RAM" in r.stdout and "FITS" in r.stdout
+    assert "GGUF Q4_K_M on llamacpp" in r.stdout and "CPU RAM" in r.stdout and "FITS" in r.stdout
 
 
 def test_fit_from_facts_file_counts_other_processes() -> None:
     """The 2x3090 snapshot: GPU 0 has 21.4 GiB held by another process, GPU 1 is nearly free.
     bf16 at 32k needs tensor parallel 2, which GPU 0 cannot host: exit 3 and say why; AWQ fits
-    on the free GPU alone."""
+    on the free GPU alone, and with no --quant the choice is one that fits there."""
     facts = str(FIXTURES / "rtx3090x2_pcie.json")
-    r = run("fit", "llama3.1-8b", "--facts", facts, "--json")
+    auto = run("fit", "llama3.1-8b", "--facts", facts, "--json")
+    assert auto.exit_code == 0, auto.output
+    a = json.loads(auto.stdout)
+    assert a["fits"] and a["gpus"] == [1] and a["quant"] != "bf16", a["artifact"]
+    r = run("fit", "llama3.1-8b", "--facts", facts, "--quant", "bf16", "--json")
     assert r.exit_code == 3, r.output
     doc = json.loads(r.stdout)
     assert doc["fits"] is False and "3090" in doc["hardware"]
@@ -98,7 +102,7 @@ def test_rope_scaling_warns_and_is_in_the_plan() -> None:
     ("args", "needle"),
     [
         (["fit", "mistrl7b"], "mistral7b"),  # nearest names
-        (["fit", "gpt-neox-20b", "--quant", "q4_k_m"], "available for gpt-neox-20b: fp16"),
+        (["fit", "gpt-neox-20b", "--quant", "q4_k_m"], "available for gpt-neox-20b: 4bit, 8bit, fp16"),
         (["fit", "mistral7b", "--context", "0"], "positive"),
         (["fit", "mistral7b", "--context", "-5"], "positive"),
         (["fit", "llama2-7b", "--context", "100000", "--hw", "8xH100"], "beyond any rope scaling"),
@@ -106,7 +110,7 @@ def test_rope_scaling_warns_and_is_in_the_plan() -> None:
         (["fit", "mistral7b", "--hw", "x24"], "--hw"),
         (
             ["fit", "mistral7b", "--engine", "vllm", "--quant", "q4_k_m", "--hw", "24GB"],
-            "does not serve",
+            "no q4_k_m artifact that vllm can serve",
         ),
         (["fit", "mistral7b", "--engine", "foo", "--hw", "24GB"], "unknown engine"),
         (["fit", "mistral7b", "--quant", "q3_xx"], "unknown quantization"),

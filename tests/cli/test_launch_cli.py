@@ -166,19 +166,19 @@ def test_render_json_is_the_plan(h100) -> None:  # type: ignore[no-untyped-def]
         (
             ["up", "mistral7b", "--gpus", "9"],
             2,
-            "error: GPU 9 does not exist on this host",
+            "error: GPU index 9 does not exist on this host",
             "doctor",
         ),
         (
             ["up", "mistral7b", "--context", "0"],
             2,
-            "error: --context must be positive",
+            "error: --context must be a positive number",
             "--context",
         ),
         (
             ["up", "llama2-70b", "--engine", "vllm", "--quant", "bf16", "--gpus", "0", "--dry-run"],
             3,
-            "error: llama2-70b at bf16 on vllm does not fit",
+            "error: llama2-70b as BF16 on vllm does not fit",
             "llmops fit llama2-70b",
         ),
     ],

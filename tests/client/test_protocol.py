@@ -21,6 +21,7 @@ from llmops.client.protocol import (
 from llmops.client.stats import distribution, percentile
 from llmops.client.targets import normalize_url, resolve_target
 from llmops.errors import MalformedStreamError, StreamInterrupted, UsageError
+from llmops.run.state import resolve_deployment
 
 URL = "http://h:1"
 
@@ -132,7 +133,7 @@ def test_targets(monkeypatch: pytest.MonkeyPatch) -> None:
     assert t.api_key == "env-key" and "env-key" not in repr(t)
     assert resolve_target("http://a:1", "flag-key").api_key == "flag-key"
     with pytest.raises(UsageError, match="'my-llama' is neither a URL nor a deployment"):
-        resolve_target("my-llama")
+        resolve_target("my-llama", None, resolve_deployment)
 
 
 def test_percentiles_interpolate_like_numpy() -> None:

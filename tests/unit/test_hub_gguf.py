@@ -160,8 +160,11 @@ def test_gptq_tensors_give_real_bytes() -> None:
 
 
 def test_pull_plan_and_disk_check(tmp_path: Path) -> None:
+    from llmops.plan.artifacts import artifact_for
+
     spec = load_catalog().get("smollm2-135m")
-    plan = plan_pull(spec, "bf16", FakeHub(), tmp_path / "hf")
+    art = artifact_for(spec, "bf16", "vllm")
+    plan = plan_pull(art, FakeHub(), tmp_path / "hf")
     assert plan.repo == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert plan.files == ("config.json", "model.safetensors")  # no README, no onnx/
     check_disk(plan, free_bytes=10 << 30)
@@ -170,7 +173,7 @@ def test_pull_plan_and_disk_check(tmp_path: Path) -> None:
     with pytest.raises(DiskSpaceError):
         check_disk(PullPlan("r", ("f",), 1 << 60, tmp_path / "does" / "not" / "exist"))
     with pytest.raises(HubError, match="cannot reach"):
-        plan_pull(spec, "bf16", FakeHub(online=False), tmp_path)
+        plan_pull(art, FakeHub(online=False), tmp_path)
 
 
 # ----------------------------------------------------------------------------- GGUF, for real

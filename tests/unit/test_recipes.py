@@ -9,7 +9,8 @@ import pytest
 from llmops.catalog import recipes
 from llmops.catalog.recipes import RecipeError, UnknownModelError, load_catalog, load_file
 from llmops.errors import UsageError
-from llmops.plan.memory import available_quants, check_quant
+from llmops.plan.artifacts import check_quant
+from llmops.plan.artifacts import model_quants as available_quants
 
 ISSUE_MODELS = [
     "mistral7b",

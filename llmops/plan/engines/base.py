@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from llmops.hw.facts import HostFacts
-from llmops.plan.model import RopeScaling
+from llmops.plan.model import RopeScaling as RopeScaling
 
 LABEL_PREFIX = "llmops."
 MIB = 1024 * 1024
