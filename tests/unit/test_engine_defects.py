@@ -7,6 +7,8 @@ is also checked against the engine's real option table (``tests/engine_standin.c
 
 from __future__ import annotations
 
+import pytest
+
 from llmops.hw.facts import GpuInfo, HostFacts, NvidiaFacts
 from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, plan_launch
 from llmops.plan.model import RopeScaling as NativeRope
@@ -86,6 +88,26 @@ def plan(a: ModelArtifact, engine: str, facts: HostFacts | None = A6000, **kw) -
 def flag(p: LaunchPlan, name: str) -> str | None:
     argv = list(p.argv)
     return argv[argv.index(name) + 1] if name in argv else None
+
+
+# --------------------------------------------- 1. pre-quantized repos: the repo's own config
+
+
+@pytest.mark.parametrize("a", [AWQ, GPTQ, FP8_REPO, art("fp8", "compressed-tensors")])
+def test_pre_quantized_repos_get_no_quantization_flag(a: ModelArtifact) -> None:
+    """vLLM (config/model.py `_verify_quantization`) and TGI (models/__init__.py `get_model`)
+    read quantization_config themselves when the flag is absent; vLLM refuses a mismatch, and
+    a pre-quantized "FP8" repo may well say compressed-tensors."""
+    assert "--quantization" not in plan(a, "vllm").argv
+    assert "--quantize" not in plan(a, "tgi").argv
+
+
+def test_quantizing_at_load_keeps_its_flag() -> None:
+    assert flag(plan(FP8_LOAD, "vllm"), "--quantization") == "fp8"
+    assert flag(plan(art("4bit", "safetensors"), "vllm"), "--quantization") == "bitsandbytes"
+    assert flag(plan(art("4bit", "safetensors"), "tgi"), "--quantize") == "bitsandbytes-nf4"
+    assert flag(plan(art("8bit", "safetensors"), "tgi"), "--quantize") == "eetq"
+    assert flag(plan(FP8_LOAD, "tgi"), "--quantize") == "fp8"
 
 
 # ------------------------------------------------------------ 5. GPU indices mean NVML's

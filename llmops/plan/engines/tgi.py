@@ -26,6 +26,26 @@ CONTAINER_PORT = 80
 DEFAULT_HOST_PORT = 8080
 
 
+# Formats whose repo carries its own `quantization_config`: with no `--quantize`, TGI 3.3.5
+# reads it (server/text_generation_server/models/__init__.py `get_model`: quant_method gptq,
+# awq, exl2 as such, fp8/fbgemm_fp8 as fp8, compressed-tensors as compressed-tensors, also
+# from `compression_config`; the launcher reads the same field, launcher/src/main.rs
+# `Config::from(RawConfig)`). A flag would override the repo's own method (a
+# compressed-tensors FP8 repo is not TGI's `fp8` format), so none is rendered for these.
+PRE_QUANTIZED = ("awq", "gptq", "fp8", "compressed-tensors")
+
+
+def quantize_flag(a: ModelArtifact) -> str | None:
+    """`--quantize` for a safetensors repo quantized at load (`None` otherwise).
+
+    Values from launcher/src/main.rs `enum Quantization` @ v3.3.5: `bitsandbytes-nf4`,
+    `eetq` (8-bit; its help calls plain `bitsandbytes` deprecated in favour of it), `fp8`.
+    """
+    if a.format in PRE_QUANTIZED or a.format != "safetensors":
+        return None
+    return {"4bit": "bitsandbytes-nf4", "8bit": "eetq", "fp8": "fp8"}.get(a.quant)
+
+
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
     if a.format == "gguf":
         raise UsageError(
@@ -48,15 +68,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     # TGI refuses to start when prefill < input (engines.md §4 #5); its default prefill is 4096.
     if input_tokens > 4096:
         common += ["--max-batch-prefill-tokens", str(input_tokens)]
-    quantize = {
-        "gptq": "gptq",
-        "awq": "awq",
-        "fp8": "fp8",
-    }.get(a.format if a.format in ("gptq", "awq") else a.quant)
-    if a.format == "safetensors" and a.quant == "4bit":
-        quantize = "bitsandbytes-nf4"
-    if a.format == "safetensors" and a.quant == "8bit":
-        quantize = "eetq"  # bitsandbytes (8-bit) is deprecated in favour of eetq (engines.md §2.1)
+    quantize = quantize_flag(a)
     if quantize:
         common += ["--quantize", quantize]
     if a.format == "safetensors" and a.quant in ("fp16", "bf16"):

@@ -29,6 +29,32 @@ CONTAINER_PORT = 8000
 DEFAULT_HOST_PORT = 8000
 
 
+# Formats whose repo carries its own `quantization_config`. vLLM 0.20.2 reads it when
+# `--quantization` is absent (vllm/config/model.py `ModelConfig._verify_quantization`: the
+# config's quant_method, upgraded to awq_marlin/gptq_marlin when the kernels fit) and raises
+# "Quantization method specified in the model config (...) does not match the quantization
+# method specified in the `quantization` argument (...)" on any other value. A pre-quantized
+# "FP8" repo may say fp8, compressed-tensors (llm-compressor, e.g. neuralmagic/*-FP8) or
+# modelopt: only the repo knows, so the flag is never rendered for these. Passing `awq` or
+# `gptq` by hand would also pin the slow non-Marlin kernels.
+PRE_QUANTIZED = ("awq", "gptq", "fp8", "compressed-tensors")
+
+
+def quantization_flag(a: ModelArtifact) -> str | None:
+    """`--quantization` for a repo quantized at load (`None`: the repo's own config, or none).
+
+    vllm/model_executor/layers/quantization/__init__.py lists `fp8` (dynamic FP8 of an
+    unquantized checkpoint) and `bitsandbytes` (in-flight NF4) among the methods.
+    """
+    if a.format in PRE_QUANTIZED or a.format != "safetensors":
+        return None
+    if a.quant in ("fp8", "8bit"):
+        return "fp8"
+    if a.quant == "4bit":
+        return "bitsandbytes"
+    return None
+
+
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
     if a.format == "gguf":
         raise UsageError(
@@ -58,10 +84,10 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
                 f"vLLM's fp8 needs compute capability 8.0 or newer; GPU has {cap:.1f}",
                 "use `--quant awq` (needs 7.5) or `--engine llamacpp`",
             )
-        common += ["--quantization", "fp8"]
-    elif a.format == "safetensors" and a.quant == "4bit":
-        common += ["--quantization", "bitsandbytes"]
-    elif a.format == "awq":
+    quantization = quantization_flag(a)
+    if quantization:
+        common += ["--quantization", quantization]
+    if a.format == "awq":
         cap = min_compute_capability(facts, o.gpus)
         if cap is not None and cap < 7.5:
             raise UsageError(
