@@ -7,8 +7,11 @@ is also checked against the engine's real option table (``tests/engine_standin.c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from llmops.errors import UsageError
 from llmops.hw.facts import GpuInfo, HostFacts, NvidiaFacts
 from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, plan_launch
 from llmops.plan.model import RopeScaling as NativeRope
@@ -108,6 +111,67 @@ def test_quantizing_at_load_keeps_its_flag() -> None:
     assert flag(plan(art("4bit", "safetensors"), "tgi"), "--quantize") == "bitsandbytes-nf4"
     assert flag(plan(art("8bit", "safetensors"), "tgi"), "--quantize") == "eetq"
     assert flag(plan(FP8_LOAD, "tgi"), "--quantize") == "fp8"
+
+
+# ------------------------------------------------------ 2. no bf16 below compute capability 8
+
+
+@pytest.mark.parametrize("a", [BF16, AWQ, GPTQ, art("4bit", "safetensors")])
+def test_turing_gets_fp16_on_vllm_and_tgi(a: ModelArtifact) -> None:
+    for engine in ("vllm", "tgi"):
+        p = plan(a, engine, T4)
+        assert flag(p, "--dtype") == "float16", (engine, p.argv)
+        assert any("7.5" in n and "fp16" in n for n in p.notes), p.notes
+
+
+def test_volta_gets_fp16_on_tgi_and_torch() -> None:
+    assert flag(plan(BF16, "tgi", V100), "--dtype") == "float16"
+    p = plan(BF16, "torch", V100, gpus=(0,))
+    assert flag(p, "--precision") == "fp16"
+    assert any("7.0" in n and "fp16" in n for n in p.notes)
+
+
+def test_ampere_keeps_bf16() -> None:
+    assert flag(plan(BF16, "vllm"), "--dtype") == "bfloat16"
+    assert flag(plan(BF16, "torch", gpus=(0,)), "--precision") == "bf16"
+
+
+def test_capability_comes_from_the_selected_gpus() -> None:
+    mixed = replace(
+        A6000,
+        nvidia=replace(
+            A6000.nvidia,
+            gpus=(A6000.nvidia.gpus[0], replace(T4.nvidia.gpus[1], index=1)),
+        ),
+    )
+    assert flag(plan(BF16, "tgi", mixed, gpus=(0,)), "--dtype") == "bfloat16"
+    assert flag(plan(BF16, "tgi", mixed, gpus=(1,)), "--dtype") == "float16"
+
+
+# ----------------------------------------------------------- 3. kernel gates, as the engines
+
+
+def test_vllm_fp8_runs_on_turing_through_marlin() -> None:
+    """fp8.py Fp8Config.get_min_capability() == 75; below 8.9 the weight-only FP8 Marlin
+    kernel (needs 7.5) takes over."""
+    assert flag(plan(FP8_LOAD, "vllm", T4), "--quantization") == "fp8"
+    plan(FP8_REPO, "vllm", T4)
+
+
+def test_vllm_refuses_below_turing_for_every_format() -> None:
+    for a in (BF16, AWQ, GPTQ, FP8_LOAD):
+        with pytest.raises(UsageError, match="7.5") as e:
+            plan(a, "vllm", V100)
+        assert e.value.hint
+
+
+def test_tgi_fp8_needs_ampere() -> None:
+    """layers/fp8.py + layers/marlin/util.py: FP8 Marlin on 8.x, native FP8 from 8.9/9.x;
+    below 8.0 neither exists."""
+    with pytest.raises(UsageError, match="8.0") as e:
+        plan(FP8_LOAD, "tgi", T4)
+    assert e.value.hint
+    plan(FP8_LOAD, "tgi", host(cc="8.0", name="NVIDIA A100-SXM4-80GB"))
 
 
 # ------------------------------------------------------------ 5. GPU indices mean NVML's

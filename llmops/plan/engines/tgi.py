@@ -18,13 +18,21 @@ from llmops.plan.engines.base import (
     ModelArtifact,
     Mount,
     SecretEnv,
+    min_compute_capability,
 )
+from llmops.plan.engines.rules import fp16_note, no_bf16
 
 VERSION = "3.3.5"
 IMAGE = f"ghcr.io/huggingface/text-generation-inference:{VERSION}"
 CONTAINER_PORT = 80
 DEFAULT_HOST_PORT = 8080
 
+
+# FP8 in TGI 3.3.5 (server/text_generation_server/layers/fp8.py `get_fp8_linear`): on
+# capability 8.x the weight-only FP8 Marlin kernel, which needs 8.0 (layers/marlin/util.py
+# `_check_marlin_kernels`: "requires a GPU with CUDA capability 8.0 or later"); on 9.x torch's
+# native FP8 GEMM; below 8.0 there is neither.
+FP8_MIN_CAPABILITY = 8.0
 
 # Formats whose repo carries its own `quantization_config`: with no `--quantize`, TGI 3.3.5
 # reads it (server/text_generation_server/models/__init__.py `get_model`: quant_method gptq,
@@ -68,11 +76,28 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     # TGI refuses to start when prefill < input (engines.md §4 #5); its default prefill is 4096.
     if input_tokens > 4096:
         common += ["--max-batch-prefill-tokens", str(input_tokens)]
+    notes: list[str] = []
+    cap = min_compute_capability(facts, o.gpus)
+    if (a.quant == "fp8" or a.format == "fp8") and cap is not None and cap < FP8_MIN_CAPABILITY:
+        raise UsageError(
+            f"TGI's FP8 needs GPU compute capability {FP8_MIN_CAPABILITY} or newer (FP8 Marlin "
+            f"on 8.x, native FP8 from 8.9); the selected GPU has {cap:.1f}",
+            "use `--quant awq` or `--quant gptq` with TGI, or `--engine vllm` (its FP8 Marlin "
+            "kernel runs from 7.5)",
+        )
     quantize = quantize_flag(a)
     if quantize:
         common += ["--quantize", quantize]
-    if a.format == "safetensors" and a.quant in ("fp16", "bf16"):
-        common += ["--dtype", "bfloat16" if a.quant == "bf16" else "float16"]
+    dtype = a.quant if a.format == "safetensors" and a.quant in ("fp16", "bf16") else None
+    if no_bf16(cap):
+        # With no --dtype, TGI picks float16 only for awq/exl2/gptq/marlin and lets every
+        # other model take its own default, bf16 for most (models/__init__.py get_model).
+        assert cap is not None
+        if a.quant != "fp16":
+            notes.append(fp16_note(cap, "--dtype float16"))
+        dtype = "fp16"
+    if dtype:
+        common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
     if o.rope is not None:
         if o.rope.kind == "yarn":
             raise UsageError(
@@ -88,7 +113,6 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         secrets.append(SecretEnv("API_KEY", "api_key"))  # the env form of --api-key
     if o.hf_token:
         secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
-    notes = []
     if n > 1:
         notes.append(f"TGI shards across {n} GPUs (--num-shard {n} = the GPUs passed)")
     # --hostname must be explicit: Docker sets HOSTNAME to the container id (engines.md §2.1).

@@ -13,7 +13,9 @@ from llmops.plan.engines.base import (
     ModelArtifact,
     Mount,
     SecretEnv,
+    min_compute_capability,
 )
+from llmops.plan.engines.rules import fp16_note, no_bf16
 
 IMAGE_REPO = "llmops/torch"
 CONTAINER_PORT = 8000
@@ -46,6 +48,14 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         "--max-batch-size",
         str(max(1, o.concurrency)),
     ]
+    notes: list[str] = (
+        [] if o.gpus else ["the torch backend runs on the CPU here: expect a few tokens/s"]
+    )
+    cap = min_compute_capability(facts, o.gpus) if o.gpus else None
+    if precision == "bf16" and no_bf16(cap):
+        assert cap is not None
+        precision = "fp16"
+        notes.append(fp16_note(cap, "--precision fp16"))
     if precision:
         common += ["--precision", precision]
     secrets = [SecretEnv("LLMOPS_API_KEY", "api_key")] if o.api_key else []
@@ -63,7 +73,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         mounts=[Mount(o.hf_cache_dir, "/data")],
         shm_size_mib=1024,
         health=HealthProbe(path="/health", ready_path="/v1/models", loading_status=(503,)),
-        notes=[] if o.gpus else ["the torch backend runs on the CPU here: expect a few tokens/s"],
+        notes=notes,
     )
 
 

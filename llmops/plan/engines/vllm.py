@@ -22,6 +22,7 @@ from llmops.plan.engines.base import (
     cuda_major,
     min_compute_capability,
 )
+from llmops.plan.engines.rules import fp16_note, no_bf16
 
 VERSION = "v0.20.2"
 IMAGE_REPO = "vllm/vllm-openai"
@@ -55,6 +56,58 @@ def quantization_flag(a: ModelArtifact) -> str | None:
     return None
 
 
+# vLLM 0.20.2 runs on compute capability 7.5 and newer: docs/getting_started/installation/
+# gpu.cuda.inc.md ("GPU: compute capability 7.5 or higher"); its images carry kernels for
+# TORCH_CUDA_ARCH_LIST '7.5 8.0 8.6 8.9 9.0 10.0 11.0 12.0+PTX' (docker/Dockerfile, CUDA 13
+# build) and '7.5 ... 12.0' (.buildkite/release-pipeline.yaml CUDA_ARCH_X86_CU129).
+MIN_CAPABILITY = 7.5
+# Each quantization method's `get_min_capability()` (ModelConfig refuses below it,
+# vllm/config/vllm.py `_get_quantization_config`), vllm/model_executor/layers/quantization/:
+# - fp8.py Fp8Config: 75. Below 8.9 the FP8 weights run through the weight-only FP8 Marlin
+#   kernel (kernels/linear/scaled_mm/marlin.py, utils/marlin_utils_fp8.py
+#   `is_fp8_marlin_supported` = capability >= 75). A compressed-tensors FP8 repo falls back
+#   the same way (compressed_tensors.py: W8A8Fp8 needs 89, else CompressedTensorsW8A16Fp8,
+#   min 75). A modelopt FP8 repo (modelopt.py ModelOptFp8Config) needs 89; llmops cannot
+#   see a repo's quant_method, and the catalog's FP8 repos are compressed-tensors.
+# - awq.py and awq_marlin.py: 75. gptq_marlin.py: 75 (gptq.py's 60 is below vLLM's floor).
+# - bitsandbytes.py: 70.
+QUANT_MIN_CAPABILITY = {"fp8": 7.5, "awq": 7.5, "gptq": 7.5, "bitsandbytes": 7.0}
+
+
+def _kernel(a: ModelArtifact) -> str | None:
+    if a.format in ("awq", "gptq"):
+        return a.format
+    if a.quant in ("fp8", "8bit") and a.format in ("fp8", "safetensors"):
+        return "fp8"
+    if a.format == "safetensors" and a.quant == "4bit":
+        return "bitsandbytes"
+    return None
+
+
+def check_capability(a: ModelArtifact, cap: float | None) -> None:
+    """Refuse exactly below what vLLM 0.20.2 runs (a GPU of unknown capability passes).
+
+    Raises:
+        UsageError: a GPU below vLLM's floor, or below the quantization kernel's minimum.
+    """
+    if cap is None:
+        return
+    if cap < MIN_CAPABILITY:
+        raise UsageError(
+            f"vLLM {VERSION.lstrip('v')} needs GPU compute capability {MIN_CAPABILITY} or "
+            f"newer; the selected GPU has {cap:.1f}",
+            "use `--engine tgi` or `--engine llamacpp` on this GPU",
+        )
+    kernel = _kernel(a)
+    need = QUANT_MIN_CAPABILITY.get(kernel or "")
+    if need is not None and cap < need:
+        raise UsageError(
+            f"vLLM's {kernel} kernels need compute capability {need} or newer; the selected "
+            f"GPU has {cap:.1f}",
+            "choose another `--quant`, or `--engine llamacpp`",
+        )
+
+
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
     if a.format == "gguf":
         raise UsageError(
@@ -77,25 +130,22 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         str(n),
     ]
     env: dict[str, str] = {}
-    if a.quant == "fp8" or (a.format == "safetensors" and a.quant == "8bit"):
-        cap = min_compute_capability(facts, o.gpus)
-        if cap is not None and cap < 8.0:
-            raise UsageError(
-                f"vLLM's fp8 needs compute capability 8.0 or newer; GPU has {cap:.1f}",
-                "use `--quant awq` (needs 7.5) or `--engine llamacpp`",
-            )
+    notes: list[str] = []
+    cap = min_compute_capability(facts, o.gpus)
+    check_capability(a, cap)
     quantization = quantization_flag(a)
     if quantization:
         common += ["--quantization", quantization]
-    if a.format == "awq":
-        cap = min_compute_capability(facts, o.gpus)
-        if cap is not None and cap < 7.5:
-            raise UsageError(
-                f"vLLM's AWQ kernels need compute capability 7.5; GPU has {cap:.1f}",
-                "use `--quant gptq` or `--engine llamacpp`",
-            )
-    if a.format == "safetensors" and a.quant in ("fp16", "bf16"):
-        common += ["--dtype", "bfloat16" if a.quant == "bf16" else "float16"]
+    dtype = a.quant if a.format == "safetensors" and a.quant in ("fp16", "bf16") else None
+    if no_bf16(cap):
+        # platforms/cuda.py: an explicit bfloat16 below 8.0 is refused; `auto` of a bf16
+        # checkpoint (and of a quantized repo) falls back with a warning: say it instead.
+        assert cap is not None
+        if a.quant != "fp16":
+            notes.append(fp16_note(cap, "--dtype float16"))
+        dtype = "fp16"
+    if dtype:
+        common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
     if o.rope is not None:
         # --rope-scaling was removed in vLLM 0.11.1; --hf-overrides carries it (engines.md §0.3).
         override = {
@@ -130,6 +180,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         ],
         ipc_host=True,
         health=HealthProbe(path="/health", ready_path="/v1/models"),
+        notes=notes,
     )
 
 

@@ -1,0 +1,179 @@
+"""Rules several engine records apply the same way, each with the engine's own numbers.
+
+- Which of an engine's CUDA images the host's driver can start (``pick_cuda_image``).
+- What the selected GPUs' compute capability allows (``no_bf16``, ``fp16_note``).
+- A requested rope scaling on top of the model's own (``effective_rope``).
+
+The engine-specific facts (image CUDA versions, capability thresholds) live in each engine's
+module, next to the source they were read from. Pure: no clock, environment, network or disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from llmops.errors import UsageError
+from llmops.hw.facts import HostFacts
+from llmops.plan.engines.base import LaunchOptions, ModelArtifact
+from llmops.plan.model import RopeScaling
+
+# bf16 needs compute capability 8.0 (Ampere) in every engine here: vLLM 0.20.2
+# vllm/platforms/cuda.py `supported_dtypes` / `check_if_supports_dtype` ("Bfloat16 is only
+# supported on GPUs with compute capability of at least 8.0"); torch has no bf16 kernels below
+# sm_80 either, which TGI and the torch backend run on.
+BF16_MIN_CAPABILITY = 8.0
+
+
+@dataclass(frozen=True)
+class CudaImage:
+    """One CUDA build of an engine image.
+
+    ``cuda`` is the CUDA version of the ``nvidia/cuda`` base it is built ``FROM``: that base
+    declares ``NVIDIA_REQUIRE_CUDA=cuda>=MAJOR.MINOR``, which the NVIDIA container runtime
+    checks against the driver before the container starts ("unsatisfied condition:
+    cuda>=12.9, please update your driver").
+    """
+
+    ref: str  # the full image reference
+    cuda: tuple[int, int]
+    source: str  # where the version was read (engine repo path @ the pinned version)
+
+
+def cuda_version(text: str | None) -> tuple[int, int] | None:
+    """``"12.4"`` → ``(12, 4)``; None for anything unreadable."""
+    if not text:
+        return None
+    parts = text.strip().split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
+
+
+def dotted(v: tuple[int, int]) -> str:
+    return f"{v[0]}.{v[1]}"
+
+
+def driver_cuda(facts: HostFacts | None) -> tuple[int, int] | None:
+    """The newest CUDA the host's driver supports (``nvidia-smi``'s "CUDA Version")."""
+    if facts is None or facts.nvidia is None:
+        return None
+    return cuda_version(facts.nvidia.cuda_driver_version)
+
+
+def pick_cuda_image(
+    images: Sequence[CudaImage], facts: HostFacts | None
+) -> tuple[CudaImage | None, tuple[int, int] | None]:
+    """(the newest image the driver can start, the driver's CUDA).
+
+    ``images`` are newest first. The image is None when the driver is unknown (the caller
+    keeps its default) or too old for every image (the caller refuses, or uses a documented
+    way around it).
+    """
+    drv = driver_cuda(facts)
+    if drv is None:
+        return None, None
+    for img in images:
+        if img.cuda <= drv:
+            return img, drv
+    return None, drv
+
+
+def driver_too_old(
+    title: str,
+    version: str,
+    images: Sequence[CudaImage],
+    drv: tuple[int, int],
+    facts: HostFacts | None,
+    others: str,
+) -> UsageError:
+    need = min(img.cuda for img in images)
+    have = facts.nvidia.driver_version if facts and facts.nvidia else None
+    driver = f"driver {have}" if have else "driver"
+    return UsageError(
+        f"{title} {version}'s images need an NVIDIA driver for CUDA {dotted(need)} or newer; "
+        f"this host's {driver} supports CUDA {dotted(drv)}",
+        f"update the NVIDIA driver to one for CUDA {dotted(need)} or newer (`nvidia-smi` shows "
+        f"the CUDA version a driver supports), or use {others}; `--runtime native` runs an "
+        "engine installed on the host, `--image` a build of your own",
+    )
+
+
+def selected_gpu_names(facts: HostFacts | None, gpus: tuple[int, ...]) -> list[str | None]:
+    if facts is None or facts.nvidia is None:
+        return []
+    return [g.name for g in facts.nvidia.gpus if g.index in gpus]
+
+
+def datacenter_gpus(facts: HostFacts | None, gpus: tuple[int, ...]) -> bool:
+    """Every selected GPU is a data-center part (not GeForce/TITAN/RTX/Quadro; named).
+
+    CUDA forward compatibility (a newer CUDA runtime on an older driver) works on data-center
+    GPUs only: vLLM 0.20.2 vllm/env_override.py `_maybe_set_cuda_compatibility_path`
+    ("Consumer GPUs (GeForce, RTX) do not support it and will get Error 803").
+    """
+    names = selected_gpu_names(facts, gpus)
+    if not names:
+        return False
+    consumer = ("geforce", "titan", "rtx", "quadro")
+    return all(n is not None and not any(c in n.lower() for c in consumer) for n in names)
+
+
+def no_bf16(cap: float | None) -> bool:
+    """The selected GPUs are known to lack bf16 (compute capability below 8.0)."""
+    return cap is not None and cap < BF16_MIN_CAPABILITY
+
+
+def fp16_note(cap: float, flag: str) -> str:
+    return (
+        f"GPU compute capability {cap:.1f} has no bf16 (it needs 8.0): running in fp16 (`{flag}`)"
+    )
+
+
+def effective_rope(a: ModelArtifact, o: LaunchOptions, title: str) -> RopeScaling | None:
+    """The rope scaling to render: ``o.rope`` on top of the model's own ``a.native_rope``.
+
+    A model that already scales its rope (Llama 3.1's ``llama3``, a YaRN-extended Qwen) is
+    extended only where the result is that same scaling with a larger factor over the same
+    original context (linear on linear, yarn on yarn); anything else would replace the
+    model's own scaling, which every engine here does when given another (vLLM replaces
+    ``rope_parameters``, TGI's ``ROPE_SCALING`` replaces ``config.rope_scaling``, llama.cpp's
+    ``--rope-scale`` replaces the GGUF's trained scale).
+
+    Raises:
+        UsageError: a native scaling that cannot be extended that way.
+    """
+    want = o.rope
+    native = a.native_rope
+    if want is None or native is None:
+        return want
+    if native.kind == want.kind and native.kind in ("linear", "yarn") and native.original_context:
+        return RopeScaling(
+            kind=native.kind,
+            factor=round(native.factor * want.factor, 4),
+            original_context=native.original_context,
+        )
+    raise UsageError(
+        f"{a.model} already scales its rope ({native.kind} x{native.factor:g}"
+        + (f" from {native.original_context} tokens" if native.original_context else "")
+        + f"); {title} would replace that with {want.kind} scaling, not extend it",
+        f"use a context within the model's {a.trained_context} tokens (`--context "
+        f"{a.trained_context}`), or a model trained for a longer context",
+    )
+
+
+__all__ = [
+    "BF16_MIN_CAPABILITY",
+    "CudaImage",
+    "cuda_version",
+    "datacenter_gpus",
+    "dotted",
+    "driver_cuda",
+    "driver_too_old",
+    "effective_rope",
+    "fp16_note",
+    "no_bf16",
+    "pick_cuda_image",
+    "selected_gpu_names",
+]
