@@ -7,13 +7,14 @@ is also checked against the engine's real option table (``tests/engine_standin.c
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from llmops.errors import UsageError
 from llmops.hw.facts import GpuInfo, HostFacts, NvidiaFacts
-from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, plan_launch
+from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, RopeScaling, plan_launch
 from llmops.plan.model import RopeScaling as NativeRope
 from tests.engine_standin import check_argv
 
@@ -172,6 +173,65 @@ def test_tgi_fp8_needs_ampere() -> None:
         plan(FP8_LOAD, "tgi", T4)
     assert e.value.hint
     plan(FP8_LOAD, "tgi", host(cc="8.0", name="NVIDIA A100-SXM4-80GB"))
+
+
+# ------------------------------------------------------------------- 4. rope on its own base
+
+
+def _rope(kind: str, factor: float = 2.0, orig: int = 8192) -> RopeScaling:
+    return RopeScaling(kind=kind, factor=factor, original_context=orig)
+
+
+def test_vllm_rope_override_is_rope_parameters_with_the_model_theta() -> None:
+    """vLLM 0.20.2 applies dict --hf-overrides after patch_rope_parameters
+    (config/model.py), so only `rope_parameters` reaches get_rope, which reads rope_theta
+    from it (default 10000)."""
+    p = plan(BF16, "vllm", context=16384, rope=_rope("yarn"))
+    over = json.loads(flag(p, "--hf-overrides") or "{}")
+    assert over == {
+        "rope_parameters": {
+            "rope_type": "yarn",
+            "factor": 2.0,
+            "original_max_position_embeddings": 8192,
+            "rope_theta": 500000.0,
+        }
+    }
+
+
+def test_native_llama3_scaling_is_never_replaced() -> None:
+    for engine in ("vllm", "tgi"):
+        with pytest.raises(UsageError, match="llama3") as e:
+            plan(LLAMA31, engine, context=262144, rope=_rope("dynamic", 2.0, 131072))
+        assert e.value.hint and "131072" in e.value.hint
+    gguf = replace(GGUF, trained_context=131072, native_rope=LLAMA31.native_rope)
+    with pytest.raises(UsageError, match="llama3"):
+        plan(gguf, "llamacpp", context=262144, rope=_rope("yarn", 2.0, 131072))
+
+
+def test_native_yarn_is_extended_not_replaced() -> None:
+    native = NativeRope(kind="yarn", factor=4.0, original_context=32768)
+    a = replace(BF16, trained_context=131072, native_rope=native, rope_theta=1000000.0)
+    p = plan(a, "vllm", context=262144, rope=_rope("yarn", 2.0, 131072))
+    rp = json.loads(flag(p, "--hf-overrides") or "{}")["rope_parameters"]
+    assert rp["factor"] == 8.0 and rp["original_max_position_embeddings"] == 32768
+    assert rp["rope_theta"] == 1000000.0
+    g = plan(replace(GGUF, trained_context=131072, native_rope=native), "llamacpp",
+             context=262144, rope=_rope("yarn", 2.0, 131072))  # fmt: skip
+    assert flag(g, "--rope-scale") == "8" and flag(g, "--yarn-orig-ctx") == "32768"
+
+
+def test_tgi_and_llamacpp_keep_the_base_frequency() -> None:
+    t = plan(BF16, "tgi", context=16384, rope=_rope("dynamic"))
+    assert flag(t, "--rope-scaling") == "dynamic" and flag(t, "--rope-factor") == "2"
+    g = plan(GGUF, "llamacpp", context=16384, rope=_rope("yarn"))
+    assert "--rope-freq-base" not in g.argv and "--rope-freq-scale" not in g.argv
+
+
+def test_tgi_refuses_linear_rope_it_would_ignore() -> None:
+    """TGI 3.3.5 layers/rotary.py PositionRotaryEmbedding.static: `linear` is a no-op."""
+    with pytest.raises(UsageError, match="linear") as e:
+        plan(BF16, "tgi", context=16384, rope=_rope("linear"))
+    assert "dynamic" in (e.value.hint or "")
 
 
 # ------------------------------------------------------------ 5. GPU indices mean NVML's

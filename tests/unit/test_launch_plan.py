@@ -104,7 +104,12 @@ def test_cuda13_driver_gets_the_bare_vllm_tag_and_cuda13_llamacpp() -> None:
 def test_rope_scaling_syntax_per_engine() -> None:
     rope = RopeScaling(kind="dynamic", factor=2.0, original_context=4096)
     art = ModelArtifact(
-        model="m", repo="r/m", quant="fp16", format="safetensors", trained_context=4096
+        model="m",
+        repo="r/m",
+        quant="fp16",
+        format="safetensors",
+        trained_context=4096,
+        rope_theta=10000.0,
     )
     tgi = plan_launch(art, LaunchOptions(engine="tgi", gpus=(0,), context=8192, rope=rope), RTX)
     assert list(
@@ -112,14 +117,16 @@ def test_rope_scaling_syntax_per_engine() -> None:
     ) == ["--rope-scaling", "dynamic", "--rope-factor", "2"]
     vllm = plan_launch(art, LaunchOptions(engine="vllm", gpus=(0,), context=8192, rope=rope), RTX)
     over = json.loads(vllm.argv[vllm.argv.index("--hf-overrides") + 1])
-    assert over == {
-        "rope_scaling": {
+    assert over == {  # vLLM 0.20.2 reads rope_parameters, with the model's own rope_theta
+        "rope_parameters": {
             "rope_type": "dynamic",
             "factor": 2.0,
             "original_max_position_embeddings": 4096,
+            "rope_theta": 10000.0,
         }
     }
-    assert ("VLLM_ALLOW_LONG_MAX_MODEL_LEN", "1") in vllm.env
+    # 4096 x 2 covers the context: vLLM derives it from the factor, no override needed
+    assert "VLLM_ALLOW_LONG_MAX_MODEL_LEN" not in dict(vllm.env)
     assert any("quality" in n for n in vllm.notes)
     with pytest.raises(UsageError, match="yarn"):
         plan_launch(

@@ -19,6 +19,7 @@ from llmops.plan.engines.base import (
     SecretEnv,
     cuda_major,
 )
+from llmops.plan.engines.rules import effective_rope
 
 VERSION = "b11434"
 IMAGE_REPO = "ghcr.io/ggml-org/llama.cpp"
@@ -59,15 +60,20 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if len(o.gpus) > 1:
         common += ["-sm", "layer"]
     notes: list[str] = []
-    if o.rope is not None:
+    rope = effective_rope(a, o, "llama.cpp")
+    if rope is not None:
         # llama.cpp's --rope-scaling takes none|linear|yarn (common/arg.cpp at the pinned build,
         # tests/fixtures/engines/llamacpp.json): there is no dynamic NTK, so YaRN stands in.
-        kind = "yarn" if o.rope.kind == "dynamic" else o.rope.kind
-        if kind != o.rope.kind:
+        kind = "yarn" if rope.kind == "dynamic" else rope.kind
+        if kind != rope.kind:
             notes.append("llama.cpp has no dynamic rope scaling: YaRN is used instead")
-        common += ["--rope-scaling", kind, "--rope-scale", f"{o.rope.factor:g}"]
-        if kind == "yarn":
-            common += ["--yarn-orig-ctx", str(o.rope.original_context)]
+        # --rope-scale replaces the GGUF's trained scale (src/llama-context.cpp @ b11434:
+        # cparams.rope_freq_scale = params.rope_freq_scale or hparams.rope_freq_scale_train),
+        # hence the combined factor of effective_rope; --rope-freq-base is never rendered, so
+        # the base stays the GGUF's own (same place: rope_freq_base_train when 0).
+        common += ["--rope-scaling", kind, "--rope-scale", f"{rope.factor:g}"]
+        if kind == "yarn" and rope.original_context:
+            common += ["--yarn-orig-ctx", str(rope.original_context)]
     secrets = []
     if o.api_key:
         secrets.append(SecretEnv("LLAMA_API_KEY", "api_key"))

@@ -20,7 +20,7 @@ from llmops.plan.engines.base import (
     SecretEnv,
     min_compute_capability,
 )
-from llmops.plan.engines.rules import fp16_note, no_bf16
+from llmops.plan.engines.rules import effective_rope, fp16_note, no_bf16
 
 VERSION = "3.3.5"
 IMAGE = f"ghcr.io/huggingface/text-generation-inference:{VERSION}"
@@ -98,14 +98,27 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         dtype = "fp16"
     if dtype:
         common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
-    if o.rope is not None:
-        if o.rope.kind == "yarn":
+    rope = effective_rope(a, o, "TGI")
+    if rope is not None:
+        if rope.kind == "yarn":
             raise UsageError(
                 "TGI only accepts linear or dynamic rope scaling, not yarn",
                 "use `--engine vllm` or `--engine llamacpp` for YaRN, or a context within "
                 f"{a.trained_context} tokens",
             )
-        common += ["--rope-scaling", o.rope.kind, "--rope-factor", f"{o.rope.factor:g}"]
+        if rope.kind == "linear":
+            # layers/rotary.py @ v3.3.5 `PositionRotaryEmbedding.static` (what every flash
+            # model builds its rotary embedding with) handles `linear` with `pass`: the factor
+            # is never applied, so the model would run past its context unscaled.
+            raise UsageError(
+                "TGI 3.3.5 ignores linear rope scaling for its flash models (the factor is "
+                "never applied)",
+                "use `--rope-scaling dynamic` with TGI, or `--engine vllm` for linear scaling",
+            )
+        # ROPE_SCALING/ROPE_FACTOR only replace `rope_scaling`; the base frequency stays the
+        # config's rope_theta (flash_llama_modeling.py: `PositionRotaryEmbedding.static(...,
+        # base=config.rope_theta)`; DynamicPositionRotaryEmbedding gets that base).
+        common += ["--rope-scaling", rope.kind, "--rope-factor", f"{rope.factor:g}"]
     if a.trust_remote_code:
         common += ["--trust-remote-code"]
     secrets = []

@@ -22,7 +22,8 @@ from llmops.plan.engines.base import (
     cuda_major,
     min_compute_capability,
 )
-from llmops.plan.engines.rules import fp16_note, no_bf16
+from llmops.plan.engines.rules import effective_rope, fp16_note, no_bf16
+from llmops.plan.model import RopeScaling
 
 VERSION = "v0.20.2"
 IMAGE_REPO = "vllm/vllm-openai"
@@ -108,6 +109,35 @@ def check_capability(a: ModelArtifact, cap: float | None) -> None:
         )
 
 
+def rope_override(a: ModelArtifact, rope: RopeScaling) -> str:
+    """The `--hf-overrides` JSON for a rope scaling, in the form vLLM 0.20.2 applies.
+
+    vLLM 0.20.2 has no --rope-scaling option (docs/features/context_extension.md: "use the
+    `--hf-overrides` method with `rope_parameters`"). A dict-valued override is set on the
+    loaded config after `patch_rope_parameters` has already folded the config's own
+    rope_scaling and rope_theta into `rope_parameters` (vllm/config/model.py `__post_init__`
+    -> `_apply_dict_overrides`; vllm/transformers_utils/config.py `get_config`), so:
+    `rope_scaling` would be set and never read, and `rope_parameters` replaces the whole
+    dict, so it must carry the model's rope_theta: get_rope reads the base from it and
+    defaults to 10000 (model_executor/layers/rotary_embedding/__init__.py `get_rope`). The
+    same form works with transformers 4.x and 5.x (requirements/common.txt allows both).
+
+    Raises:
+        UsageError: the model's rope_theta is unknown.
+    """
+    if a.rope_theta is None:
+        raise UsageError(
+            f"llmops does not know {a.model}'s rope_theta; vLLM's rope override would reset "
+            "it to 10000",
+            f"use a context within {a.trained_context} tokens, or `--engine llamacpp`",
+        )
+    params: dict[str, object] = {"rope_type": rope.kind, "factor": rope.factor}
+    if rope.original_context:
+        params["original_max_position_embeddings"] = rope.original_context
+    params["rope_theta"] = a.rope_theta
+    return json.dumps({"rope_parameters": params}, separators=(",", ":"))
+
+
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
     if a.format == "gguf":
         raise UsageError(
@@ -146,17 +176,16 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         dtype = "fp16"
     if dtype:
         common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
-    if o.rope is not None:
-        # --rope-scaling was removed in vLLM 0.11.1; --hf-overrides carries it (engines.md §0.3).
-        override = {
-            "rope_scaling": {
-                "rope_type": o.rope.kind,
-                "factor": o.rope.factor,
-                "original_max_position_embeddings": o.rope.original_context,
-            }
-        }
-        common += ["--hf-overrides", json.dumps(override, separators=(",", ":"))]
-        env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
+    rope = effective_rope(a, o, "vLLM")
+    if rope is not None:
+        common += ["--hf-overrides", rope_override(a, rope)]
+        # vLLM derives the longest context from the scaling it is given (config/model.py
+        # `_get_and_verify_max_len`: original_max_position_embeddings x factor for yarn,
+        # max_position_embeddings x factor otherwise) and refuses a longer --max-model-len
+        # unless this is set. Only set it when the rounding of the factor falls short.
+        base = rope.original_context if rope.kind == "yarn" else a.trained_context
+        if base and o.context > int(base * rope.factor):
+            env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
     if a.trust_remote_code:
         common += ["--trust-remote-code"]
     secrets = []
