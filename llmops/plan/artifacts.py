@@ -95,8 +95,8 @@ def concrete_quants(spec: ModelSpec, word: str, engine: str) -> tuple[str, ...]:
     w = word.lower()
     table = record(engine).quants
     cands = table.get(w)
-    if cands is None and w in QUANT_SPECS and engine in QUANT_SPECS[w].engines:
-        cands = (w,)
+    if cands is None and any(w in v for v in table.values()):
+        cands = (w,)  # a concrete name the engine's table serves
     if cands is None and engine == "llamacpp" and w == "gguf":
         cands = ("gguf",)
     return tuple(c for c in (cands or ()) if published(spec, c, engine))
@@ -106,9 +106,7 @@ def engines_for(word: str) -> tuple[str, ...]:
     """Engines whose table knows ``word`` (a word or a concrete quant name)."""
     w = word.lower()
     return tuple(
-        n
-        for n, r in RECORDS.items()
-        if w in r.quants or (w in QUANT_SPECS and n in QUANT_SPECS[w].engines)
+        n for n, r in RECORDS.items() if w in r.quants or any(w in v for v in r.quants.values())
     )
 
 

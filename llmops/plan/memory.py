@@ -49,7 +49,7 @@ NCCL_BYTES = 256 * MIB
 CUDA_GRAPHS_BYTES = {n: r.cuda_graphs_bytes for n, r in RECORDS.items()}
 CPU_RUNTIME_BYTES = {n: r.cpu_runtime_bytes for n, r in RECORDS.items()}
 PREFILL_TOKENS = {n: r.prefill_tokens for n, r in RECORDS.items() if r.prefill_tokens}
-VLLM_MAX_NUM_SEQS = 256
+VLLM_MAX_NUM_SEQS = 256  # vLLM's default below 70 GiB (see vllm_batch_defaults)
 TGI_WIGGLE_ROOM = 0.90
 ALLOCATOR_RESERVE = 0.02
 LLAMACPP_CTX_PAD = 256
@@ -235,8 +235,27 @@ def _kernel_warning(quant: str, engine: str, devs: tuple[Device, ...]) -> str | 
     return None
 
 
+def vllm_batch_defaults(dev: Device) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) vLLM 0.20.2's OpenAI server picks on this GPU.
+
+    ``EngineArgs.get_batch_defaults`` (vllm/engine/arg_utils.py, vllm 0.20.2 sdist): 8192 tokens
+    and 1024 sequences on a GPU with 70 GiB or more whose name does not contain "a100", else
+    2048 and 256. vLLM's memory profile runs one step of that many tokens and samples that many
+    sequences, so both size its activation peak.
+    """
+    big = dev.capacity_bytes >= 70 * GIB and "a100" not in dev.name.lower()
+    return (8192, 1024) if big else (2048, VLLM_MAX_NUM_SEQS)
+
+
 def _activation_bytes(
-    spec: ModelSpec, engine: str, tokens: int, tp: int, act_b: int, n_ctx: int, opts: FitOptions
+    spec: ModelSpec,
+    engine: str,
+    tokens: int,
+    tp: int,
+    act_b: int,
+    n_ctx: int,
+    opts: FitOptions,
+    max_seqs: int = VLLM_MAX_NUM_SEQS,
 ) -> int:
     """The peak transient of one forward step over ``tokens`` prompt tokens on one device."""
     a = spec.arch
@@ -245,7 +264,7 @@ def _activation_bytes(
     act = tokens * per_token
     vocab_shard = a.vocab_size // tp
     if engine == "vllm":
-        act += min(VLLM_MAX_NUM_SEQS, max(opts.concurrency, 1) * 256) * vocab_shard * 4
+        act += max_seqs * vocab_shard * 4  # the sampler's logits for max_num_seqs, fp32
     elif engine == "llamacpp":
         act = tokens * (4 * a.hidden_size + a.q_dim + 2 * a.kv_dim + 3 * inter) * 4  # f32
         act += 2 * n_ctx * tokens  # flash-attention KQ mask, f16
@@ -366,7 +385,11 @@ def _place(
         kv = sum(_kv_layer_bytes(spec, n_ctx, opts.context, seqs, kvb, heads))
         big = inv.embed_bytes + inv.lm_head_bytes + sum(inv.layer_bytes)
         w = -(-big // tp) + inv.other_bytes
-        act = _activation_bytes(spec, engine, prefill, tp, act_b, n_ctx, opts)
+        max_seqs = VLLM_MAX_NUM_SEQS
+        if engine == "vllm" and not opts.prefill_tokens:
+            batch, max_seqs = vllm_batch_defaults(devs[0])
+            prefill = min(batch, max_seqs * opts.context)  # as vLLM caps it
+        act = _activation_bytes(spec, engine, prefill, tp, act_b, n_ctx, opts, max_seqs)
         ov = overhead(tp)
         rows = tuple(
             _usage(d, engine, a.layers, w, kv, act, ov, opts.gpu_memory_utilization) for d in devs
@@ -650,9 +673,17 @@ def suggest(
                 )
             except UsageError:
                 continue
+            useful = min(4096, spec.arch.trained_context, opts.context)
             if r.fits:
                 out.append(f"a smaller quant: `--quant {q} --engine {eng}` fits")
-                break
+            elif r.max_context >= useful:
+                out.append(
+                    f"a smaller quant with less context: `--quant {q} --engine {eng} "
+                    f"--context {r.max_context}` fits"
+                )
+            else:
+                continue
+            break
         if len(out) >= 4:
             break
     if gpus:
