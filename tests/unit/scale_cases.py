@@ -3,6 +3,7 @@ Kubernetes schema check."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from typing import Any
@@ -13,6 +14,13 @@ from tests.launch_cases import AWQ, FIX, FP16, GGUF, H100, RTX  # noqa: F401 - r
 GOLDEN = FIX / "golden"
 DATA = "/home/u/.local/state/llmops"
 K8S_VERSION = "1.30.0"  # a release every current managed cluster still offers
+# The 2x3090 box with a driver for CUDA 12.9 (575 series): the snapshot's own 535 driver
+# (CUDA 12.2) is older than the TGI (12.4), llama.cpp (12.8) and vLLM (12.9) images need.
+assert RTX.nvidia is not None
+RTX_CUDA129 = dataclasses.replace(
+    RTX,
+    nvidia=dataclasses.replace(RTX.nvidia, driver_version="575.51.03", cuda_driver_version="12.9"),
+)
 
 
 def vllm_plan(**kw: Any) -> LaunchPlan:
@@ -22,12 +30,12 @@ def vllm_plan(**kw: Any) -> LaunchPlan:
 
 def tgi_plan(**kw: Any) -> LaunchPlan:
     opts = LaunchOptions(engine="tgi", name="m", context=8192, gpus=(0, 1), **kw)
-    return plan_launch(AWQ, opts, RTX)
+    return plan_launch(AWQ, opts, RTX_CUDA129)
 
 
 def llamacpp_plan(**kw: Any) -> LaunchPlan:
     opts = LaunchOptions(engine="llamacpp", name="q", context=4096, gpus=(0,), **kw)
-    return plan_launch(GGUF, opts, RTX)
+    return plan_launch(GGUF, opts, RTX_CUDA129)
 
 
 def golden(filename: str, text: str) -> None:

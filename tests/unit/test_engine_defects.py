@@ -14,6 +14,7 @@ import pytest
 
 from llmops.errors import UsageError
 from llmops.hw.facts import GpuInfo, HostFacts, NvidiaFacts
+from llmops.plan.engines import llamacpp, tgi, vllm
 from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, RopeScaling, plan_launch
 from llmops.plan.model import RopeScaling as NativeRope
 from tests.engine_standin import check_argv
@@ -243,3 +244,51 @@ def test_native_gpu_selection_uses_pci_bus_order() -> None:
         env = dict(p.env)
         assert env["CUDA_VISIBLE_DEVICES"] == "1"
         assert env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+
+
+# ------------------------------------------------- 6. the image the host driver can start
+
+
+def test_vllm_image_follows_the_driver() -> None:
+    assert plan(BF16, "vllm", host(cuda="13.0")).image == "vllm/vllm-openai:v0.20.2"
+    assert plan(BF16, "vllm", host(cuda="12.9")).image == "vllm/vllm-openai:v0.20.2-cu129"
+    with pytest.raises(UsageError, match="12.9") as e:
+        plan(BF16, "vllm", GEFORCE_122)
+    assert "driver" in (e.value.hint or "")
+    # datacenter GPUs: vLLM's documented forward compatibility (VLLM_ENABLE_CUDA_COMPATIBILITY)
+    p = plan(BF16, "vllm", H100_124)
+    assert p.image == "vllm/vllm-openai:v0.20.2-cu129"
+    assert ("VLLM_ENABLE_CUDA_COMPATIBILITY", "1") in p.env
+    assert any("forward compatib" in n for n in p.notes)
+
+
+def test_llamacpp_image_follows_the_driver() -> None:
+    def image(cuda: str) -> str:
+        return plan(GGUF, "llamacpp", host(cuda=cuda), gpus=(0,)).image or ""
+
+    assert image("13.4") == "ghcr.io/ggml-org/llama.cpp:server-cuda13-b11434"
+    assert image("13.0") == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
+    assert image("12.8") == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
+    with pytest.raises(UsageError, match="12.8"):
+        image("12.4")
+    assert plan(GGUF, "llamacpp", None).image == "ghcr.io/ggml-org/llama.cpp:server-b11434"
+
+
+def test_tgi_image_needs_cuda_12_4() -> None:
+    assert plan(AWQ, "tgi", host(cuda="12.4")).image == tgi.IMAGE
+    with pytest.raises(UsageError, match="12.4") as e:
+        plan(AWQ, "tgi", GEFORCE_122)
+    assert "--engine" in (e.value.hint or "")
+
+
+def test_image_versions_are_constants_with_their_source() -> None:
+    for mod in (vllm, llamacpp, tgi):
+        assert mod.CUDA_IMAGES, mod.__name__
+        for img in mod.CUDA_IMAGES:
+            assert img.cuda >= (12, 0) and img.source
+
+
+def test_no_driver_check_for_native_runs_or_an_explicit_image() -> None:
+    plan(BF16, "vllm", GEFORCE_122, runtime="native")
+    p = plan(BF16, "vllm", GEFORCE_122, image="my/vllm:patched")
+    assert p.image == "my/vllm:patched"

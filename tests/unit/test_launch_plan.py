@@ -16,12 +16,13 @@ from llmops.plan.launch import LaunchOptions, ModelArtifact, RopeScaling, plan_l
 from llmops.plan.render import render
 from llmops.resources import templates_dir
 from tests.launch_cases import AWQ, FIX, FP16, GGUF, H100, RTX, SMOL
+from tests.unit.scale_cases import RTX_CUDA129
 
 CASES = {
     "tgi-awq-2gpu": (
         AWQ,
         LaunchOptions(engine="tgi", name="m", context=8192, gpus=(0, 1), hf_token=True),
-        RTX,
+        RTX_CUDA129,
     ),
     "vllm-bf16-h100": (
         FP16,
@@ -87,18 +88,20 @@ def test_json_format_is_the_plan() -> None:
 def test_cuda13_driver_gets_the_bare_vllm_tag_and_cuda13_llamacpp() -> None:
     import dataclasses
 
-    nv = dataclasses.replace(H100.nvidia, cuda_driver_version="13.0")
-    facts = dataclasses.replace(H100, nvidia=nv)
+    def driver(cuda: str):  # type: ignore[no-untyped-def]
+        return dataclasses.replace(
+            H100, nvidia=dataclasses.replace(H100.nvidia, cuda_driver_version=cuda)
+        )
+
     assert (
-        plan_launch(FP16, LaunchOptions(engine="vllm", gpus=(0,)), facts).image
+        plan_launch(FP16, LaunchOptions(engine="vllm", gpus=(0,)), driver("13.0")).image
         == "vllm/vllm-openai:v0.20.2"
     )
-    assert plan_launch(GGUF, LaunchOptions(engine="llamacpp", gpus=(0,)), facts).image.endswith(
-        ":server-cuda13"
-    )
-    assert plan_launch(GGUF, LaunchOptions(engine="llamacpp", gpus=(0,)), RTX).image.endswith(
-        ":server-cuda"
-    )
+    gpu = LaunchOptions(engine="llamacpp", gpus=(0,))
+    # llama.cpp's cuda13 image is built with CUDA 13.4.1, its cuda one with 12.8.1
+    assert plan_launch(GGUF, gpu, driver("13.4")).image.endswith(":server-cuda13-b11434")
+    assert plan_launch(GGUF, gpu, driver("13.0")).image.endswith(":server-cuda-b11434")
+    assert plan_launch(GGUF, gpu, RTX_CUDA129).image.endswith(":server-cuda-b11434")
 
 
 def test_rope_scaling_syntax_per_engine() -> None:
@@ -111,11 +114,15 @@ def test_rope_scaling_syntax_per_engine() -> None:
         trained_context=4096,
         rope_theta=10000.0,
     )
-    tgi = plan_launch(art, LaunchOptions(engine="tgi", gpus=(0,), context=8192, rope=rope), RTX)
+    tgi = plan_launch(
+        art, LaunchOptions(engine="tgi", gpus=(0,), context=8192, rope=rope), RTX_CUDA129
+    )
     assert list(
         tgi.argv[tgi.argv.index("--rope-scaling") : tgi.argv.index("--rope-scaling") + 4]
     ) == ["--rope-scaling", "dynamic", "--rope-factor", "2"]
-    vllm = plan_launch(art, LaunchOptions(engine="vllm", gpus=(0,), context=8192, rope=rope), RTX)
+    vllm = plan_launch(
+        art, LaunchOptions(engine="vllm", gpus=(0,), context=8192, rope=rope), RTX_CUDA129
+    )
     over = json.loads(vllm.argv[vllm.argv.index("--hf-overrides") + 1])
     assert over == {  # vLLM 0.20.2 reads rope_parameters, with the model's own rope_theta
         "rope_parameters": {
@@ -134,17 +141,17 @@ def test_rope_scaling_syntax_per_engine() -> None:
             LaunchOptions(
                 engine="tgi", gpus=(0,), context=8192, rope=RopeScaling("yarn", 2.0, 4096)
             ),
-            RTX,
+            RTX_CUDA129,
         )
 
 
 def test_quant_flags() -> None:
     art = ModelArtifact(model="m", repo="r/m", quant="4bit", format="safetensors")
-    tgi = plan_launch(art, LaunchOptions(engine="tgi", gpus=(0,)), RTX)
+    tgi = plan_launch(art, LaunchOptions(engine="tgi", gpus=(0,)), RTX_CUDA129)
     assert tgi.argv[tgi.argv.index("--quantize") + 1] == "bitsandbytes-nf4"
     art8 = ModelArtifact(model="m", repo="r/m", quant="8bit", format="safetensors")
-    assert "eetq" in plan_launch(art8, LaunchOptions(engine="tgi", gpus=(0,)), RTX).argv
-    v = plan_launch(art8, LaunchOptions(engine="vllm", gpus=(0,)), RTX)
+    assert "eetq" in plan_launch(art8, LaunchOptions(engine="tgi", gpus=(0,)), RTX_CUDA129).argv
+    v = plan_launch(art8, LaunchOptions(engine="vllm", gpus=(0,)), RTX_CUDA129)
     assert v.argv[v.argv.index("--quantization") + 1] == "fp8"
 
 
@@ -166,7 +173,7 @@ def test_quant_flags() -> None:
 )
 def test_bad_combinations_have_hints(art, opts, exc, needle) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(exc) as e:
-        plan_launch(art, opts, RTX)
+        plan_launch(art, opts, RTX_CUDA129)
     assert needle in (e.value.hint or "")
 
 

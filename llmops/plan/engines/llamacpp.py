@@ -17,14 +17,60 @@ from llmops.plan.engines.base import (
     ModelArtifact,
     Mount,
     SecretEnv,
-    cuda_major,
 )
-from llmops.plan.engines.rules import effective_rope
+from llmops.plan.engines.rules import CudaImage, driver_too_old, effective_rope, pick_cuda_image
 
 VERSION = "b11434"
 IMAGE_REPO = "ghcr.io/ggml-org/llama.cpp"
 CONTAINER_PORT = 8080
 DEFAULT_HOST_PORT = 8081
+
+# The server images of this build, newest CUDA first. .github/workflows/docker.yml @ b11434
+# builds .devops/cuda.Dockerfile (`FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu24.04`,
+# ARG CUDA_VERSION=12.8.1) twice: matrix tag "cuda cuda12" with cuda_version 12.8.1 and tag
+# "cuda13" with cuda_version 13.4.1; its merge step names them `server-<tag>` plus the
+# versioned `server-<tag>-<bNNNN>` (the CPU image: `server`, `server-<bNNNN>`). The
+# versioned tags are used: an unversioned one moves on to builds whose flags and CUDA differ.
+CUDA_IMAGES = (
+    CudaImage(
+        f"{IMAGE_REPO}:server-cuda13-{VERSION}",
+        (13, 4),
+        ".github/workflows/docker.yml @ b11434: tag cuda13, cuda_version 13.4.1",
+    ),
+    CudaImage(
+        f"{IMAGE_REPO}:server-cuda-{VERSION}",
+        (12, 8),
+        ".github/workflows/docker.yml @ b11434: tag 'cuda cuda12', cuda_version 12.8.1; "
+        ".devops/cuda.Dockerfile ARG CUDA_VERSION=12.8.1",
+    ),
+)
+CPU_IMAGE = f"{IMAGE_REPO}:server-{VERSION}"
+
+
+def image_for(o: LaunchOptions, facts: HostFacts | None) -> str:
+    """The server image: CPU without GPUs, else the newest CUDA build the driver can start.
+
+    Raises:
+        UsageError: a docker plan on a driver older than every CUDA build.
+    """
+    if not o.gpus:
+        return CPU_IMAGE
+    default = CUDA_IMAGES[-1].ref  # driver unknown (--hw): the build most drivers run
+    if o.runtime != "docker" or o.image:
+        return default
+    img, drv = pick_cuda_image(CUDA_IMAGES, facts)
+    if drv is None:
+        return default
+    if img is None:
+        raise driver_too_old(
+            "llama.cpp",
+            VERSION,
+            CUDA_IMAGES,
+            drv,
+            facts,
+            "`--engine tgi` (its image needs CUDA 12.4), or llama.cpp's CPU image (no `--gpus`)",
+        )
+    return img.ref
 
 
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
@@ -34,13 +80,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
             "choose a GGUF quant such as `--quant q4_k_m`, or `--engine vllm`/`tgi` for "
             f"{a.format}",
         )
-    cuda = cuda_major(facts)
-    if not o.gpus:
-        image = f"{IMAGE_REPO}:server"
-    else:
-        image = (
-            f"{IMAGE_REPO}:server-cuda13" if cuda and cuda >= 13 else (f"{IMAGE_REPO}:server-cuda")
-        )
+    image = image_for(o, facts)
     parallel = max(1, o.concurrency)
     common = [
         "-hf",

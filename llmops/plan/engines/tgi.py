@@ -20,10 +20,27 @@ from llmops.plan.engines.base import (
     SecretEnv,
     min_compute_capability,
 )
-from llmops.plan.engines.rules import effective_rope, fp16_note, no_bf16
+from llmops.plan.engines.rules import (
+    CudaImage,
+    driver_too_old,
+    effective_rope,
+    fp16_note,
+    no_bf16,
+    pick_cuda_image,
+)
 
 VERSION = "3.3.5"
 IMAGE = f"ghcr.io/huggingface/text-generation-inference:{VERSION}"
+# The image's CUDA: Dockerfile @ v3.3.5, final stage `FROM nvidia/cuda:12.4.0-base-ubuntu22.04
+# AS base` (its torch 2.7.0+cu128, server/uv.lock, runs on any CUDA 12 driver by minor
+# version compatibility; the base's cuda>=12.4 requirement is what the runtime checks).
+CUDA_IMAGES = (
+    CudaImage(
+        IMAGE,
+        (12, 4),
+        "Dockerfile @ v3.3.5: FROM nvidia/cuda:12.4.0-base-ubuntu22.04 AS base",
+    ),
+)
 CONTAINER_PORT = 80
 DEFAULT_HOST_PORT = 8080
 
@@ -60,6 +77,17 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
             f"TGI cannot serve the GGUF quantization {a.quant} of {a.model}",
             "use `--engine llamacpp` for GGUF, or a TGI quant such as `--quant 4bit` (GPTQ/AWQ)",
         )
+    if o.runtime == "docker" and not o.image:
+        img, drv = pick_cuda_image(CUDA_IMAGES, facts)
+        if drv is not None and img is None:
+            raise driver_too_old(
+                "TGI",
+                VERSION,
+                CUDA_IMAGES,
+                drv,
+                facts,
+                "`--engine llamacpp` with its CPU image (no `--gpus`)",
+            )
     n = max(1, len(o.gpus))
     port = CONTAINER_PORT
     input_tokens = o.context - 1

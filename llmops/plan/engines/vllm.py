@@ -19,16 +19,83 @@ from llmops.plan.engines.base import (
     ModelArtifact,
     Mount,
     SecretEnv,
-    cuda_major,
     min_compute_capability,
 )
-from llmops.plan.engines.rules import effective_rope, fp16_note, no_bf16
+from llmops.plan.engines.rules import (
+    CudaImage,
+    datacenter_gpus,
+    dotted,
+    driver_too_old,
+    effective_rope,
+    fp16_note,
+    no_bf16,
+    pick_cuda_image,
+)
 from llmops.plan.model import RopeScaling
 
 VERSION = "v0.20.2"
 IMAGE_REPO = "vllm/vllm-openai"
 CONTAINER_PORT = 8000
 DEFAULT_HOST_PORT = 8000
+
+# The image builds of this release, newest CUDA first.
+CUDA_IMAGES = (
+    CudaImage(
+        f"{IMAGE_REPO}:{VERSION}",
+        (13, 0),
+        "docker/Dockerfile @ v0.20.2: ARG CUDA_VERSION=13.0.2, FINAL_BASE_IMAGE="
+        "nvidia/cuda:${CUDA_VERSION}-base-ubuntu22.04; .buildkite/scripts/"
+        "publish-release-images.sh tags that build v<version> ('CUDA (default: 13.0)')",
+    ),
+    CudaImage(
+        f"{IMAGE_REPO}:{VERSION}-cu129",
+        (12, 9),
+        ".buildkite/release-pipeline.yaml @ v0.20.2: --build-arg CUDA_VERSION=12.9.1, pushed "
+        "as <commit>-cu129; publish-release-images.sh tags it v<version>-cu129",
+    ),
+)
+
+
+def image_for(
+    o: LaunchOptions, facts: HostFacts | None, env: dict[str, str], notes: list[str]
+) -> str:
+    """The newest vLLM image build the host's driver can start.
+
+    On data-center GPUs whose driver is older than every build, the cu129 build with CUDA
+    forward compatibility, as vLLM documents it (docs/getting_started/installation/
+    gpu.cuda.inc.md "Running on Systems with Older CUDA Drivers": the image ships the
+    compatibility libraries, `VLLM_ENABLE_CUDA_COMPATIBILITY=1` puts them first,
+    vllm/env_override.py; consumer GPUs cannot use them).
+
+    Raises:
+        UsageError: a docker plan whose driver no build runs on, on a consumer GPU.
+    """
+    default = CUDA_IMAGES[-1]  # driver unknown (--hw): the build most drivers run
+    if o.runtime != "docker" or o.image:
+        return default.ref
+    img, drv = pick_cuda_image(CUDA_IMAGES, facts)
+    if drv is None:
+        return default.ref
+    if img is not None:
+        return img.ref
+    if datacenter_gpus(facts, o.gpus):
+        env["VLLM_ENABLE_CUDA_COMPATIBILITY"] = "1"
+        notes.append(
+            f"the driver supports CUDA {dotted(drv)}, older than {default.ref}'s "
+            f"{dotted(default.cuda)}: running it with CUDA forward compatibility "
+            "(VLLM_ENABLE_CUDA_COMPATIBILITY=1, data-center GPUs only); if the container "
+            f"runtime refuses it (unsatisfied condition: cuda>={dotted(default.cuda)}), "
+            "update the driver"
+        )
+        return default.ref
+    raise driver_too_old(
+        "vLLM",
+        VERSION.lstrip("v"),
+        CUDA_IMAGES,
+        drv,
+        facts,
+        "`--engine tgi` (its image needs CUDA 12.4) or `--engine llamacpp` (12.8)",
+    )
 
 
 # Formats whose repo carries its own `quantization_config`. vLLM 0.20.2 reads it when
@@ -144,8 +211,6 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
             f"vLLM's GGUF support is experimental; llmops does not launch {a.quant} on vLLM",
             "use `--engine llamacpp` for GGUF files, or `--quant awq` / `--quant fp8` on vLLM",
         )
-    cuda = cuda_major(facts)
-    tag = VERSION if cuda is not None and cuda >= 13 else f"{VERSION}-cu129"
     n = max(1, len(o.gpus))
     port = CONTAINER_PORT
     common = [
@@ -163,6 +228,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     notes: list[str] = []
     cap = min_compute_capability(facts, o.gpus)
     check_capability(a, cap)
+    image = image_for(o, facts, env, notes)
     quantization = quantization_flag(a)
     if quantization:
         common += ["--quantization", quantization]
@@ -196,7 +262,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     argv = ["serve", *common, "--host", "0.0.0.0", "--port", str(port)]
     native = ["vllm", "serve", *common, "--host", "0.0.0.0", "--port", "{port}"]
     return EngineArgs(
-        image=f"vllm/vllm-openai:{tag}",
+        image=image,
         # version-proof: works whether the image's entrypoint is `vllm serve` or the old module
         entrypoint=("vllm",),
         argv=argv,
