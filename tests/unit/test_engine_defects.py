@@ -292,3 +292,17 @@ def test_no_driver_check_for_native_runs_or_an_explicit_image() -> None:
     plan(BF16, "vllm", GEFORCE_122, runtime="native")
     p = plan(BF16, "vllm", GEFORCE_122, image="my/vllm:patched")
     assert p.image == "my/vllm:patched"
+
+
+# ------------------------------------------------------------------ 7. TGI prefill chunking
+
+
+def test_tgi_leaves_prefill_to_its_chunking_on_ampere() -> None:
+    p = plan(BF16, "tgi", context=32768)
+    assert "--max-batch-prefill-tokens" not in p.argv
+    assert tgi.RECORD.prefill_tokens == 4096
+
+
+def test_tgi_without_chunking_gets_prefill_at_least_the_input() -> None:
+    p = plan(BF16, "tgi", T4, context=32768)
+    assert flag(p, "--max-batch-prefill-tokens") == "32767"

@@ -51,6 +51,33 @@ DEFAULT_HOST_PORT = 8080
 # native FP8 GEMM; below 8.0 there is neither.
 FP8_MIN_CAPABILITY = 8.0
 
+# Prefill in TGI 3.3.5. Without --max-batch-prefill-tokens the launcher sets the prefill
+# budget itself (launcher/src/main.rs `main`): compute_optimal (the card's f16 FLOPs over the
+# model's FLOPs per token, for the cards in its `Gpu` table: T4, L4, L40(S), A10G, A40, A100,
+# H100, H200, RTX 4090), else 4096 (10000/8000 for qwen2-vl/gemma3), capped by
+# max_position_embeddings and by its own VRAM estimate. The router refuses a budget below
+# --max-input-tokens only when the shards cannot chunk a prefill (backends/v3/src/main.rs:
+# "`max_batch_prefill_tokens` must be >= `max_input_tokens`" under `!support_chunking`).
+# Chunking is on by default (models/globals.py PREFILL_CHUNKING=1) for flash models with
+# flashinfer or flashdecoding attention (models/model.py `Model.__init__`); the launcher
+# picks those from compute capability 8.0 and `paged` (no chunking) below it
+# (launcher/src/main.rs `resolve_attention`). So from 8.0 TGI's own budget is right and a
+# prompt longer than it is prefilled in chunks of it; below 8.0 the budget must cover the
+# longest input.
+DEFAULT_PREFILL_TOKENS = 4096
+CHUNKING_MIN_CAPABILITY = 8.0
+
+
+def prefill_flag(input_tokens: int, cap: float | None) -> int | None:
+    """The --max-batch-prefill-tokens to render (None: TGI's own default)."""
+    if cap is not None and cap >= CHUNKING_MIN_CAPABILITY:
+        return None  # chunked prefill: TGI's default budget
+    if cap is not None:
+        return input_tokens  # paged attention, no chunking: the whole input in one prefill
+    # capability unknown (--hw without a card): valid with or without chunking
+    return input_tokens if input_tokens > DEFAULT_PREFILL_TOKENS else None
+
+
 # Formats whose repo carries its own `quantization_config`: with no `--quantize`, TGI 3.3.5
 # reads it (server/text_generation_server/models/__init__.py `get_model`: quant_method gptq,
 # awq, exl2 as such, fp8/fbgemm_fp8 as fp8, compressed-tensors as compressed-tensors, also
@@ -101,11 +128,11 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         "--max-total-tokens",
         str(o.context),
     ]
-    # TGI refuses to start when prefill < input (engines.md §4 #5); its default prefill is 4096.
-    if input_tokens > 4096:
-        common += ["--max-batch-prefill-tokens", str(input_tokens)]
     notes: list[str] = []
     cap = min_compute_capability(facts, o.gpus)
+    prefill = prefill_flag(input_tokens, cap)
+    if prefill is not None:
+        common += ["--max-batch-prefill-tokens", str(prefill)]
     if (a.quant == "fp8" or a.format == "fp8") and cap is not None and cap < FP8_MIN_CAPABILITY:
         raise UsageError(
             f"TGI's FP8 needs GPU compute capability {FP8_MIN_CAPABILITY} or newer (FP8 Marlin "
@@ -183,7 +210,9 @@ RECORD = EngineRecord(
     tensor_parallel=True,
     cuda_graphs_bytes=512 * MIB,
     cpu_runtime_bytes=0,
-    prefill_tokens=None,
+    # the prefill chunk TGI uses by default (DEFAULT_PREFILL_TOKENS above: its budget where
+    # it has no FLOPs figure for the card; it caps larger compute-optimal budgets by VRAM)
+    prefill_tokens=DEFAULT_PREFILL_TOKENS,
     reserve="wiggle",
     kv_dtypes=("fp16", "bf16", "fp8"),
     quants={
