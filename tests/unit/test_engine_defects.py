@@ -306,3 +306,42 @@ def test_tgi_leaves_prefill_to_its_chunking_on_ampere() -> None:
 def test_tgi_without_chunking_gets_prefill_at_least_the_input() -> None:
     p = plan(BF16, "tgi", T4, context=32768)
     assert flag(p, "--max-batch-prefill-tokens") == "32767"
+
+
+# ------------------------------------------------------------------ 8. --kv-dtype reaches it
+
+
+def test_kv_dtype_flags() -> None:
+    assert flag(plan(BF16, "vllm", kv_dtype="fp8"), "--kv-cache-dtype") == "fp8"
+    assert flag(plan(BF16, "vllm", kv_dtype="bf16"), "--kv-cache-dtype") == "bfloat16"
+    assert flag(plan(BF16, "tgi", kv_dtype="fp8"), "--kv-cache-dtype") == "fp8_e4m3fn"
+    g = plan(GGUF, "llamacpp", kv_dtype="q8_0")
+    assert flag(g, "-ctk") == "q8_0" and flag(g, "-ctv") == "q8_0"
+    assert flag(g, "-fa") == "on"  # llama-context.cpp: a quantized V cache needs flash attention
+    f = plan(GGUF, "llamacpp", kv_dtype="fp16")
+    assert flag(f, "-ctk") == "f16" and "-fa" not in f.argv
+    assert "--kv-cache-dtype" not in plan(BF16, "vllm").argv
+
+
+@pytest.mark.parametrize(
+    ("a", "engine", "kv"),
+    [
+        (BF16, "vllm", "q8_0"),
+        (BF16, "tgi", "q4_0"),
+        (GGUF, "llamacpp", "fp8"),
+        (BF16, "torch", "fp16"),
+    ],
+)
+def test_kv_dtype_an_engine_lacks_is_refused_with_the_list(
+    a: ModelArtifact, engine: str, kv: str
+) -> None:
+    with pytest.raises(UsageError, match=kv) as e:
+        plan(a, engine, kv_dtype=kv)
+    assert "auto" in (e.value.hint or "")
+
+
+def test_tgi_kv_cache_follows_the_model_dtype() -> None:
+    p = plan(FP16, "tgi", kv_dtype="fp16")
+    assert flag(p, "--dtype") == "float16" and "--kv-cache-dtype" not in p.argv
+    with pytest.raises(UsageError, match="dtype"):
+        plan(BF16, "tgi", kv_dtype="fp16")

@@ -18,7 +18,13 @@ from llmops.plan.engines.base import (
     Mount,
     SecretEnv,
 )
-from llmops.plan.engines.rules import CudaImage, driver_too_old, effective_rope, pick_cuda_image
+from llmops.plan.engines.rules import (
+    CudaImage,
+    driver_too_old,
+    effective_rope,
+    pick_cuda_image,
+    unknown_kv,
+)
 
 VERSION = "b11434"
 IMAGE_REPO = "ghcr.io/ggml-org/llama.cpp"
@@ -45,6 +51,15 @@ CUDA_IMAGES = (
     ),
 )
 CPU_IMAGE = f"{IMAGE_REPO}:server-{VERSION}"
+
+# -ctk/-ctv values (common/arg.cpp @ b11434, `kv_cache_types`: f32 f16 bf16 q8_0 q4_0 q4_1
+# iq4_nl q5_0 q5_1; tests/fixtures/engines/llamacpp.json), by llmops' name. A quantized V
+# cache needs flash attention (src/llama-context.cpp `llama_init_from_model`: with -fa auto
+# it is switched on, with it off the context fails, "quantized V cache requires flash_attn";
+# and if auto then finds the device cannot run it: "quantized V cache was requested, but
+# this requires Flash Attention"): -fa on says so up front.
+CACHE_TYPES = {"fp16": "f16", "bf16": "bf16", "fp32": "f32", "q8_0": "q8_0", "q4_0": "q4_0"}
+QUANTIZED_CACHE = ("q8_0", "q4_0")
 
 
 def image_for(o: LaunchOptions, facts: HostFacts | None) -> str:
@@ -99,6 +114,14 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     ]
     if len(o.gpus) > 1:
         common += ["-sm", "layer"]
+    kv = o.kv_dtype.lower()
+    if kv != "auto":
+        cache = CACHE_TYPES.get(kv)
+        if cache is None:
+            raise unknown_kv("llama.cpp", kv, tuple(CACHE_TYPES))
+        common += ["-ctk", cache, "-ctv", cache]
+        if kv in QUANTIZED_CACHE:
+            common += ["-fa", "on"]
     notes: list[str] = []
     rope = effective_rope(a, o, "llama.cpp")
     if rope is not None:
@@ -152,7 +175,7 @@ RECORD = EngineRecord(
     cpu_runtime_bytes=64 * MIB,
     prefill_tokens=512,
     reserve="allocator",
-    kv_dtypes=("fp16", "q8_0", "q4_0", "fp32"),
+    kv_dtypes=tuple(CACHE_TYPES),
     quants={
         "4bit": ("q4_k_m",),
         "8bit": ("q8_0",),

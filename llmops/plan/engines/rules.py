@@ -163,6 +163,30 @@ def effective_rope(a: ModelArtifact, o: LaunchOptions, title: str) -> RopeScalin
     )
 
 
+def unknown_kv(title: str, kv: str, accepted: Sequence[str]) -> UsageError:
+    return UsageError(
+        f"{title} has no {kv} KV cache",
+        "choose `--kv-dtype` auto, " + ", ".join(accepted),
+    )
+
+
+def kv_follows_dtype(title: str, kv: str, dtype: str | None, why: str) -> str:
+    """The activation dtype for an fp16/bf16 KV cache, which these engines keep in it.
+
+    ``dtype`` is the one already decided (the checkpoint's fp16/bf16, fp16 below 8.0, the
+    engine's own choice for a quant), None when free.
+
+    Raises:
+        UsageError: ``kv`` differs from the decided dtype.
+    """
+    if dtype is None or dtype == kv:
+        return kv
+    raise UsageError(
+        f"{title} keeps the KV cache in the model's dtype, {dtype} here ({why}), not {kv}",
+        f"use `--kv-dtype auto` (or {dtype}), or `--kv-dtype fp8` for a smaller cache",
+    )
+
+
 __all__ = [
     "BF16_MIN_CAPABILITY",
     "CudaImage",
@@ -173,7 +197,9 @@ __all__ = [
     "driver_too_old",
     "effective_rope",
     "fp16_note",
+    "kv_follows_dtype",
     "no_bf16",
     "pick_cuda_image",
     "selected_gpu_names",
+    "unknown_kv",
 ]

@@ -25,8 +25,10 @@ from llmops.plan.engines.rules import (
     driver_too_old,
     effective_rope,
     fp16_note,
+    kv_follows_dtype,
     no_bf16,
     pick_cuda_image,
+    unknown_kv,
 )
 
 VERSION = "3.3.5"
@@ -50,6 +52,12 @@ DEFAULT_HOST_PORT = 8080
 # `_check_marlin_kernels`: "requires a GPU with CUDA capability 8.0 or later"); on 9.x torch's
 # native FP8 GEMM; below 8.0 there is neither.
 FP8_MIN_CAPABILITY = 8.0
+
+# KV cache dtype in TGI 3.3.5: --kv-cache-dtype takes fp8_e4m3fn|fp8_e5m2 only
+# (launcher/src/main.rs `enum KVCacheDtype`); without it the cache is kept in the model dtype
+# (models/__init__.py get_model: `kv_cache_dtype = dtype`), which is float16 for awq/gptq
+# when --dtype is absent. So an fp16/bf16 cache is asked for with --dtype.
+KV_CACHE_FP8 = "fp8_e4m3fn"
 
 # Prefill in TGI 3.3.5. Without --max-batch-prefill-tokens the launcher sets the prefill
 # budget itself (launcher/src/main.rs `main`): compute_optimal (the card's f16 FLOPs over the
@@ -144,13 +152,23 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if quantize:
         common += ["--quantize", quantize]
     dtype = a.quant if a.format == "safetensors" and a.quant in ("fp16", "bf16") else None
+    why = "the checkpoint's"
     if no_bf16(cap):
         # With no --dtype, TGI picks float16 only for awq/exl2/gptq/marlin and lets every
         # other model take its own default, bf16 for most (models/__init__.py get_model).
         assert cap is not None
         if a.quant != "fp16":
             notes.append(fp16_note(cap, "--dtype float16"))
-        dtype = "fp16"
+        dtype, why = "fp16", f"no bf16 at compute capability {cap:.1f}"
+    kv = o.kv_dtype.lower()
+    if kv == "fp8":
+        common += ["--kv-cache-dtype", KV_CACHE_FP8]
+    elif kv in ("fp16", "bf16"):
+        if dtype is None and a.format in ("awq", "gptq"):
+            dtype, why = "fp16", f"TGI runs {a.format} in float16"
+        dtype = kv_follows_dtype("TGI", kv, dtype, why)
+    elif kv != "auto":
+        raise unknown_kv("TGI", kv, ("fp16", "bf16", "fp8"))
     if dtype:
         common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
     rope = effective_rope(a, o, "TGI")

@@ -35,6 +35,15 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
             f"the torch backend does not serve {a.quant}",
             "use fp32, fp16, bf16, 8bit or 4bit with `--engine torch`",
         )
+    if o.kv_dtype.lower() != "auto":
+        # `llmops serve` (llmops/cli/serve.py) has no KV cache option: its cache is kept in
+        # the --precision dtype.
+        raise UsageError(
+            f"the torch backend has no {o.kv_dtype} KV cache option (its cache follows "
+            "--precision)",
+            "use `--kv-dtype auto` with `--engine torch`, or `--engine vllm` / `--engine "
+            "llamacpp` for a smaller KV cache",
+        )
     model_ref = a.repo if a.format != "gguf" else f"{a.repo}/{a.file}"
     common = [
         "serve",
@@ -90,7 +99,7 @@ RECORD = EngineRecord(
     cpu_runtime_bytes=512 * MIB,
     prefill_tokens=None,
     reserve="allocator",
-    kv_dtypes=("fp16", "bf16", "fp32"),
+    kv_dtypes=(),  # `llmops serve` has no KV cache option; only auto
     quants={
         "4bit": ("4bit",),
         "8bit": ("8bit",),

@@ -28,8 +28,10 @@ from llmops.plan.engines.rules import (
     driver_too_old,
     effective_rope,
     fp16_note,
+    kv_follows_dtype,
     no_bf16,
     pick_cuda_image,
+    unknown_kv,
 )
 from llmops.plan.model import RopeScaling
 
@@ -142,6 +144,12 @@ MIN_CAPABILITY = 7.5
 QUANT_MIN_CAPABILITY = {"fp8": 7.5, "awq": 7.5, "gptq": 7.5, "bitsandbytes": 7.0}
 
 
+# --kv-cache-dtype values (vllm/config/cache.py CacheDType; tests/fixtures/engines/vllm.json).
+# float16/bfloat16 caches are written in the model's own dtype (csrc/attention/dtype_fp8.cuh
+# `get_fp8_kv_cache_data_type`: "unquantized kv cache" = kAuto), so they must match --dtype.
+KV_CACHE_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp8": "fp8"}
+
+
 def _kernel(a: ModelArtifact) -> str | None:
     if a.format in ("awq", "gptq"):
         return a.format
@@ -233,13 +241,21 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if quantization:
         common += ["--quantization", quantization]
     dtype = a.quant if a.format == "safetensors" and a.quant in ("fp16", "bf16") else None
+    why = "the checkpoint's"
     if no_bf16(cap):
         # platforms/cuda.py: an explicit bfloat16 below 8.0 is refused; `auto` of a bf16
         # checkpoint (and of a quantized repo) falls back with a warning: say it instead.
         assert cap is not None
         if a.quant != "fp16":
             notes.append(fp16_note(cap, "--dtype float16"))
-        dtype = "fp16"
+        dtype, why = "fp16", f"no bf16 at compute capability {cap:.1f}"
+    kv = o.kv_dtype.lower()
+    if kv != "auto":
+        if kv not in KV_CACHE_DTYPES:
+            raise unknown_kv("vLLM", kv, tuple(KV_CACHE_DTYPES))
+        if kv in ("fp16", "bf16"):
+            dtype = kv_follows_dtype("vLLM", kv, dtype, why)
+        common += ["--kv-cache-dtype", KV_CACHE_DTYPES[kv]]
     if dtype:
         common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
     rope = effective_rope(a, o, "vLLM")
