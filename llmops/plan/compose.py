@@ -2,8 +2,14 @@
 
 The service carries what ``docker run`` would: the GPUs as a device reservation (driver nvidia,
 the plan's device ids), shm or host IPC, ports, volumes (named volumes declared at the top level
-with their real names, so ``llmops up`` and compose share them), labels, the restart policy, a
-healthcheck on the engine's health path and the deployment's secrets file as ``env_file``.
+with their real names, so ``llmops up`` and compose share them), labels, the restart policy and
+a healthcheck on the engine's health path.
+
+Secrets are never in the file and need no file of their own: each is taken from the
+environment of ``docker compose`` through interpolation (``${LLMOPS_API_KEY:?...}``), which
+stops ``config``/``up`` with that message when a required one is unset, so the rendered file
+runs as written (an ``env_file`` pointing at the secrets file only ``llmops up`` creates did
+not: "Couldn't find env file").
 
 Pure: the caller reads the existing compose file and passes its text in.
 """
@@ -14,12 +20,53 @@ import re
 from typing import Any
 
 from llmops.errors import UsageError
-from llmops.plan.launch import LaunchPlan, Mount
+from llmops.plan.launch import LaunchPlan, Mount, SecretEnv
 
 COMPOSE_HEADER = (
     "# llmops deployment(s) for docker compose. Rendered by `llmops render --format compose`;\n"
     "# start with `docker compose up -d` (or `docker-compose up -d`).\n"
 )
+
+# Where each secret comes from: the variable compose reads, and what to put in it.
+SECRET_VARS = {
+    "api_key": ("LLMOPS_API_KEY", "the API key clients will send"),
+    "hf_token": ("HF_TOKEN", "a Hugging Face token that can read the model"),
+}
+_SET = {
+    "api_key": "export LLMOPS_API_KEY=$(openssl rand -hex 24)   # clients send it as the bearer token",
+    "hf_token": "export HF_TOKEN=hf_...   # a Hugging Face read token",
+}
+
+
+def secret_value(s: SecretEnv) -> str:
+    """The compose interpolation that fills secret ``s`` from the environment.
+
+    Required: ``${VAR:?message}`` (compose refuses to run without it, with the message);
+    optional: ``${VAR:-}`` (empty when unset).
+    """
+    var, what = SECRET_VARS.get(s.secret, (s.env, f"the {s.secret.replace('_', ' ')}"))
+    if not s.required:
+        return f"${{{var}:-}}"
+    return f"${{{var}:?set {var} to {what}}}"
+
+
+def secrets_help(doc: dict[str, Any]) -> str:
+    """Header lines saying how to set the variables the services in ``doc`` read."""
+    text = repr(doc.get("services") or {})
+    lines = []
+    for secret, (var, _what) in SECRET_VARS.items():
+        if "${" + var + ":?" in text:
+            lines.append(f"#   {_SET[secret]}")
+        elif "${" + var + ":-}" in text:
+            lines.append(f"#   {_SET[secret]}   (optional here)")
+    if not lines:
+        return ""
+    return (
+        "# Secrets are not in this file: compose takes them from its environment (or a .env\n"
+        "# file beside this one) and stops with a message when a required one is unset:\n"
+        + "\n".join(lines)
+        + "\n"
+    )
 
 
 def _host_path(path: str) -> str:
@@ -63,6 +110,9 @@ def _healthcheck(plan: LaunchPlan) -> dict[str, Any]:
 def compose_service(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
     """The compose service for one docker plan (a plain dict, ready for YAML).
 
+    ``secrets_file`` (where ``llmops up`` keeps the deployment's secrets) is not read by
+    compose; it is named in the header only.
+
     Raises:
         UsageError: for a native plan (compose runs containers).
     """
@@ -82,10 +132,10 @@ def compose_service(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
     svc["ports"] = [f"{p.host_ip}:{p.host_port}:{p.container_port}" for p in plan.ports]
     if plan.mounts:
         svc["volumes"] = [_volume(m) for m in plan.mounts]
-    if plan.env:
-        svc["environment"] = dict(plan.env)
-    if plan.secret_env:
-        svc["env_file"] = [secrets_file]
+    env = dict(plan.env)
+    env.update({s.env: secret_value(s) for s in plan.secret_env})
+    if env:
+        svc["environment"] = env
     if plan.ipc_host:
         svc["ipc"] = "host"
     elif plan.shm_size_mib:
@@ -129,8 +179,12 @@ def compose_doc(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
 def _notes(plan: LaunchPlan, secrets_file: str) -> str:
     lines = [f"# {plan.name}: {plan.model} ({plan.quant}) on {plan.engine}"]
     if plan.secret_env:
-        held = ", ".join(f"{s.env}=<{s.secret}>" for s in plan.secret_env)
-        lines.append(f"#   secrets: {secrets_file} (mode 0600) holds {held}")
+        held = ", ".join(
+            f"{s.env} from ${SECRET_VARS.get(s.secret, (s.env, ''))[0]}"
+            + ("" if s.required else " (optional)")
+            for s in plan.secret_env
+        )
+        lines.append(f"#   secrets: {held} (`llmops up` keeps its own in {secrets_file})")
     lines += [f"#   note: {n}" for n in plan.notes]
     return "\n".join(lines) + "\n"
 
@@ -144,11 +198,8 @@ def dump(doc: dict[str, Any]) -> str:
 
 def render_compose(plan: LaunchPlan, *, secrets_file: str) -> str:
     """The compose file text for one deployment (header comments, then YAML)."""
-    return (
-        COMPOSE_HEADER
-        + _notes(plan, secrets_file)
-        + dump(compose_doc(plan, secrets_file=secrets_file))
-    )
+    doc = compose_doc(plan, secrets_file=secrets_file)
+    return COMPOSE_HEADER + secrets_help(doc) + _notes(plan, secrets_file) + dump(doc)
 
 
 # ------------------------------------------------------------------------------------ --add
@@ -228,7 +279,7 @@ def merge_compose(existing_text: str, plan: LaunchPlan, *, secrets_file: str, wh
         for k, v in vols.items():
             declared.setdefault(k, v)
         doc["volumes"] = declared
-    return COMPOSE_HEADER + _notes(plan, secrets_file) + dump(doc)
+    return COMPOSE_HEADER + secrets_help(doc) + _notes(plan, secrets_file) + dump(doc)
 
 
 def _free_port(services: dict[str, Any], start: int) -> int:

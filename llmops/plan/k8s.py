@@ -121,14 +121,10 @@ def secret_key(secret: str) -> str:
 def env(plan: LaunchPlan) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plan.env]
     for s in plan.secret_env:
-        out.append(
-            {
-                "name": s.env,
-                "valueFrom": {
-                    "secretKeyRef": {"name": secret_name(plan), "key": secret_key(s.secret)}
-                },
-            }
-        )
+        ref: dict[str, Any] = {"name": secret_name(plan), "key": secret_key(s.secret)}
+        if not s.required:
+            ref["optional"] = True  # e.g. an HF token for a public model: start without it
+        out.append({"name": s.env, "valueFrom": {"secretKeyRef": ref}})
     return out
 
 
@@ -314,10 +310,15 @@ def secret_comment(plan: LaunchPlan, opts: K8sOptions) -> str:
         return ""
     ns = f" -n {opts.namespace}" if opts.namespace else ""
     lits = " ".join(f"--from-literal={secret_key(s.secret)}=<{s.secret}>" for s in plan.secret_env)
-    return (
-        f"# Secrets come from the Secret {secret_name(plan)} (values are never rendered); create it:\n"
+    optional = [secret_key(s.secret) for s in plan.secret_env if not s.required]
+    text = (
+        f"# Secrets come from the Secret {secret_name(plan)} (values are never rendered); create "
+        "it\n# before applying (a pod waits in CreateContainerConfigError without it):\n"
         f"#   kubectl create secret generic {secret_name(plan)}{ns} {lits}\n"
     )
+    if optional:
+        text += f"#   ({', '.join(optional)} may be left out: the pod starts without it)\n"
+    return text
 
 
 def dump_all(docs: list[dict[str, Any]]) -> str:

@@ -11,6 +11,7 @@ import json
 from dataclasses import replace
 
 import pytest
+import yaml
 
 from llmops.errors import UsageError
 from llmops.hw.facts import GpuInfo, HostFacts, NvidiaFacts
@@ -345,3 +346,24 @@ def test_tgi_kv_cache_follows_the_model_dtype() -> None:
     assert flag(p, "--dtype") == "float16" and "--kv-cache-dtype" not in p.argv
     with pytest.raises(UsageError, match="dtype"):
         plan(BF16, "tgi", kv_dtype="fp16")
+
+
+# ----------------------------------------------------------- 9. compose runs as written
+
+
+def test_compose_takes_secrets_from_the_environment() -> None:
+    from llmops.plan.compose import render_compose
+
+    gated = replace(BF16, gated=True)
+    p = plan(gated, "vllm", host(cuda="12.9"), hf_token=True, name="l")
+    text = render_compose(p, secrets_file="/nowhere/secrets.env")
+    svc = yaml.safe_load(text)["services"]["l"]
+    assert "env_file" not in svc
+    env = svc["environment"]
+    assert env["VLLM_API_KEY"].startswith("${LLMOPS_API_KEY:?")
+    assert env["HF_TOKEN"].startswith("${HF_TOKEN:?")
+    assert "LLMOPS_API_KEY" in text.split("services:")[0]  # the header says how to set it
+    # a token for a public model is optional: empty when unset
+    p2 = plan(BF16, "vllm", host(cuda="12.9"), hf_token=True, name="l")
+    env2 = yaml.safe_load(render_compose(p2, secrets_file="/x"))["services"]["l"]["environment"]
+    assert env2["HF_TOKEN"] == "${HF_TOKEN:-}"

@@ -80,8 +80,8 @@ def test_json_format_is_the_plan() -> None:
     assert doc["schema"] == 1
     assert doc["plan"]["image"] == "vllm/vllm-openai:v0.20.2-cu129"  # CUDA 12.4 driver
     assert doc["plan"]["secret_env"] == [
-        {"env": "VLLM_API_KEY", "secret": "api_key"},
-        {"env": "HF_TOKEN", "secret": "hf_token"},
+        {"env": "VLLM_API_KEY", "secret": "api_key", "required": True},
+        {"env": "HF_TOKEN", "secret": "hf_token", "required": True},  # Llama 3.1 is gated
     ]
 
 

@@ -41,7 +41,12 @@ def test_vllm_service_carries_what_docker_run_would() -> None:
     ]
     assert svc["ipc"] == "host" and "shm_size" not in svc
     assert svc["ports"] == ["0.0.0.0:8000:8000"]
-    assert svc["env_file"] == [f"{DATA}/deployments/l/secrets.env"]
+    # secrets come from compose's environment, never from a file only `llmops up` creates
+    assert "env_file" not in svc
+    assert svc["environment"]["VLLM_API_KEY"] == (
+        "${LLMOPS_API_KEY:?set LLMOPS_API_KEY to the API key clients will send}"
+    )
+    assert svc["environment"]["HF_TOKEN"].startswith("${HF_TOKEN:?")  # Llama 3.1 is gated
     assert svc["restart"] == "unless-stopped"
     assert svc["labels"]["llmops.deployment"] == "l" and svc["labels"]["llmops.engine"] == "vllm"
     assert "http://localhost:8000/health" in " ".join(svc["healthcheck"]["test"])
@@ -50,7 +55,7 @@ def test_vllm_service_carries_what_docker_run_would() -> None:
     assert "llmops-vllm-cache:/root/.cache/vllm" in svc["volumes"]
     assert doc["volumes"] == {"llmops-vllm-cache": {"name": "llmops-vllm-cache"}}
     # secrets: named, never valued
-    assert "VLLM_API_KEY" not in svc.get("environment", {})
+    assert "sk-" not in _compose(plan) and "hf_" not in svc["environment"]["HF_TOKEN"]
 
 
 def test_tgi_gets_shm_and_both_gpus_and_home_paths_become_variables() -> None:
@@ -59,6 +64,29 @@ def test_tgi_gets_shm_and_both_gpus_and_home_paths_become_variables() -> None:
     assert svc["shm_size"] == f"{plan.shm_size_mib}m" and "ipc" not in svc
     assert svc["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["0", "1"]
     assert svc["volumes"] == ["${HOME}/.cache/huggingface:/data"]
+
+
+def test_every_secret_is_an_interpolation_the_header_explains() -> None:
+    """Pure: no env_file anywhere, every secret env var of every service is `${VAR:?msg}`
+    (required) or `${VAR:-}` (optional), and the header says how to set each variable."""
+    import re
+
+    text = _add(_compose(vllm_plan()), tgi_plan(host_port=8080))
+    doc = yaml.safe_load(text)
+    header = text.split("services:")[0]
+    for name, svc in doc["services"].items():
+        assert "env_file" not in svc, name
+        for key in ("VLLM_API_KEY", "API_KEY", "LLAMA_API_KEY", "HF_TOKEN"):
+            value = svc.get("environment", {}).get(key)
+            if value is None:
+                continue
+            m = re.fullmatch(r"\$\{(\w+):(\?[^}]+|-)\}", value)
+            assert m, (name, key, value)
+            assert f"export {m.group(1)}=" in header
+    assert doc["services"]["m"]["environment"]["API_KEY"].startswith("${LLMOPS_API_KEY:?")
+    # the public model's plan asked for no token; the gated one's is required
+    assert "HF_TOKEN" not in doc["services"]["m"]["environment"]
+    assert doc["services"]["l"]["environment"]["HF_TOKEN"].startswith("${HF_TOKEN:?")
 
 
 def test_native_plan_is_refused() -> None:
@@ -143,28 +171,38 @@ def _compose_cmd() -> list[str]:
 
 @pytest.mark.docker
 def test_docker_compose_config_accepts_the_output(docker_client, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
     cmd = _compose_cmd()
-    data = str(tmp_path / "state")
+    data = str(tmp_path / "state")  # never created: the file must run as written
     plans = [vllm_plan(), tgi_plan(host_port=8080), llamacpp_plan(host_port=8081)]
-    for p in plans:  # env_file must exist for `config`
-        secrets = Path(secrets_file(p, data))
-        secrets.parent.mkdir(parents=True, exist_ok=True)
-        secrets.write_text("")
     text = render(plans[0], "compose", templates=templates_dir(), data_dir=data)
     for p in plans[1:]:
         text = merge_compose(text, p, secrets_file=secrets_file(p, data), where="f")
     path = tmp_path / "compose.yaml"
     path.write_text(text)
+    base = {k: v for k, v in os.environ.items() if k not in ("LLMOPS_API_KEY", "HF_TOKEN")}
+    # a required secret unset: compose stops and says which variable to set
+    missing = subprocess.run(
+        [*cmd, "-f", str(path), "config"], capture_output=True, text=True, cwd=tmp_path, env=base
+    )
+    assert missing.returncode != 0
+    assert "LLMOPS_API_KEY" in missing.stderr or "HF_TOKEN" in missing.stderr, missing.stderr
+    env = {**base, "LLMOPS_API_KEY": "sk-llmops-test", "HF_TOKEN": "hf_test"}
     out = subprocess.run(
-        [*cmd, "-f", str(path), "config"], capture_output=True, text=True, cwd=tmp_path
+        [*cmd, "-f", str(path), "config"], capture_output=True, text=True, cwd=tmp_path, env=env
     )
     assert out.returncode == 0, out.stderr
     resolved = yaml.safe_load(out.stdout)
     assert set(resolved["services"]) == {"l", "m", "q"}
+    assert resolved["services"]["l"]["environment"]["VLLM_API_KEY"] == "sk-llmops-test"
+    assert resolved["services"]["q"]["environment"]["LLAMA_API_KEY"] == "sk-llmops-test"
+    assert resolved["services"]["l"]["environment"]["HF_TOKEN"] == "hf_test"
+    assert not Path(data).exists()
     dev = resolved["services"]["m"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert dev["device_ids"] == ["0", "1"] and dev["capabilities"] == ["gpu"]
     assert "llmops-vllm-cache" in resolved["volumes"]
     # and the tool does reject a broken file, so the check above means something
     path.write_text(text.replace("deploy:", "deploy_typo:", 1))
-    bad = subprocess.run([*cmd, "-f", str(path), "config"], capture_output=True, text=True)
+    bad = subprocess.run([*cmd, "-f", str(path), "config"], capture_output=True, text=True, env=env)
     assert bad.returncode != 0

@@ -77,6 +77,7 @@ class SecretEnv:
 
     env: str
     secret: str  # api_key | hf_token
+    required: bool = True  # False: the engine starts without it (an HF token for a public repo)
 
 
 @dataclass(frozen=True)

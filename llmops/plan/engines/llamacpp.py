@@ -141,7 +141,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if o.api_key:
         secrets.append(SecretEnv("LLAMA_API_KEY", "api_key"))
     if o.hf_token:
-        secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
+        secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
     port = CONTAINER_PORT
     argv = [*common, "--host", "0.0.0.0", "--port", str(port)]
     native = ["llama-server", *common, "--host", "0.0.0.0", "--port", "{port}"]

@@ -198,7 +198,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if o.api_key:
         secrets.append(SecretEnv("API_KEY", "api_key"))  # the env form of --api-key
     if o.hf_token:
-        secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
+        secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
     if n > 1:
         notes.append(f"TGI shards across {n} GPUs (--num-shard {n} = the GPUs passed)")
     # --hostname must be explicit: Docker sets HOSTNAME to the container id (engines.md §2.1).

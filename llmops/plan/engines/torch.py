@@ -69,7 +69,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         common += ["--precision", precision]
     secrets = [SecretEnv("LLMOPS_API_KEY", "api_key")] if o.api_key else []
     if o.hf_token:
-        secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
+        secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
     port = CONTAINER_PORT
     variant = "cuda" if o.gpus else "cpu"
     return EngineArgs(

@@ -274,7 +274,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if o.api_key:
         secrets.append(SecretEnv("VLLM_API_KEY", "api_key"))
     if o.hf_token:
-        secrets.append(SecretEnv("HF_TOKEN", "hf_token"))
+        secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
     argv = ["serve", *common, "--host", "0.0.0.0", "--port", str(port)]
     native = ["vllm", "serve", *common, "--host", "0.0.0.0", "--port", "{port}"]
     return EngineArgs(
