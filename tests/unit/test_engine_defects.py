@@ -253,32 +253,43 @@ def test_native_gpu_selection_uses_pci_bus_order() -> None:
 def test_vllm_image_follows_the_driver() -> None:
     assert plan(BF16, "vllm", host(cuda="13.0")).image == "vllm/vllm-openai:v0.20.2"
     assert plan(BF16, "vllm", host(cuda="12.9")).image == "vllm/vllm-openai:v0.20.2-cu129"
+    # the cu129 base admits data-center drivers of the 550 branch (CUDA 12.4) ...
+    p = plan(BF16, "vllm", H100_124)
+    assert p.image == "vllm/vllm-openai:v0.20.2-cu129"
+    assert "VLLM_ENABLE_CUDA_COMPATIBILITY" not in dict(p.env)
+    # ... but no GeForce below CUDA 12.9, and no branch it does not list
     with pytest.raises(UsageError, match="12.9") as e:
         plan(BF16, "vllm", GEFORCE_122)
     assert "driver" in (e.value.hint or "")
-    # datacenter GPUs: vLLM's documented forward compatibility (VLLM_ENABLE_CUDA_COMPATIBILITY)
-    p = plan(BF16, "vllm", H100_124)
-    assert p.image == "vllm/vllm-openai:v0.20.2-cu129"
-    assert ("VLLM_ENABLE_CUDA_COMPATIBILITY", "1") in p.env
-    assert any("forward compatib" in n for n in p.notes)
+    with pytest.raises(UsageError, match="12.9"):
+        plan(
+            BF16,
+            "vllm",
+            replace(H100_124, nvidia=replace(H100_124.nvidia, driver_version="545.29.06")),
+        )
 
 
 def test_llamacpp_image_follows_the_driver() -> None:
-    def image(cuda: str) -> str:
-        return plan(GGUF, "llamacpp", host(cuda=cuda), gpus=(0,)).image or ""
+    def image(cuda: str, facts: HostFacts | None = None) -> str:
+        return plan(GGUF, "llamacpp", facts or host(cuda=cuda), gpus=(0,)).image or ""
 
     assert image("13.4") == "ghcr.io/ggml-org/llama.cpp:server-cuda13-b11434"
     assert image("13.0") == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
     assert image("12.8") == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"
+    assert image("", H100_124) == "ghcr.io/ggml-org/llama.cpp:server-cuda-b11434"  # 550 listed
     with pytest.raises(UsageError, match="12.8"):
         image("12.4")
+    with pytest.raises(UsageError, match="12.8"):
+        image("", GEFORCE_122)
     assert plan(GGUF, "llamacpp", None).image == "ghcr.io/ggml-org/llama.cpp:server-b11434"
 
 
-def test_tgi_image_needs_cuda_12_4() -> None:
+def test_tgi_image_needs_cuda_12_4_or_a_listed_branch() -> None:
     assert plan(AWQ, "tgi", host(cuda="12.4")).image == tgi.IMAGE
+    assert plan(AWQ, "tgi", GEFORCE_122).image == tgi.IMAGE  # its 12.4 base lists 535, GeForce too
+    old = host(cuda="12.3", name="NVIDIA GeForce RTX 4090", driver="545.29.06")
     with pytest.raises(UsageError, match="12.4") as e:
-        plan(AWQ, "tgi", GEFORCE_122)
+        plan(AWQ, "tgi", old)
     assert "--engine" in (e.value.hint or "")
 
 

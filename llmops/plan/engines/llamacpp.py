@@ -19,6 +19,7 @@ from llmops.plan.engines.base import (
     SecretEnv,
 )
 from llmops.plan.engines.rules import (
+    BRANCHES_12_8,
     CudaImage,
     driver_too_old,
     effective_rope,
@@ -48,6 +49,7 @@ CUDA_IMAGES = (
         (12, 8),
         ".github/workflows/docker.yml @ b11434: tag 'cuda cuda12', cuda_version 12.8.1; "
         ".devops/cuda.Dockerfile ARG CUDA_VERSION=12.8.1",
+        admits=BRANCHES_12_8,
     ),
 )
 CPU_IMAGE = f"{IMAGE_REPO}:server-{VERSION}"
@@ -73,7 +75,7 @@ def image_for(o: LaunchOptions, facts: HostFacts | None) -> str:
     default = CUDA_IMAGES[-1].ref  # driver unknown (--hw): the build most drivers run
     if o.runtime != "docker" or o.image:
         return default
-    img, drv = pick_cuda_image(CUDA_IMAGES, facts)
+    img, drv = pick_cuda_image(CUDA_IMAGES, facts, o.gpus)
     if drv is None:
         return default
     if img is None:

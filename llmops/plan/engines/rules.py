@@ -29,15 +29,36 @@ BF16_MIN_CAPABILITY = 8.0
 class CudaImage:
     """One CUDA build of an engine image.
 
-    ``cuda`` is the CUDA version of the ``nvidia/cuda`` base it is built ``FROM``: that base
-    declares ``NVIDIA_REQUIRE_CUDA=cuda>=MAJOR.MINOR``, which the NVIDIA container runtime
-    checks against the driver before the container starts ("unsatisfied condition:
-    cuda>=12.9, please update your driver").
+    ``cuda`` is the CUDA version of the ``nvidia/cuda`` base it is built ``FROM``. That base
+    declares ``NVIDIA_REQUIRE_CUDA=cuda>=MAJOR.MINOR brand=B,driver>=N,driver<N+1 ...``, which
+    the NVIDIA container runtime checks before the container starts ("unsatisfied condition:
+    cuda>=12.9, please update your driver to a newer version"): a driver for that CUDA or
+    newer, or one of the listed driver branches on the listed GPU brands. ``admits`` holds
+    the listed branches whose CUDA has the image's major version (there the image's CUDA
+    runtime works by NVIDIA's minor-version compatibility; an older major would need the
+    forward-compatibility libraries, which llmops does not rely on); ``consumer`` says whether
+    they are listed for GeForce/TITAN too.
     """
 
     ref: str  # the full image reference
     cuda: tuple[int, int]
     source: str  # where the version was read (engine repo path @ the pinned version)
+    admits: tuple[int, ...] = ()
+    consumer: bool = False
+
+
+# NVIDIA_REQUIRE_CUDA of the nvidia/cuda bases, as the published images carry it (the
+# engines' trees only name the base; the values are read from the image configs, e.g.
+# `docker inspect` of text-generation-inference and vllm-openai images quoted in public
+# repositories). Only branches seen in full are listed; a branch missing here is refused.
+# - 12.4.x: brands tesla, unknown, nvidia, nvidiartx, geforce, geforcertx, quadro, quadrortx,
+#   titan, titanrtx at drivers 470, 525, 535 (470 is CUDA 11: not a same-major branch).
+BRANCHES_12_4 = (525, 535)
+# - 12.8.x: brands unknown, grid, tesla, nvidia, quadro, quadrortx, nvidiartx, vapps, vpc,
+#   vcs, vws, cloudgaming (no GeForce/TITAN) at 470, 535, 550, ... (seen up to 550).
+BRANCHES_12_8 = (535, 550)
+# - 12.9.x: the same brands at 535, 550, 560, 565, 570.
+BRANCHES_12_9 = (535, 550, 560, 565, 570)
 
 
 def cuda_version(text: str | None) -> tuple[int, int] | None:
@@ -62,20 +83,49 @@ def driver_cuda(facts: HostFacts | None) -> tuple[int, int] | None:
     return cuda_version(facts.nvidia.cuda_driver_version)
 
 
+def driver_branch(facts: HostFacts | None) -> int | None:
+    """``"535.183.01"`` → 535."""
+    if facts is None or facts.nvidia is None or not facts.nvidia.driver_version:
+        return None
+    try:
+        return int(facts.nvidia.driver_version.split(".")[0])
+    except ValueError:
+        return None
+
+
+def consumer_gpus(facts: HostFacts | None, gpus: tuple[int, ...]) -> bool | None:
+    """Whether a selected GPU is a GeForce/TITAN (None: a selected GPU has no name)."""
+    names = selected_gpu_names(facts, gpus)
+    if not names or any(n is None for n in names):
+        return None
+    return any("geforce" in n.lower() or "titan" in n.lower() for n in names if n)
+
+
+def can_start(img: CudaImage, facts: HostFacts | None, gpus: tuple[int, ...]) -> bool:
+    drv = driver_cuda(facts)
+    if drv is None:
+        return False
+    if img.cuda <= drv:
+        return True
+    branch = driver_branch(facts)
+    if branch is None or branch not in img.admits or drv[0] != img.cuda[0]:
+        return False
+    return img.consumer or consumer_gpus(facts, gpus) is False
+
+
 def pick_cuda_image(
-    images: Sequence[CudaImage], facts: HostFacts | None
+    images: Sequence[CudaImage], facts: HostFacts | None, gpus: tuple[int, ...] = ()
 ) -> tuple[CudaImage | None, tuple[int, int] | None]:
-    """(the newest image the driver can start, the driver's CUDA).
+    """(the newest image the host's driver can start, the driver's CUDA).
 
     ``images`` are newest first. The image is None when the driver is unknown (the caller
-    keeps its default) or too old for every image (the caller refuses, or uses a documented
-    way around it).
+    keeps its default) or no image can start on it (the caller refuses).
     """
     drv = driver_cuda(facts)
     if drv is None:
         return None, None
     for img in images:
-        if img.cuda <= drv:
+        if can_start(img, facts, gpus):
             return img, drv
     return None, drv
 
@@ -104,20 +154,6 @@ def selected_gpu_names(facts: HostFacts | None, gpus: tuple[int, ...]) -> list[s
     if facts is None or facts.nvidia is None:
         return []
     return [g.name for g in facts.nvidia.gpus if g.index in gpus]
-
-
-def datacenter_gpus(facts: HostFacts | None, gpus: tuple[int, ...]) -> bool:
-    """Every selected GPU is a data-center part (not GeForce/TITAN/RTX/Quadro; named).
-
-    CUDA forward compatibility (a newer CUDA runtime on an older driver) works on data-center
-    GPUs only: vLLM 0.20.2 vllm/env_override.py `_maybe_set_cuda_compatibility_path`
-    ("Consumer GPUs (GeForce, RTX) do not support it and will get Error 803").
-    """
-    names = selected_gpu_names(facts, gpus)
-    if not names:
-        return False
-    consumer = ("geforce", "titan", "rtx", "quadro")
-    return all(n is not None and not any(c in n.lower() for c in consumer) for n in names)
 
 
 def no_bf16(cap: float | None) -> bool:
@@ -189,10 +225,15 @@ def kv_follows_dtype(title: str, kv: str, dtype: str | None, why: str) -> str:
 
 __all__ = [
     "BF16_MIN_CAPABILITY",
+    "BRANCHES_12_4",
+    "BRANCHES_12_8",
+    "BRANCHES_12_9",
     "CudaImage",
     "cuda_version",
-    "datacenter_gpus",
+    "can_start",
+    "consumer_gpus",
     "dotted",
+    "driver_branch",
     "driver_cuda",
     "driver_too_old",
     "effective_rope",

@@ -21,6 +21,7 @@ from llmops.plan.engines.base import (
     min_compute_capability,
 )
 from llmops.plan.engines.rules import (
+    BRANCHES_12_4,
     CudaImage,
     driver_too_old,
     effective_rope,
@@ -41,6 +42,8 @@ CUDA_IMAGES = (
         IMAGE,
         (12, 4),
         "Dockerfile @ v3.3.5: FROM nvidia/cuda:12.4.0-base-ubuntu22.04 AS base",
+        admits=BRANCHES_12_4,
+        consumer=True,
     ),
 )
 CONTAINER_PORT = 80
@@ -113,7 +116,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
             "use `--engine llamacpp` for GGUF, or a TGI quant such as `--quant 4bit` (GPTQ/AWQ)",
         )
     if o.runtime == "docker" and not o.image:
-        img, drv = pick_cuda_image(CUDA_IMAGES, facts)
+        img, drv = pick_cuda_image(CUDA_IMAGES, facts, o.gpus)
         if drv is not None and img is None:
             raise driver_too_old(
                 "TGI",

@@ -22,9 +22,8 @@ from llmops.plan.engines.base import (
     min_compute_capability,
 )
 from llmops.plan.engines.rules import (
+    BRANCHES_12_9,
     CudaImage,
-    datacenter_gpus,
-    dotted,
     driver_too_old,
     effective_rope,
     fp16_note,
@@ -54,50 +53,39 @@ CUDA_IMAGES = (
         (12, 9),
         ".buildkite/release-pipeline.yaml @ v0.20.2: --build-arg CUDA_VERSION=12.9.1, pushed "
         "as <commit>-cu129; publish-release-images.sh tags it v<version>-cu129",
+        admits=BRANCHES_12_9,
     ),
 )
 
 
-def image_for(
-    o: LaunchOptions, facts: HostFacts | None, env: dict[str, str], notes: list[str]
-) -> str:
-    """The newest vLLM image build the host's driver can start.
+def image_for(o: LaunchOptions, facts: HostFacts | None) -> str:
+    """The newest vLLM image build the host's driver can start (rules.pick_cuda_image).
 
-    On data-center GPUs whose driver is older than every build, the cu129 build with CUDA
-    forward compatibility, as vLLM documents it (docs/getting_started/installation/
-    gpu.cuda.inc.md "Running on Systems with Older CUDA Drivers": the image ships the
-    compatibility libraries, `VLLM_ENABLE_CUDA_COMPATIBILITY=1` puts them first,
-    vllm/env_override.py; consumer GPUs cannot use them).
+    vLLM's own way around an older driver, CUDA forward compatibility
+    (VLLM_ENABLE_CUDA_COMPATIBILITY=1, docs/getting_started/installation/gpu.cuda.inc.md;
+    data-center GPUs only, vllm/env_override.py), acts inside a container the runtime has
+    already let start, so it does not widen the choice: a driver the cu129 base admits runs
+    its CUDA 12.9 runtime by minor-version compatibility without it.
 
     Raises:
-        UsageError: a docker plan whose driver no build runs on, on a consumer GPU.
+        UsageError: a docker plan whose driver can start no build.
     """
     default = CUDA_IMAGES[-1]  # driver unknown (--hw): the build most drivers run
     if o.runtime != "docker" or o.image:
         return default.ref
-    img, drv = pick_cuda_image(CUDA_IMAGES, facts)
+    img, drv = pick_cuda_image(CUDA_IMAGES, facts, o.gpus)
     if drv is None:
         return default.ref
-    if img is not None:
-        return img.ref
-    if datacenter_gpus(facts, o.gpus):
-        env["VLLM_ENABLE_CUDA_COMPATIBILITY"] = "1"
-        notes.append(
-            f"the driver supports CUDA {dotted(drv)}, older than {default.ref}'s "
-            f"{dotted(default.cuda)}: running it with CUDA forward compatibility "
-            "(VLLM_ENABLE_CUDA_COMPATIBILITY=1, data-center GPUs only); if the container "
-            f"runtime refuses it (unsatisfied condition: cuda>={dotted(default.cuda)}), "
-            "update the driver"
+    if img is None:
+        raise driver_too_old(
+            "vLLM",
+            VERSION.lstrip("v"),
+            CUDA_IMAGES,
+            drv,
+            facts,
+            "`--engine tgi` (its image needs CUDA 12.4) or `--engine llamacpp` (12.8)",
         )
-        return default.ref
-    raise driver_too_old(
-        "vLLM",
-        VERSION.lstrip("v"),
-        CUDA_IMAGES,
-        drv,
-        facts,
-        "`--engine tgi` (its image needs CUDA 12.4) or `--engine llamacpp` (12.8)",
-    )
+    return img.ref
 
 
 # Formats whose repo carries its own `quantization_config`. vLLM 0.20.2 reads it when
@@ -236,7 +224,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     notes: list[str] = []
     cap = min_compute_capability(facts, o.gpus)
     check_capability(a, cap)
-    image = image_for(o, facts, env, notes)
+    image = image_for(o, facts)
     quantization = quantization_flag(a)
     if quantization:
         common += ["--quantization", quantization]
