@@ -56,10 +56,10 @@ CPU_IMAGE = f"{IMAGE_REPO}:server-{VERSION}"
 
 # -ctk/-ctv values (common/arg.cpp @ b11434, `kv_cache_types`: f32 f16 bf16 q8_0 q4_0 q4_1
 # iq4_nl q5_0 q5_1; tests/fixtures/engines/llamacpp.json), by llmops' name. A quantized V
-# cache needs flash attention (src/llama-context.cpp `llama_init_from_model`: with -fa auto
-# it is switched on, with it off the context fails, "quantized V cache requires flash_attn";
-# and if auto then finds the device cannot run it: "quantized V cache was requested, but
-# this requires Flash Attention"): -fa on says so up front.
+# cache needs flash attention (src/llama-context.cpp @ b11434: `llama_init_from_model` turns
+# -fa auto on for it and fails with -fa off, "quantized V cache requires flash_attn"; the
+# llama_context constructor throws "quantized V cache was requested, but this requires Flash
+# Attention" when auto then finds the device cannot run it): -fa on says so up front.
 CACHE_TYPES = {"fp16": "f16", "bf16": "bf16", "fp32": "f32", "q8_0": "q8_0", "q4_0": "q4_0"}
 QUANTIZED_CACHE = ("q8_0", "q4_0")
 
@@ -99,11 +99,12 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         )
     image = image_for(o, facts)
     parallel = max(1, o.concurrency)
+    # A local file (quant "gguf": a path given as the model, or a bundled model's own file) is
+    # read where it lies (`-m`; in a container from a read-only bind of its folder); a Hub file
+    # is fetched by the engine into LLAMA_CACHE (`-hf REPO -hff FILE`).
+    local = a.quant == "gguf"
+    model_mounts = [Mount(a.repo, "/gguf", read_only=True)] if local else []
     common = [
-        "-hf",
-        a.repo,
-        "-hff",
-        a.file,
         "-c",
         str(o.context * parallel),  # the KV pool is shared by the slots
         "-np",
@@ -145,8 +146,11 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if o.hf_token:
         secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
     port = CONTAINER_PORT
-    argv = [*common, "--host", "0.0.0.0", "--port", str(port)]
-    native = ["llama-server", *common, "--host", "0.0.0.0", "--port", "{port}"]
+    hub = ["-hf", a.repo, "-hff", a.file]
+    argv = [*(["-m", f"/gguf/{a.file}"] if local else hub), *common]
+    argv += ["--host", "0.0.0.0", "--port", str(port)]
+    native = ["llama-server", *(["-m", f"{a.repo}/{a.file}"] if local else hub), *common]
+    native += ["--host", "0.0.0.0", "--port", "{port}"]
     return EngineArgs(
         image=image,
         entrypoint=None,
@@ -154,7 +158,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         native_argv=native,
         env={"LLAMA_CACHE": "/models"},
         secret_env=secrets,
-        mounts=[Mount(f"{o.data_dir}/models/llamacpp", "/models")],
+        mounts=[Mount(f"{o.data_dir}/models/llamacpp", "/models"), *model_mounts],
         health=HealthProbe(path="/health", ready_path="/v1/models", loading_status=(503,)),
         notes=[
             f"{parallel} parallel slot{'s' if parallel > 1 else ''} of {o.context} tokens"
@@ -187,7 +191,8 @@ RECORD = EngineRecord(
     },
     build=build,
     native_program="llama-server",
-    install_hint="`llama-server` from a llama.cpp release (https://github.com/ggml-org/llama.cpp"
+    install_hint="`llmops engine install llamacpp` (builds the pinned llama-server), "
+    "`llama-server` from a llama.cpp release (https://github.com/ggml-org/llama.cpp"
     "/releases), `brew install llama.cpp`, or build it: `cmake -B b && cmake --build b -t "
     "llama-server`",
 )
