@@ -11,8 +11,9 @@ How a choice is made:
 1. The candidates are (engine, concrete quant) pairs. A quant *word* (``4bit``, ``8bit``,
    ``fp16``, ``bf16``) becomes each engine's concrete artifact from its record
    (``llmops.plan.artifacts``): ``4bit`` is AWQ, then GPTQ, then NF4 on vLLM/TGI, GGUF Q4_K_M on
-   llama.cpp, NF4 on torch. Engines are tried in the host's order: vLLM, llama.cpp, TGI, torch
-   on GPUs (TGI is in maintenance mode: only when asked); llama.cpp, then torch, on a CPU host.
+   llama.cpp, NF4 on torch. Engines are tried in the host's order: on GPUs vLLM and llama.cpp,
+   then TGI (maintenance mode: only when those have no plan that fits), then the torch
+   backend; llama.cpp, then torch, on a CPU host.
 2. With no ``--quant``, concrete quants are tried best first (``AUTO_GPU``/``AUTO_CPU``):
    the checkpoint's 16-bit dtype, FP8, Q8_0, int8, Q5_K_M, AWQ, GPTQ, Q4_K_M, NF4 on GPUs;
    Q4_K_M, Q5_K_M, Q8_0 (fast on CPUs) before 32/16-bit on a CPU host; a bundled model's own
@@ -49,6 +50,10 @@ RUNTIMES = ("docker", "native")
 ROPE_KINDS = ("linear", "dynamic", "yarn")
 
 GPU_ENGINE_ORDER = ("vllm", "llamacpp", "tgi", "torch")
+# With no --engine on GPUs: vLLM and llama.cpp first; TGI (maintenance mode since December 2025)
+# only when neither has a plan that fits here (e.g. their images need a newer driver); the
+# bundled torch backend last.
+GPU_PASSES: tuple[tuple[str, ...], ...] = (("vllm", "llamacpp"), ("tgi",), ("torch",))
 CPU_ENGINE_ORDER = ("llamacpp", "torch")
 AUTO_GPU = ("16bit", "fp8", "q8_0", "8bit", "q5_k_m", "awq", "gptq", "q4_k_m", "4bit")
 AUTO_CPU = ("q4_k_m", "q5_k_m", "q8_0", "fp32", "bf16")
@@ -290,12 +295,16 @@ def _auto_order(spec: ModelSpec, on_gpu: bool) -> tuple[str, ...]:
     return tuple(q for a in AUTO_GPU for q in ((own, other) if a == "16bit" else (a,)))
 
 
-def candidates(req: Request, spec: ModelSpec, on_gpu: bool) -> tuple[list[tuple[str, str]], bool]:
+def candidates(
+    req: Request, spec: ModelSpec, on_gpu: bool, among: tuple[str, ...] | None = None
+) -> tuple[list[tuple[str, str]], bool]:
     """(engine, concrete quant) pairs in the order they are tried, and whether the user named
     both engine and quant (then nothing else is tried)."""
-    engines = [req.engine] if req.engine else list(GPU_ENGINE_ORDER if on_gpu else CPU_ENGINE_ORDER)
-    if req.engine is None and on_gpu:
-        engines.remove("tgi")  # maintenance mode since Dec 2025: only when asked for
+    if req.engine:
+        engines = [req.engine]
+    else:
+        order = GPU_ENGINE_ORDER if on_gpu else CPU_ENGINE_ORDER
+        engines = [e for e in order if among is None or e in among]
     out: list[tuple[str, str]] = []
     if req.quant is not None:
         for e in engines:
@@ -305,6 +314,8 @@ def candidates(req: Request, spec: ModelSpec, on_gpu: bool) -> tuple[list[tuple[
         return out, req.engine is not None
     if artifacts.is_bundled(spec) and not on_gpu and (req.engine in (None, "torch")):
         out.append(("torch", "fp32"))
+    if req.engine == "llamacpp" and artifacts.published(spec, "gguf", "llamacpp"):
+        out.append(("llamacpp", "gguf"))  # a bundled model's own GGUF file: no download
     for q in _auto_order(spec, on_gpu):
         for e in engines:
             if q in artifacts.concrete_quants(spec, q, e) and (e, q) not in out:
@@ -360,7 +371,8 @@ def _inventory(
     if real is not None:
         return real
     if art.format == "gguf" and art.size_bytes:
-        comp = weight_inventory(model.spec.arch, fit_quant)
+        # a bundled/local "gguf" of unknown mix: Q4_K_M's per-tensor shape, scaled to the file
+        comp = weight_inventory(model.spec.arch, "q4_k_m" if fit_quant == "gguf" else fit_quant)
         k = art.size_bytes / max(comp.total_bytes, 1)
         return replace(
             comp,
@@ -528,46 +540,56 @@ def decide(
     else:
         devs = all_gpus
     on_gpu = bool(devs)
-    cands, exact = candidates(req, spec, on_gpu)
     runtime = req.runtime or default_runtime(facts)
     useful = req.context or _useful(spec)
-
+    if req.engine is not None or not on_gpu:
+        passes: tuple[tuple[str, ...] | None, ...] = (None,)
+    else:
+        passes = GPU_PASSES
     tried: list[_Tried] = []
     passed: list[str] = []
     first_error: LlmopsError | None = None
-    for engine, concrete in cands:
-        rt = runtime
-        if req.runtime is None and engine == "torch" and caps.backend and not caps.planning:
-            rt = "native"  # the backend is right here; no image to build
-        why = _cannot_run(engine, concrete, on_gpu, rt, caps)
-        what = f"{artifacts.label(concrete, engine, '')} on {engine}"
-        if why:
-            passed.append(f"{what}: {why}")
-            if first_error is None:
-                first_error = _cannot_run_error(engine, concrete, why, req, spec, facts)
-            continue
+    for among in passes:
         try:
-            t = _try(req, model, facts, caps, engine, concrete, devs, host, rt)
-        except LlmopsError as e:
-            if exact and len(cands) == 1:
+            cands, exact = candidates(req, spec, on_gpu, among)
+        except UsageError as e:
+            if among is None or (among == passes[-1] and not tried and first_error is None):
                 raise
-            passed.append(f"{what}: {e.message}")
             first_error = first_error or e
             continue
-        tried.append(t)
-        if (
-            t.report.fits
-            and t.plan is not None
-            and t.context >= min(useful, t.report.trained_context)
-        ):
-            return _decision(req, t, passed, spec)
-        if t.report.fits:
-            passed.append(f"{what}: fits only {t.context} tokens")
-        else:
-            passed.append(f"{what}: does not fit ({_gib(t.report.total_bytes)} needed)")
-    fitting = [t for t in tried if t.report.fits and t.plan is not None]
-    if fitting:
-        return _decision(req, fitting[0], passed, spec)
+        for engine, concrete in cands:
+            rt = runtime
+            if req.runtime is None and engine == "torch" and caps.backend and not caps.planning:
+                rt = "native"  # the backend is right here; no image to build
+            why = _cannot_run(engine, concrete, on_gpu, rt, caps)
+            what = f"{artifacts.label(concrete, engine, '')} on {engine}"
+            if why:
+                passed.append(f"{what}: {why}")
+                if first_error is None:
+                    first_error = _cannot_run_error(engine, concrete, why, req, spec, facts)
+                continue
+            try:
+                t = _try(req, model, facts, caps, engine, concrete, devs, host, rt)
+            except LlmopsError as e:
+                if exact and len(cands) == 1:
+                    raise
+                passed.append(f"{what}: {e.message}")
+                first_error = first_error or e
+                continue
+            tried.append(t)
+            if (
+                t.report.fits
+                and t.plan is not None
+                and t.context >= min(useful, t.report.trained_context)
+            ):
+                return _decision(req, t, passed, spec)
+            if t.report.fits:
+                passed.append(f"{what}: fits only {t.context} tokens")
+            else:
+                passed.append(f"{what}: does not fit ({_gib(t.report.total_bytes)} needed)")
+        fitting = [t for t in tried if t.report.fits and t.plan is not None]
+        if fitting:
+            return _decision(req, fitting[0], passed, spec)
     if tried:
         return _decision(req, tried[0], passed, spec)
     assert first_error is not None

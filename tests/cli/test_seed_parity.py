@@ -29,6 +29,9 @@ ON_PURPOSE = {
     "-d": "`docker run -d` is what llmops renders too (always detached, with a restart policy)",
     "--max-batch-prefill-tokens": "kept >= max input tokens, which TGI requires",
     "--gpus": "the same GPUs, always as an explicit device list",
+    "--quantize": "a pre-quantized GPTQ/AWQ repo: TGI reads its quantization_config itself "
+    "(server/text_generation_server/models/__init__.py get_model at v3.3.5), and a flag that "
+    "contradicts it is refused",
 }
 
 SEEDS = [

@@ -96,8 +96,9 @@ def test_tgi_container_receives_the_plan(docker_client, engine_images, runtime, 
     assert cmd[cmd.index("--num-shard") + 1] == "2"
     assert cmd[cmd.index("--max-total-tokens") + 1] == "8192"
     assert cmd[cmd.index("--max-input-tokens") + 1] == "8191"
-    assert cmd[cmd.index("--max-batch-prefill-tokens") + 1] == "8191"
-    assert cmd[cmd.index("--quantize") + 1] == "awq"
+    # compute capability 8.6: TGI's chunked prefill needs no prefill budget of the whole input,
+    # and an AWQ repo carries its own quantization_config (no --quantize to contradict it)
+    assert "--max-batch-prefill-tokens" not in cmd and "--quantize" not in cmd
     assert cmd[cmd.index("--hostname") + 1] == "0.0.0.0"
     labels = info["Config"]["Labels"]
     assert labels["llmops.deployment"] == plan.name and labels["llmops.port"] == "18080"
@@ -118,8 +119,8 @@ def test_vllm_container_uses_ipc_host_and_the_vllm_entrypoint(
         host_port=18000,
         hf_cache_dir=str(tmp_path / "hf"),
     )
-    plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts(cuda="12.4"))
-    assert plan.image == "vllm/vllm-openai:v0.20.2-cu129"  # CUDA 12 driver → cu129 build
+    plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts(cuda="12.9"))
+    assert plan.image == "vllm/vllm-openai:v0.20.2-cu129"  # CUDA 12.9 driver → cu129 build
     plan = dataclasses.replace(plan, image=engine_images("vllm", "hang"))
     runtime.create(plan, SECRETS)
     info = inspect(docker_client, plan)
@@ -143,7 +144,7 @@ def test_llamacpp_cpu_container(docker_client, engine_images, runtime, tmp_path)
         data_dir=str(tmp_path / "state"),
     )
     plan = plan_launch(QWEN_GGUF, opts, None)
-    assert plan.image == "ghcr.io/ggml-org/llama.cpp:server"  # CPU build: no GPU selected
+    assert plan.image == "ghcr.io/ggml-org/llama.cpp:server-b11434"  # CPU build, pinned
     plan = dataclasses.replace(plan, image=engine_images("llamacpp", "hang"))
     runtime.create(plan, SECRETS)
     info = inspect(docker_client, plan)
