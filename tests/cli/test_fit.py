@@ -105,7 +105,10 @@ def test_rope_scaling_warns_and_is_in_the_plan() -> None:
     ("args", "needle"),
     [
         (["fit", "mistrl7b"], "mistral7b"),  # nearest names
-        (["fit", "gpt-neox-20b", "--quant", "q4_k_m"], "available for gpt-neox-20b: 4bit, 8bit, fp16"),
+        (
+            ["fit", "gpt-neox-20b", "--quant", "q4_k_m"],
+            "available for gpt-neox-20b: 4bit, 8bit, fp16",
+        ),
         (["fit", "mistral7b", "--context", "0"], "positive"),
         (["fit", "mistral7b", "--context", "-5"], "positive"),
         (["fit", "llama2-7b", "--context", "100000", "--hw", "8xH100"], "beyond any rope scaling"),
