@@ -16,6 +16,7 @@ import pytest
 ALLOWED_SKIPS = frozenset(
     {
         "this machine has an NVIDIA driver",
+        "this machine has no NVIDIA GPU",
         "root has an llmops on its login PATH here",
         "root has an llmops on its login PATH here, so the fallback is not taken",
     }

@@ -145,6 +145,7 @@ def _register() -> None:
     __import__("llmops.cli.launch", fromlist=["register"]).register(app)
     __import__("llmops.cli.deploy", fromlist=["register"]).register(app)
     __import__("llmops.cli.serve", fromlist=["register"]).register(app)
+    __import__("llmops.cli.engine", fromlist=["register"]).register(app)
     __import__("llmops.cli.remote", fromlist=["register"]).register(app)
     __import__("llmops.cli.forward", fromlist=["register"]).register(app)
     __import__("llmops.cli.fleet", fromlist=["register"]).register(app)

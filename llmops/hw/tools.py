@@ -49,6 +49,29 @@ def probe_tool(name: str, argv: list[str], path_env: str | None) -> ToolInfo:
     return ToolInfo(name=name, path=path, version=version)
 
 
+def probe_engine_programs(env: Mapping[str, str]) -> tuple[ToolInfo, ...]:
+    """Engines for the native runtime: as `llmops engine install` recorded them, else on PATH
+    (llama-server prints ``version: 11434 (commit)``: reported as build ``b11434``)."""
+    from llmops.hw.engines import installed
+
+    rec = installed("llamacpp", env)
+    if rec is not None:
+        v = f"{rec.version} ({rec.variant} build, installed by llmops)"
+        return (ToolInfo(name="llama-server", path=rec.program, version=v),)
+    t = probe_tool("llama-server", ["llama-server", "--version"], env.get("PATH"))
+    if t.path:
+        try:
+            out = subprocess.run(
+                [t.path, "--version"], capture_output=True, text=True, timeout=10, check=False
+            )
+            m = re.search(r"version:\s*(\d+)", out.stdout + out.stderr)
+        except (OSError, subprocess.TimeoutExpired):
+            m = None
+        t = ToolInfo(name=t.name, path=t.path, version=f"b{m.group(1)}" if m else t.version)
+    return (t,)
+
+
 def probe_tools(*, env: Mapping[str, str] | None = None) -> tuple[ToolInfo, ...]:
     env = os.environ if env is None else env
-    return tuple(probe_tool(n, argv, env.get("PATH")) for n, argv in TOOLS.items())
+    found = tuple(probe_tool(n, argv, env.get("PATH")) for n, argv in TOOLS.items())
+    return found + probe_engine_programs(env)

@@ -695,6 +695,18 @@ def check_tools(f: HostFacts) -> list[Check]:
             out.append(
                 Check("tools.nvidia-smi", PASS, "nvidia-smi not installed (no NVIDIA driver)")
             )
+    llama = f.tool("llama-server")
+    if llama is not None:
+        out.append(
+            Check(
+                "tools.llama-server",
+                PASS,
+                f"llama-server {llama.version or '?'} at {llama.path}"
+                if llama.path
+                else "llama-server not installed (native llama.cpp: "
+                "`llmops engine install llamacpp`)",
+            )
+        )
     for name, (used_for, hint) in _TOOL_HINTS.items():
         t = f.tool(name)
         if t is None:

@@ -63,13 +63,14 @@ def host_caps(
 ) -> HostCaps:
     """What can run here (for `up`), or a described host (for `render`)."""
     import importlib.util
-    import shutil
+
+    from llmops.hw.engines import find_program
 
     token = hf_token(env)
     taken = frozenset(d.host_port for d in store.all() if d.name != name)
     return HostCaps(
         planning=stage == "render",
-        llama_server=shutil.which("llama-server") is not None,
+        llama_server=find_program("llama-server", env) is not None,
         backend=backend_installed(),
         bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None,
         hf_token=token is not None,

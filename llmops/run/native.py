@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 
 from llmops.errors import LlmopsError
+from llmops.hw.engines import PROGRAMS, find_program
 from llmops.plan.launch import LaunchPlan
 from llmops.run.docker import LaunchError, RuntimeState
 from llmops.run.state import DeploymentStore
@@ -69,10 +70,13 @@ class NativeRuntime:
         for s in plan.secret_env:
             if s.env in secret_values:
                 env[s.env] = secret_values[s.env]
+        argv = list(plan.argv)
+        if argv and argv[0] in PROGRAMS:  # an engine `llmops engine install` built, else PATH
+            argv[0] = find_program(argv[0], env) or argv[0]
         log = open(self.store.log_path(plan.name), "ab", buffering=0)  # noqa: SIM115 - kept by child
         try:
             proc = subprocess.Popen(
-                list(plan.argv),
+                argv,
                 env=env,
                 cwd=d,
                 stdin=subprocess.DEVNULL,
@@ -94,7 +98,7 @@ class NativeRuntime:
         record = {
             "pid": proc.pid,
             "create_time": process_create_time(proc.pid),
-            "argv": list(plan.argv),
+            "argv": argv,
         }
         self.store.pid_path(plan.name).write_text(json.dumps(record))
         return self.state(plan.name)
@@ -206,6 +210,7 @@ def _install_hint(engine: str) -> str:
         "tgi": "install text-generation-inference (the launcher and server) or use a TGI image "
         "template on your GPU provider",
         "vllm": "`pip install vllm` (or start from the vllm/vllm-openai template image)",
-        "llamacpp": "install llama.cpp's llama-server (e.g. a llama.cpp release build on PATH)",
+        "llamacpp": "`llmops engine install llamacpp` (builds the pinned llama-server), or put "
+        "a llama.cpp release's llama-server on PATH",
         "torch": "`pip install 'llmops[backend]'`",
     }.get(engine, "install the engine")
