@@ -11,6 +11,11 @@ stops ``config``/``up`` with that message when a required one is unset, so the r
 runs as written (an ``env_file`` pointing at the secrets file only ``llmops up`` creates did
 not: "Couldn't find env file").
 
+Every value llmops did not mean as an interpolation (image, command, labels, paths, plain
+environment values) has its ``$`` doubled (``names.compose_literal``): compose would otherwise
+fill ``${HF_TOKEN}`` in an argument from its own environment. The secrets' ``${VAR:?...}`` and
+``${HOME}`` for ``~/`` paths are the only interpolations, added after the escaping.
+
 Pure: the caller reads the existing compose file and passes its text in.
 """
 
@@ -20,6 +25,7 @@ import re
 from typing import Any
 
 from llmops.errors import UsageError
+from llmops.plan import names
 from llmops.plan.launch import LaunchPlan, Mount, SecretEnv
 
 COMPOSE_HEADER = (
@@ -70,17 +76,29 @@ def secrets_help(doc: dict[str, Any]) -> str:
 
 
 def _host_path(path: str) -> str:
-    """``~/x`` → ``${HOME}/x``: compose interpolates variables, not ``~``, in every version."""
+    """``~/x`` → ``${HOME}/x``: compose interpolates variables, not ``~``, in every version.
+    The rest of the path is literal (``$`` doubled)."""
     if path == "~":
         return "${HOME}"
     if path.startswith("~/"):
-        return "${HOME}/" + path[2:]
-    return path
+        return "${HOME}/" + names.compose_literal(path[2:])
+    return names.compose_literal(path)
 
 
 def _volume(m: Mount) -> str:
-    src = m.source if m.kind == "volume" else _host_path(m.source)
-    return f"{src}:{m.target}" + (":ro" if m.read_only else "")
+    src = names.compose_literal(m.source) if m.kind == "volume" else _host_path(m.source)
+    return f"{src}:{names.compose_literal(m.target)}" + (":ro" if m.read_only else "")
+
+
+def _literal(value: Any) -> Any:
+    """``value`` with ``$`` doubled in every string in it (dict keys and values, list items)."""
+    if isinstance(value, str):
+        return names.compose_literal(value)
+    if isinstance(value, dict):
+        return {_literal(k): _literal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_literal(v) for v in value]
+    return value
 
 
 def _healthcheck(plan: LaunchPlan) -> dict[str, Any]:
@@ -130,18 +148,19 @@ def compose_service(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
     svc["command"] = list(plan.argv)
     svc["restart"] = "unless-stopped"
     svc["ports"] = [f"{p.host_ip}:{p.host_port}:{p.container_port}" for p in plan.ports]
+    svc = _literal(svc)  # everything so far is meant literally
     if plan.mounts:
         svc["volumes"] = [_volume(m) for m in plan.mounts]
-    env = dict(plan.env)
-    env.update({s.env: secret_value(s) for s in plan.secret_env})
+    env = _literal(dict(plan.env))
+    env.update({s.env: secret_value(s) for s in plan.secret_env})  # meant as interpolation
     if env:
         svc["environment"] = env
     if plan.ipc_host:
         svc["ipc"] = "host"
     elif plan.shm_size_mib:
         svc["shm_size"] = f"{plan.shm_size_mib}m"
-    svc["labels"] = dict(plan.labels)
-    svc["healthcheck"] = _healthcheck(plan)
+    svc["labels"] = _literal(dict(plan.labels))
+    svc["healthcheck"] = _literal(_healthcheck(plan))
     svc["logging"] = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "3"}}
     if plan.gpus:
         svc["deploy"] = {
@@ -162,7 +181,11 @@ def compose_service(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
 
 def _named_volumes(plan: LaunchPlan) -> dict[str, Any]:
     # `name:` keeps the real volume name (no project prefix): the same volume `llmops up` uses
-    return {m.source: {"name": m.source} for m in plan.mounts if m.kind == "volume"}
+    return {
+        m.source: {"name": names.compose_literal(m.source)}
+        for m in plan.mounts
+        if m.kind == "volume"
+    }
 
 
 def compose_doc(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
@@ -177,15 +200,16 @@ def compose_doc(plan: LaunchPlan, *, secrets_file: str) -> dict[str, Any]:
 
 
 def _notes(plan: LaunchPlan, secrets_file: str) -> str:
-    lines = [f"# {plan.name}: {plan.model} ({plan.quant}) on {plan.engine}"]
+    c = names.comment
+    lines = [f"# {c(plan.name)}: {c(plan.model)} ({c(plan.quant)}) on {c(plan.engine)}"]
     if plan.secret_env:
         held = ", ".join(
             f"{s.env} from ${SECRET_VARS.get(s.secret, (s.env, ''))[0]}"
             + ("" if s.required else " (optional)")
             for s in plan.secret_env
         )
-        lines.append(f"#   secrets: {held} (`llmops up` keeps its own in {secrets_file})")
-    lines += [f"#   note: {n}" for n in plan.notes]
+        lines.append(f"#   secrets: {held} (`llmops up` keeps its own in {c(secrets_file)})")
+    lines += [f"#   note: {c(n)}" for n in plan.notes]
     return "\n".join(lines) + "\n"
 
 

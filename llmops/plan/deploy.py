@@ -41,6 +41,7 @@ from llmops.plan.hardware import GIB, Device, devices_from_facts
 from llmops.plan.launch import default_name, plan_launch
 from llmops.plan.memory import FitOptions, FitReport, estimate
 from llmops.plan.model import ModelSpec, WeightInventory
+from llmops.plan.names import check_name
 from llmops.plan.quant import QUANT_SPECS, weight_inventory
 
 DEFAULT_CONTEXT_CAP = 32768  # no --context: the trained context, at most this
@@ -252,6 +253,8 @@ def default_runtime(facts: HostFacts) -> str:
 
 
 def _validate(req: Request) -> None:
+    if req.name is not None:
+        check_name(req.name)  # a Docker container name and a state directory (plan/names.py)
     if req.engine is not None and req.engine not in ENGINES:
         raise UsageError(f"unknown engine {req.engine!r}", "choose one of: " + ", ".join(ENGINES))
     if req.runtime is not None and req.runtime not in RUNTIMES:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmops.errors import UsageError
+from llmops.plan import names
 from llmops.plan.launch import LaunchPlan, Mount
 
 if TYPE_CHECKING:
@@ -52,11 +53,20 @@ class K8sOptions:
     cache_size_gib: int = 200
     storage_class: str | None = None
 
+    def check(self) -> None:
+        """Raises UsageError for a namespace that is not a DNS-1123 label, a storage class
+        that is not a DNS-1123 subdomain, or an unknown HF cache."""
+        if self.namespace is not None:
+            names.dns_label(self.namespace, "namespace")
+        if self.storage_class is not None:
+            names.dns_subdomain(self.storage_class, "storage class")
+        self.host_path()
+
     def host_path(self) -> str | None:
         if self.hf_cache == "pvc":
             return None
         kind, _, path = self.hf_cache.partition(":")
-        if kind.lower() != "hostpath" or not path.startswith("/"):
+        if kind.lower() != "hostpath" or not path.startswith("/") or not path.isprintable():
             raise UsageError(
                 f"unknown HF cache {self.hf_cache!r} for Kubernetes",
                 "use `pvc` (default) or `hostPath:/absolute/dir/on/the/node`",
@@ -65,11 +75,19 @@ class K8sOptions:
 
 
 def dns_name(text: str, limit: int = 63) -> str:
-    """A DNS-1123 label from ``text`` (lower case, ``-`` for anything else, trimmed)."""
+    """A DNS-1123 label from ``text`` (lower case, ``-`` for anything else, trimmed): a
+    deployment name such as ``My_Model.v2`` becomes ``my-model-v2``.
+
+    Raises:
+        UsageError: when nothing of ``text`` is left (the result is always a DNS-1123 label).
+    """
     out = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:limit].rstrip("-")
     if not out:
-        raise UsageError(f"cannot make a Kubernetes name from {text!r}", "pass `--name my-model`")
-    return out
+        raise UsageError(
+            f"cannot make a Kubernetes name from {names.printable(repr(text))}",
+            "pass `--name my-model`",
+        )
+    return names.dns_label(out)
 
 
 def label_value(text: str) -> str:
@@ -308,7 +326,7 @@ def manifests(plan: LaunchPlan, opts: K8sOptions | None = None) -> list[dict[str
 def secret_comment(plan: LaunchPlan, opts: K8sOptions) -> str:
     if not plan.secret_env:
         return ""
-    ns = f" -n {opts.namespace}" if opts.namespace else ""
+    ns = f" -n {names.comment(opts.namespace)}" if opts.namespace else ""
     lits = " ".join(f"--from-literal={secret_key(s.secret)}=<{s.secret}>" for s in plan.secret_env)
     optional = [secret_key(s.secret) for s in plan.secret_env if not s.required]
     text = (
@@ -331,11 +349,14 @@ def dump_all(docs: list[dict[str, Any]]) -> str:
 def render_k8s(plan: LaunchPlan, opts: K8sOptions | None = None) -> str:
     """Multi-document YAML for ``kubectl apply -f``, with the Secret to create in a comment."""
     opts = opts or K8sOptions()
+    opts.check()
+    c = names.comment
     head = (
-        f"# llmops deployment {plan.name}: {plan.model} ({plan.quant}) on {plan.engine}, "
-        "for Kubernetes.\n# Rendered by `llmops render --format k8s`; apply with `kubectl apply -f`.\n"
+        f"# llmops deployment {c(plan.name)}: {c(plan.model)} ({c(plan.quant)}) on "
+        f"{c(plan.engine)}, for Kubernetes.\n"
+        "# Rendered by `llmops render --format k8s`; apply with `kubectl apply -f`.\n"
     )
-    notes = "".join(f"# note: {n}\n" for n in plan.notes)
+    notes = "".join(f"# note: {c(n)}\n" for n in plan.notes)
     return head + secret_comment(plan, opts) + notes + "---\n" + dump_all(manifests(plan, opts))
 
 
@@ -411,14 +432,17 @@ def multinode_manifests(mp: MultiNodePlan, opts: K8sOptions | None = None) -> li
 
 def render_k8s_multinode(mp: MultiNodePlan, opts: K8sOptions | None = None) -> str:
     opts = opts or K8sOptions()
+    opts.check()
     plan = mp.serve
+    c = names.comment
     head = (
-        f"# llmops multi-node deployment {plan.name}: {plan.model} ({plan.quant}) on vLLM over "
+        f"# llmops multi-node deployment {c(plan.name)}: {c(plan.model)} ({c(plan.quant)}) "
+        "on vLLM over "
         f"Ray, for Kubernetes.\n# {mp.nodes} pods x {mp.gpus_per_node} GPUs: tensor parallel "
         f"{mp.tensor_parallel} within a pod, pipeline parallel {mp.pipeline_parallel} across "
         "pods.\n# Rendered by `llmops render --format k8s`; apply with `kubectl apply -f`.\n"
     )
-    notes = "".join(f"# note: {n}\n" for n in plan.notes)
+    notes = "".join(f"# note: {c(n)}\n" for n in plan.notes)
     return (
         head
         + secret_comment(plan, opts)

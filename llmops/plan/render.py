@@ -4,17 +4,22 @@ compose file or Kubernetes manifests (``plan/compose.py``, ``plan/k8s.py``); a m
 
 Pure: the template directory is passed in (``llmops.resources.templates_dir()`` at the edge).
 Secrets never appear: they are referenced through the deployment's env file.
+
+Every value reaches a template through one filter of ``llmops.plan.names``: ``q`` (a shell
+word), ``qpath`` (a path, ``~/`` kept), ``comment`` (one line of a ``#`` comment), ``envname``
+(an environment variable name, checked); ``continued`` quotes each argument.
 """
 
 from __future__ import annotations
 
 import json
-import shlex
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmops.errors import UsageError
 from llmops.hw.facts import to_jsonable
+from llmops.plan import names
 from llmops.plan.launch import LaunchPlan
 
 if TYPE_CHECKING:
@@ -51,17 +56,31 @@ def _env(templates: Path) -> Any:
         autoescape=False,
         keep_trailing_newline=True,
     )
-    env.filters["q"] = lambda v: shlex.quote(str(v))
-    env.filters["qpath"] = quote_path
+    env.filters["q"] = names.shell
+    env.filters["qpath"] = names.shell_path
+    env.filters["comment"] = names.comment
+    env.filters["envname"] = env_name
     env.filters["continued"] = continued
     return env
 
 
-def quote_path(value: str) -> str:
-    """Shell-quote a path, keeping a leading ``~/`` working (as ``"$HOME"/...``)."""
-    if value.startswith("~/"):
-        return '"$HOME"/' + shlex.quote(value[2:])
-    return shlex.quote(value)
+quote_path = names.shell_path
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def env_name(value: str) -> str:
+    """``value`` when it is an environment variable name (written unquoted in ``export``).
+
+    Raises:
+        UsageError: for anything else.
+    """
+    if not _ENV_NAME.match(value):
+        raise UsageError(
+            f"invalid environment variable name {names.printable(repr(value))}",
+            "use letters, digits and '_', not starting with a digit",
+        )
+    return value
 
 
 def argv_groups(argv: tuple[str, ...] | list[str]) -> list[str]:
@@ -77,7 +96,7 @@ def argv_groups(argv: tuple[str, ...] | list[str]) -> list[str]:
             last.append(a)  # another positional
         else:
             groups.append([a])
-    return [" ".join(shlex.quote(x) for x in g) for g in groups]
+    return [" ".join(names.shell(x) for x in g) for g in groups]
 
 
 def continued(argv: tuple[str, ...] | list[str], indent: int = 4) -> str:

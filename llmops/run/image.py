@@ -7,14 +7,16 @@ docker are imported inside the functions that need them.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from llmops.errors import DockerError, UsageError
+from llmops.plan import names
 
 TORCH_VERSION = "2.13.0"
 TORCH_IMAGE = "llmops/torch"
@@ -57,9 +59,20 @@ class BuildRequest:
 
 
 def check_request(req: BuildRequest) -> None:
-    """Raises UsageError for an unknown variant or a missing wheelhouse/CA file."""
+    """Raises UsageError for an unknown variant, a base image or tag that is not an image
+    reference (a newline would add a Dockerfile instruction), or a missing wheelhouse/CA
+    file."""
     if req.variant not in DEFAULT_BASE:
         raise UsageError(f"variant {req.variant!r} is not cpu or cuda", "pass --cpu or --cuda")
+    if req.base_image is not None:
+        names.check_image_ref(req.base_image, "--base-image")
+    if req.tag is not None:
+        names.check_image_ref(req.tag, "--tag")
+    if not re.fullmatch(r"[0-9][0-9A-Za-z.+]*", req.torch_version):
+        raise UsageError(
+            f"invalid torch version {names.printable(repr(req.torch_version))}",
+            f"e.g. {TORCH_VERSION}",
+        )
     if req.wheelhouse is not None and not req.wheelhouse.is_dir():
         raise UsageError(
             f"wheelhouse {str(req.wheelhouse)!r} is not a directory",
@@ -95,8 +108,15 @@ def wheelhouse_command(req: BuildRequest, directory: str = "wheelhouse") -> str:
 
 
 def render_dockerfile(req: BuildRequest, template_dir: Path) -> str:
-    """Render ``Dockerfile.torch`` for ``req`` (pure: the template directory is passed in)."""
+    """Render ``Dockerfile.torch`` for ``req`` (pure: the template directory is passed in).
+
+    Raises:
+        UsageError: as :func:`check_request` for the base image and versions (a ``FROM`` line
+            cannot be quoted, so what reaches it is checked).
+    """
     import jinja2
+
+    check_request(replace(req, wheelhouse=None, ca_cert=None))
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
@@ -106,6 +126,8 @@ def render_dockerfile(req: BuildRequest, template_dir: Path) -> str:
         lstrip_blocks=True,
         autoescape=False,
     )
+    env.filters["q"] = names.shell
+    env.filters["comment"] = names.comment
     return env.get_template("Dockerfile.torch").render(
         variant=req.variant,
         base_image=req.base_image or DEFAULT_BASE[req.variant],
@@ -113,7 +135,7 @@ def render_dockerfile(req: BuildRequest, template_dir: Path) -> str:
         ca_cert=req.ca_cert is not None,
         torch_version=req.torch_version,
         torch_index_url=TORCH_INDEX[req.variant],
-        requirements=[f'"{r}"' for r in requirements(req.variant)],
+        requirements=list(requirements(req.variant)),
         smollm2=req.smollm2,
         default_model="smollm2" if req.smollm2 else "HuggingFaceTB/SmolLM2-135M-Instruct",
     )

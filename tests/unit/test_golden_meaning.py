@@ -55,6 +55,7 @@ def test_paths_in_shell_renders_are_absolute_or_home(path: Path) -> None:
     sources = re.findall(r"-v (\S+?):/", text)  # docker bind/volume sources
     sources += re.findall(r"--env-file (\S+)", text)
     sources += re.findall(r"^\s*set -a; \. (\S+);", text, flags=re.M)
+    sources += re.findall(r"^done < (\S+)$", text, flags=re.M)  # the secrets file, read as data
     sources += [v for _k, v in re.findall(r"^export (\w+)=(\S+)$", text, flags=re.M) if "/" in v]
     for src in sources:
         src = src.strip("'\"")

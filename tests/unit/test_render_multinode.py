@@ -175,7 +175,7 @@ def test_inventory_hosts_name_the_nodes(fixed_home: Path) -> None:
         assert r.exit_code == 0, r.output
         assert "gpu-a (head):  ssh root@10.0.0.5:22 'bash -s -- head' <" in r.stdout
         assert "gpu-b (worker):  ssh -p 2222 root@10.0.0.6 'bash -s -- worker' <" in r.stdout
-        assert 'HEAD_IP="${HEAD_IP:-10.0.0.5}"' in r.stdout
+        assert '[ -n "$HEAD_IP" ] || HEAD_IP=10.0.0.5\n' in r.stdout  # never inside "${..:-}"
         bad = cli("llama3.1-70b", "--hw", "2x80GB", "--nodes", "gpu-a,gpu-z")
         assert bad.exit_code == 2 and "gpu-z" in bad.output
     finally:
