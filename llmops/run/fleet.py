@@ -13,12 +13,19 @@ Inventory (default ``$LLMOPS_HOME/hosts.yaml``)::
 
 Each host runs in its own thread with its own SSH session; a host that fails (refused, timeout,
 auth, no llmops) becomes an error row and never stops the others.
+
+Every value is checked when the file is read (``parse_inventory``), since it reaches ssh
+command lines and the rendered multi-node script: host names and labels are names
+(``[A-Za-z0-9][A-Za-z0-9_.-]*``); ``ssh`` is ``[user@]host[:port]``, an alias or a pasted ssh
+command, made only of the characters those use (no ``$``, quotes, ``;``, newlines; spaces
+only between a pasted command's words); ``llmops`` is a plain path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llmops.errors import InventoryError, LlmopsError, RemoteLlmopsMissing
+from llmops.errors import InventoryError, LlmopsError, RemoteLlmopsMissing, UsageError
+from llmops.plan.names import printable
 
 MAX_PARALLEL = 16
 
@@ -72,9 +80,47 @@ def default_inventory_path(env: Mapping[str, str] | None = None) -> Path:
 
 
 _EXAMPLE = "hosts:\n  gpu-a:\n    ssh: root@203.0.113.7:22\n    labels: [h100]"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+# what [user@]host[:port], ssh://..., [v6]:port and ssh options (-o K=V, -i ~/key) are made of
+_SSH_WORD = re.compile(r"[A-Za-z0-9@._:/=,~+%\[\]-]+\Z")
+_PATH = re.compile(r"[A-Za-z0-9_./~+-]+\Z")
+_HOSTNAME = re.compile(r"[A-Za-z0-9._:-]+\Z")
+
+
+def _bad(where: str, name: str, field: str, value: Any, why: str) -> InventoryError:
+    return InventoryError(
+        f"{where}: host {printable(repr(name))}: `{field}:` {printable(repr(value))} {why}",
+        f"fix that line of {where}, e.g.:\n{_EXAMPLE}",
+    )
+
+
+def _check_ssh(where: str, name: str, ssh: str) -> None:
+    from llmops.run.ssh import parse_target
+
+    words = ssh.split()
+    if any(c.isspace() and c != " " for c in ssh) or not all(_SSH_WORD.match(w) for w in words):
+        raise _bad(
+            where,
+            name,
+            "ssh",
+            ssh,
+            "is not an ssh target: only [user@]host[:port] or a pasted `ssh ...` command, "
+            "without quotes, `$`, `;`, backticks or control characters",
+        )
+    try:
+        target = parse_target(ssh)
+    except UsageError as e:
+        raise _bad(where, name, "ssh", ssh, f"is not an ssh target ({e.message})") from e
+    if not _HOSTNAME.match(target.host) or target.host.startswith("-"):
+        raise _bad(where, name, "ssh", ssh, f"names no usable host ({target.host!r})")
 
 
 def _host(name: str, spec: Any, where: str) -> InventoryHost:
+    if not _NAME.match(name):
+        raise InventoryError(
+            f"{where}: host name {printable(repr(name))} is not a name",
+            "use letters, digits, '-', '_' and '.', starting with a letter or digit",
+        )
     if isinstance(spec, str):
         spec = {"ssh": spec}
     if not isinstance(spec, dict):
@@ -82,15 +128,22 @@ def _host(name: str, spec: Any, where: str) -> InventoryHost:
     ssh = spec.get("ssh") or spec.get("host")
     if not isinstance(ssh, str) or not ssh.strip():
         raise InventoryError(f"{where}: host {name!r} has no `ssh:` target", _EXAMPLE)
+    ssh = ssh.strip()
+    _check_ssh(where, name, ssh)
     labels = spec.get("labels") or []
     if isinstance(labels, str):
         labels = [labels]
     if not isinstance(labels, list) or not all(isinstance(x, str | int) for x in labels):
         raise InventoryError(f"{where}: host {name!r}: `labels` must be a list of names", None)
+    for label in labels:
+        if not _NAME.match(str(label)):
+            raise _bad(where, name, "labels", label, "is not a name (letters, digits, -_.)")
     llmops = spec.get("llmops")
+    if llmops and not (isinstance(llmops, str) and _PATH.match(llmops)):
+        raise _bad(where, name, "llmops", llmops, "is not a plain path (letters, digits, /._~+-)")
     return InventoryHost(
         name=str(name),
-        ssh=ssh.strip(),
+        ssh=ssh,
         labels=tuple(str(x) for x in labels),
         llmops=str(llmops) if llmops else None,
     )

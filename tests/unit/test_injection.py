@@ -22,12 +22,13 @@ import yaml
 from typer.testing import CliRunner
 
 from llmops.cli import app
-from llmops.errors import UsageError
+from llmops.errors import InventoryError, UsageError
 from llmops.plan import names
 from llmops.plan.k8s import K8sOptions, render_k8s
 from llmops.plan.multinode import NodeHost, plan_multinode
 from llmops.plan.render import render, render_multinode
 from llmops.resources import templates_dir
+from llmops.run.fleet import parse_inventory
 from llmops.run.image import BuildRequest, check_request, render_dockerfile
 from tests.conftest import require_or_skip
 from tests.unit.scale_cases import vllm_plan
@@ -341,3 +342,47 @@ def test_render_refuses_bad_names_at_the_cli(name: str, fmt: str, tmp_path: Path
 def test_printable_escapes_controls_and_bidi() -> None:
     assert names.printable("a\nb\x1b]8;;x\x07\u202e") == "a\\nb\\x1b]8;;x\\x07\\u202e"
     assert names.printable("a\nb", lines=True) == "a\nb"
+
+
+# -------------------------------------------------------------------------- inventory
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"ssh": "root@$(touch /tmp/x)"}, "ssh"),
+        ({"ssh": "root@`id`"}, "ssh"),
+        ({"ssh": "root@host name"}, "ssh"),
+        ({"ssh": "root@h\nx"}, "ssh"),
+        ({"ssh": "root@h;id"}, "ssh"),
+        ({"ssh": "ssh -p 22 'root@h'"}, "ssh"),
+        ({"ssh": "root@h", "labels": ["a b"]}, "labels"),
+        ({"ssh": "root@h", "llmops": "/opt/x;id"}, "llmops"),
+    ],
+)
+def test_inventory_values_are_checked(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(InventoryError) as e:
+        parse_inventory(yaml.safe_dump({"hosts": {"gpu-a": spec}}), "hosts.yaml")
+    msg = e.value.message
+    assert "\n" not in msg and "hosts.yaml" in msg and "gpu-a" in msg and f"`{field}:`" in msg
+
+
+def test_inventory_host_names_are_checked() -> None:
+    with pytest.raises(InventoryError, match="host name"):
+        parse_inventory(yaml.safe_dump({"hosts": {"a\nb": {"ssh": "h"}}}), "hosts.yaml")
+
+
+@pytest.mark.parametrize(
+    "ssh",
+    [
+        "root@203.0.113.7:22",
+        "gpu-box",
+        "ssh -p 41022 root@ssh4.vast.ai",
+        "ssh -o StrictHostKeyChecking=no -i ~/.ssh/id_ed25519 root@10.0.0.5",
+        "root@[fe80::1]:22",
+        "ssh://u@h.example.com:2222",
+    ],
+)
+def test_inventory_accepts_real_targets(ssh: str) -> None:
+    inv = parse_inventory(yaml.safe_dump({"hosts": {"gpu-a": {"ssh": ssh}}}), "hosts.yaml")
+    assert inv.hosts[0].ssh == ssh
