@@ -32,12 +32,11 @@ def ps(
         output.emit_json({"deployments": rows})
         return
     from rich import box
-    from rich.table import Table
 
     if not rows:
         output.info("no deployments; start one with `llmops up MODEL`")
         return
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    t = output.table(box=box.SIMPLE_HEAD, pad_edge=False)  # labels print literally
     for col in (
         "name",
         "engine",

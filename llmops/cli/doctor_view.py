@@ -5,6 +5,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from llmops.cli import output
 from llmops.hw.facts import HostFacts, NvidiaFacts
 from llmops.plan import checks as chk
 
@@ -17,7 +18,7 @@ def _num(v: float | int | None, unit: str = "", fmt: str = "{:.0f}") -> str:
 
 def gpu_table(nv: NvidiaFacts) -> Table:
     """One row per GPU (a lost GPU is a row with its error)."""
-    t = Table(
+    t = output.table(  # names and versions from a (possibly remote) host print literally
         title=f"GPUs — driver {nv.driver_version}, CUDA {nv.cuda_driver_version}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
@@ -93,7 +94,7 @@ def host_summary(f: HostFacts) -> Text:
         lines.append(f"Platform {f.platform.kind}")
     if f.source != "local":
         lines.append(f"Facts from {f.source}, collected {f.collected_at}")
-    return Text("\n".join(lines))
+    return Text(output.plain("\n".join(lines)))
 
 
 def checks_table(results: list[chk.Check]) -> Table:

@@ -1,4 +1,11 @@
-"""Rendering: data on stdout, progress/warnings/errors on stderr; JSON from the dataclasses."""
+"""Rendering: data on stdout, progress/warnings/errors on stderr; JSON from the dataclasses.
+
+Outside text (labels, names and images read from Docker, hosts' facts, error messages that
+quote a user's value) is printed literally: never parsed as rich markup (a label
+``[link=http://evil]x[/link]`` prints as those characters) and with control characters
+shown as escapes (``names.printable``). Use ``lit`` for a cell or a line, ``table`` for a
+table whose string cells are literal, and ``esc`` inside a markup string of one's own.
+"""
 
 import json
 import os
@@ -7,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 
 def _width(stream: object = None) -> int | None:
@@ -33,19 +42,53 @@ def stderr() -> "Console":
     return Console(file=sys.stderr, width=_width(sys.stderr), highlight=False, soft_wrap=True)
 
 
+def plain(value: object, *, lines: bool = True) -> str:
+    """``value`` as text with control characters escaped (newlines kept when ``lines``)."""
+    from llmops.plan.names import printable
+
+    return printable(value, lines=lines)
+
+
+def esc(value: object) -> str:
+    """``value`` for a markup string: markup escaped, control characters escaped."""
+    from rich.markup import escape
+
+    return escape(plain(value))
+
+
+def lit(value: object, style: str = "") -> "Text":
+    """``value`` as a rich ``Text``: never markup, one line (control characters escaped)."""
+    from rich.text import Text
+
+    return Text(plain(value, lines=False), style=style)
+
+
+def table(*args: Any, **kwargs: Any) -> "Table":
+    """A rich ``Table`` whose string cells (and str title) are literal text (see ``lit``)."""
+    from rich.table import Table
+
+    class _LiteralTable(Table):
+        def add_row(self, *renderables: Any, **kw: Any) -> None:
+            super().add_row(*(lit(r) if isinstance(r, str) else r for r in renderables), **kw)
+
+    if isinstance(kwargs.get("title"), str):
+        kwargs["title"] = lit(kwargs["title"])
+    return _LiteralTable(*args, **kwargs)
+
+
 def print_error(message: str, hint: str | None) -> None:
     err = stderr()
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {esc(message)}", markup=True, highlight=False)
     if hint:
-        err.print(f"[bold]hint:[/] {hint}", markup=True, highlight=False)
+        err.print(f"[bold]hint:[/] {esc(hint)}", markup=True, highlight=False)
 
 
 def warn(message: str) -> None:
-    stderr().print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+    stderr().print(f"[yellow]warning:[/] {esc(message)}", markup=True, highlight=False)
 
 
 def info(message: str) -> None:
-    stderr().print(message, markup=False, highlight=False)
+    stderr().print(plain(message), markup=False, highlight=False)
 
 
 def emit_json(payload: dict[str, Any]) -> None:

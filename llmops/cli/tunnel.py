@@ -174,9 +174,8 @@ def tunnel_ls(
         output.info("no tunnels; open one with `llmops tunnel NAME --via cloudflared`")
         return
     from rich import box
-    from rich.table import Table
 
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    t = output.table(box=box.SIMPLE_HEAD, pad_edge=False)  # outside text prints literally
     for col in ("name", "via", "deployment", "port", "url", "status", "pid"):
         t.add_column(col, no_wrap=True)
     for r in rows:

@@ -5,12 +5,17 @@ containers with the ``llmops.deployment`` label AND this install's ``llmops.inst
 (see :func:`llmops.run.state.install_id`): labels are inherited from images, and other
 installs (users, ``LLMOPS_HOME``s, test runs) may share the engine, so the deployment label
 alone proves nothing.
+
+A container whose ``llmops.deployment`` label is not a deployment name (``a/b``, a newline) is
+skipped with a warning: it cannot be one llmops started, and it must not make ``ps``, ``kill``
+or ``tunnel`` fail for everyone on the engine.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,6 +23,7 @@ from typing import Any
 
 from llmops.errors import DockerError, LlmopsError
 from llmops.plan.launch import LABEL_PREFIX, LaunchPlan
+from llmops.plan.names import is_name, printable
 from llmops.plan.render import container_name
 from llmops.run.state import INSTALL_LABEL, install_id
 
@@ -58,12 +64,22 @@ def _client(env: Mapping[str, str] | None = None) -> Any:
     return client
 
 
+def _warn_stderr(message: str) -> None:
+    sys.stderr.write(f"warning: {printable(message)}\n")
+
+
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, client: Any | None = None, install: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Any | None = None,
+        install: str | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self._client = client
         self._install = install
+        self._warn = warn or _warn_stderr
 
     @property
     def install(self) -> str:
@@ -272,7 +288,17 @@ class DockerRuntime:
             )
         except docker.errors.DockerException as e:
             raise DockerError(f"cannot list containers: {e}", "check `docker ps`") from e
-        return [self._state_of(c) for c in found]
+        out = []
+        for c in found:
+            label = (c.labels or {}).get(DEPLOYMENT_LABEL, "")
+            if not is_name(label):
+                self._warn(
+                    f"skipped container {c.short_id}: its {DEPLOYMENT_LABEL} label "
+                    f"{printable(repr(label))} is not a deployment name llmops would give"
+                )
+                continue
+            out.append(self._state_of(c))
+        return out
 
     def logs(self, name: str, tail: int | None = 200) -> str:
         c = self._find(name)
