@@ -24,7 +24,6 @@ RAM_WARN_GIB = 8
 FOREIGN_GPU_MEMORY_WARN_PCT = 10
 TEMPERATURE_WARN_C = 85
 MIN_CUDA_OK = (12, 1)  # TGI and vLLM images need a CUDA 12.x driver
-CUDA13 = (13, 0)  # vLLM >= 0.20 bare image tags are CUDA 13 (engines.md #2)
 
 
 # What to do about each diagnosis of a failed GPU container (see hw/docker.diagnose_gpu_error).
@@ -194,16 +193,36 @@ def check_gpu_cuda(f: HostFacts) -> list[Check]:
                 "upgrade the NVIDIA driver to R535 or newer",
             )
         ]
-    if v < CUDA13:
-        return [
-            Check(
-                "gpu.cuda",
-                PASS,
-                f"CUDA {nv.cuda_driver_version} driver: llmops picks CUDA 12 images "
-                "(vLLM `-cu129`, llama.cpp `server-cuda`)",
-            )
-        ]
-    return [Check("gpu.cuda", PASS, f"CUDA {nv.cuda_driver_version} driver: CUDA 13 images usable")]
+    return [_engine_images(f)]
+
+
+def _engine_images(f: HostFacts) -> Check:
+    """Which pinned image of each GPU engine this driver can start (its records' CUDA images)."""
+    from llmops.plan.engines import llamacpp, tgi, vllm
+    from llmops.plan.engines.rules import pick_cuda_image
+
+    nv = f.nvidia
+    assert nv is not None
+    gpus = tuple(g.index for g in nv.gpus)
+    usable, refused = [], []
+    for mod in (vllm, llamacpp, tgi):
+        img, _ = pick_cuda_image(mod.CUDA_IMAGES, f, gpus)
+        if img is not None:
+            usable.append(f"{mod.RECORD.title} `{img.ref}`")
+        else:
+            need = min(i.cuda for i in mod.CUDA_IMAGES)
+            refused.append(f"{mod.RECORD.title} (needs CUDA {need[0]}.{need[1]})")
+    text = f"CUDA {nv.cuda_driver_version} driver: " + (
+        "images it starts: " + ", ".join(usable) if usable else "no pinned engine image starts"
+    )
+    if refused:
+        return Check(
+            "gpu.cuda",
+            WARN,
+            text + "; not: " + ", ".join(refused),
+            "update the NVIDIA driver for those engines, or run them natively (`--runtime native`)",
+        )
+    return Check("gpu.cuda", PASS, text)
 
 
 def check_gpu_memory(f: HostFacts) -> list[Check]:

@@ -232,3 +232,21 @@ def test_select_by_group_and_name_and_unknown() -> None:
 
 def test_unprobed_sections_yield_no_checks() -> None:
     assert chk.run_checks(facts()) == []
+
+
+def test_gpu_cuda_names_the_engine_images_this_driver_starts() -> None:
+    """The 2x3090 snapshot (GeForce, driver 535 = CUDA 12.2): TGI's CUDA 12.4 image starts (its
+    base admits branch 535 on GeForce); vLLM's (12.9/13.0) and llama.cpp's (12.8/13.x) do not."""
+    from pathlib import Path
+
+    from llmops.hw.facts import host_facts_from_json
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "facts" / "rtx3090x2_pcie.json"
+    f = host_facts_from_json(path.read_text())
+    (c,) = chk.check_gpu_cuda(f)
+    assert c.status == chk.WARN
+    assert "TGI `ghcr.io/huggingface/text-generation-inference:3.3.5`" in c.message
+    assert "vLLM (needs CUDA 12.9)" in c.message and "llama.cpp (needs CUDA" in c.message
+    h100 = Path(__file__).resolve().parents[1] / "fixtures" / "facts" / "h100x8_nvlink.json"
+    (ok,) = chk.check_gpu_cuda(host_facts_from_json(h100.read_text()))
+    assert ok.status == chk.PASS and "vLLM `vllm/vllm-openai:" in ok.message
