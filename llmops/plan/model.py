@@ -169,6 +169,9 @@ class ModelSpec:
     trust_remote_code: bool = False
     notes: str = ""
     source: str = ""  # recipes/FILE.yaml | hub:REPO | gguf:PATH
+    # (folder, file, bytes) of a GGUF file a Python package ships for this model (found by
+    # the catalog when it resolves the model; llama.cpp serves it with `-m`)
+    bundled_gguf: tuple[str, str, int] | None = None
 
     @property
     def label(self) -> str:

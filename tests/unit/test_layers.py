@@ -1,7 +1,8 @@
 """The layers hold: every import in the source (module level and inside functions) is read.
 
-- ``plan/`` is pure: no docker, paramiko, subprocess, socket, httpx, and nothing from
-  ``llmops.run``, ``llmops.cli`` or ``llmops.catalog`` (the catalog builds on plan, not back);
+- ``plan/`` is pure: no docker, paramiko, subprocess, socket, httpx, os, time, importlib, and
+  nothing from ``llmops.run``, ``llmops.cli`` or ``llmops.catalog`` (the catalog builds on
+  plan, not back);
 - ``run/`` never imports ``llmops.cli`` (adapters are handed in by the CLI);
 - ``catalog/`` and ``client/`` never import ``llmops.run``.
 """
@@ -27,6 +28,12 @@ RULES: dict[str, tuple[str, ...]] = {
         "pynvml",
         "psutil",
         "huggingface_hub",
+        "os",  # no environment, files, clock or import-system probing in the planner
+        "time",
+        "datetime",
+        "shutil",
+        "importlib",
+        "urllib.request",
         "llmops.run",
         "llmops.cli",
         "llmops.catalog",
