@@ -333,31 +333,68 @@ class Endpoint:
         return f"http://127.0.0.1:{self.port}"
 
 
+#: What :func:`endpoint` answers to an authorised (or unguarded) POST on these paths.
+_GENERATED = b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Paris"},"finish_reason":"length"}]}'
+GENERATING_PATHS = ("/v1/chat/completions", "/v1/completions")
+
+
 @contextmanager
-def endpoint(api_key: str | None) -> Iterator[Endpoint]:
-    """A small real OpenAI-style endpoint; with ``api_key`` it answers 401 without it."""
+def endpoint(
+    api_key: str | None, open_paths: tuple[str, ...] = (), post_paths: tuple[str, ...] = ()
+) -> Iterator[Endpoint]:
+    """A small real OpenAI-style endpoint; with ``api_key`` it answers 401 without it.
+
+    ``GET /v1/models`` lists a model; ``POST /v1/chat/completions`` and ``/v1/completions``
+    generate when the key is right (with ``api_key=None`` they are not served, as on a server
+    that only lists models). ``open_paths`` answer 200 to GET and POST *without* a key (a
+    partly open server: the key guards ``/v1/models`` but not those); ``post_paths`` add more
+    generating POST routes behind the key.
+    """
     hits: list[tuple[str, str | None]] = []
 
     class H(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a: object) -> None:
             pass
 
-        def do_GET(self) -> None:
-            auth = self.headers.get("Authorization")
-            hits.append((self.path, auth))
-            if api_key is not None and auth != f"Bearer {api_key}":
-                body = b'{"error":{"message":"Unauthorized","type":"invalid_request_error"}}'
-                self.send_response(401)
-            elif self.path == "/v1/models":
-                body = b'{"object":"list","data":[{"id":"smollm2-135m","object":"model"}]}'
-                self.send_response(200)
-            else:
-                body = b'{"detail":"Not Found"}'
-                self.send_response(404)
+        def _send(self, code: int, body: bytes) -> None:
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            auth = self.headers.get("Authorization")
+            hits.append((self.path, auth))
+            if self.path in open_paths:
+                self._send(200, b'{"ok":true}')
+            elif api_key is not None and auth != f"Bearer {api_key}":
+                self._send(
+                    401, b'{"error":{"message":"Unauthorized","type":"invalid_request_error"}}'
+                )
+            elif self.path == "/v1/models":
+                self._send(
+                    200, b'{"object":"list","data":[{"id":"smollm2-135m","object":"model"}]}'
+                )
+            else:
+                self._send(404, b'{"detail":"Not Found"}')
+
+        def do_POST(self) -> None:
+            auth = self.headers.get("Authorization")
+            hits.append((f"POST {self.path}", auth))
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)
+            if self.path in open_paths:
+                self._send(200, _GENERATED)
+            elif api_key is not None and auth != f"Bearer {api_key}":
+                self._send(
+                    401, b'{"error":{"message":"Unauthorized","type":"invalid_request_error"}}'
+                )
+            elif api_key is not None and self.path in GENERATING_PATHS + post_paths:
+                self._send(200, _GENERATED)
+            else:
+                self._send(404, b'{"detail":"Not Found"}')
 
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     srv.daemon_threads = True

@@ -150,6 +150,7 @@ def _register() -> None:
     __import__("llmops.cli.forward", fromlist=["register"]).register(app)
     __import__("llmops.cli.fleet", fromlist=["register"]).register(app)
     __import__("llmops.cli.tunnel", fromlist=["register"]).register(app)
+    __import__("llmops.cli.audit", fromlist=["register"]).register(app)
     __import__("llmops.cli.power", fromlist=["register"]).register(app)
     __import__("llmops.cli.kill", fromlist=["register"]).register(app)
     __import__("llmops.cli.chat", fromlist=["register"]).register(app)

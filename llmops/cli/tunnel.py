@@ -1,4 +1,9 @@
-"""`llmops tunnel NAME|PORT --via ...`, `llmops tunnel ls`, `llmops tunnel stop NAME|--all`."""
+"""`llmops tunnel [NAME|PORT] --via ...`, `llmops tunnel ls`, `llmops tunnel stop NAME|--all`.
+
+Bare ``llmops tunnel`` exposes the one running deployment (with several it lists them and says
+how to choose; with none it says how to start one). Every tunnel is audited first
+(``llmops audit``), locally and then through the public URL.
+"""
 
 import os
 from pathlib import Path
@@ -12,10 +17,11 @@ from llmops.cli import deps, output
 
 
 class _DefaultOpen(TyperGroup):
-    """``llmops tunnel X ...`` means ``llmops tunnel open X ...`` unless X is a subcommand."""
+    """``llmops tunnel X ...`` means ``llmops tunnel open X ...`` unless X is a subcommand;
+    bare ``llmops tunnel`` (or only options) means ``llmops tunnel open``."""
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
             args = ["open", *args]
         return super().parse_args(ctx, args)
 
@@ -23,8 +29,8 @@ class _DefaultOpen(TyperGroup):
 tunnel_app = typer.Typer(
     cls=_DefaultOpen,
     help="Expose a deployment (or a local port) through cloudflared, ngrok or an SSH reverse "
-    "forward, after checking it rejects requests without its API key.",
-    no_args_is_help=True,
+    "forward, after auditing that no route answers without its API key.",
+    no_args_is_help=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -55,8 +61,12 @@ def _cf_token(token_file: Path | None) -> str | None:
 @tunnel_app.command("open")
 def tunnel_open(
     target: Annotated[
-        str, typer.Argument(help="Deployment name (see `llmops ps`) or a local port.")
-    ],
+        str | None,
+        typer.Argument(
+            help="Deployment name (see `llmops ps`) or a local port; omitted: the one running "
+            "deployment."
+        ),
+    ] = None,
     via: Annotated[
         str, typer.Option("--via", help="cloudflared (quick or named tunnel), ngrok, or ssh.")
     ] = "cloudflared",
@@ -98,7 +108,7 @@ def tunnel_open(
     ] = 60.0,
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
-    """Start a tunnel to NAME or PORT, check it through the public URL, print the URL."""
+    """Audit NAME or PORT, start a tunnel to it, audit it through the public URL, print the URL."""
     from llmops.errors import UsageError
     from llmops.plan import tunnel as tp
     from llmops.run.tunnels import TunnelSpec, open_tunnel, resolve_target
@@ -122,7 +132,19 @@ def tunnel_open(
             "`--hostname` is for a named cloudflared tunnel, and no token was given",
             "pass `--cf-token-file FILE` or set TUNNEL_TOKEN",
         )
-    resolved = resolve_target(target, deps.deployments(), os.environ)
+    deployments = deps.deployments()
+    if target is None:
+        target = _the_one_running(deployments)
+        output.info(f"exposing deployment {target}, the one running (`llmops ps`)")
+    resolved = resolve_target(target, deployments, os.environ)
+    if resolved.deployment and resolved.api_key is None and not allow_public_no_auth:
+        from llmops.errors import TunnelUnprotected
+
+        raise TunnelUnprotected(
+            f"refusing to expose deployment {resolved.deployment}: it has no API key",
+            f"restart it with a key (`llmops down {resolved.deployment}`, then `llmops up` sets "
+            "one by default), or pass `--allow-public-no-auth` if it really should be public",
+        )
     spec = TunnelSpec(
         name=resolved.name,
         port=resolved.port,
@@ -144,6 +166,7 @@ def tunnel_open(
         allow_public_no_auth=allow_public_no_auth,
         verify_timeout_s=timeout,
         on_progress=output.info,
+        engine=resolved.engine,
     )
     limits: tuple[str, ...] = ()
     if via == "cloudflared" and not token:
@@ -152,13 +175,47 @@ def tunnel_open(
         limits = tp.NGROK_LIMITS
     if opened.check.verdict == "unprotected-allowed":
         output.warn(f"{opened.check.detail}: exposed anyway (--allow-public-no-auth)")
+    caveats = opened.public_audit.caveats if opened.public_audit else ()
     if json_:
-        output.emit_json({"tunnel": opened.record, "check": opened.check, "limits": list(limits)})
+        output.emit_json(
+            {
+                "tunnel": opened.record,
+                "check": opened.check,
+                "audit": {"local": opened.local_audit, "public": opened.public_audit},
+                "caveats": list(caveats),
+                "limits": list(limits),
+            }
+        )
         return
+    for line in caveats:
+        output.warn(line)
     for line in limits:
         output.warn(line)
     output.info(f"{opened.check.detail}; stop it with `llmops tunnel stop {opened.record.name}`")
     output.stdout().print(f"{opened.record.url}/v1", markup=False)
+
+
+def _the_one_running(deployments: Any) -> str:
+    """Bare ``llmops tunnel``: the one running deployment, else a usage error saying what to do."""
+    from llmops.errors import UsageError
+    from llmops.run.tunnels import running_deployments
+
+    rows = running_deployments(deployments)
+    if len(rows) == 1:
+        return str(rows[0].name)
+    if not rows:
+        raise UsageError(
+            "no deployment is running, so there is nothing to expose",
+            "start one with `llmops up MODEL` (it gets an API key), then `llmops tunnel`; "
+            "or expose a local port: `llmops tunnel 8000`",
+        )
+    listed = ", ".join(
+        f"{r.name} ({r.engine or '?'}, port {r.port if r.port is not None else '-'})" for r in rows
+    )
+    raise UsageError(
+        f"{len(rows)} deployments are running: {listed}; which one?",
+        f"name it: `llmops tunnel {rows[0].name}` (`llmops ps` lists them)",
+    )
 
 
 @tunnel_app.command("ls")

@@ -17,8 +17,11 @@ process group (SIGTERM, a grace period, SIGKILL). ``NAME`` is the deployment's n
 - ssh: ``python -m llmops.run.tunnels ssh-forward ...``, a paramiko ``request_port_forward``
   on a host the user owns, pumping each forwarded channel to the local port (ops.md §3.2).
 
-After a tunnel is up, :func:`open_tunnel` checks through the public URL that ``/v1/models``
-answers with the key and rejects a request without it; otherwise the tunnel is stopped again.
+Before a tunnel starts, :func:`open_tunnel` audits the local endpoint (``llmops.run.audit``:
+every route the engine serves that generates, tokenizes, lists slots/props or administers,
+asked without a key); once it is up it checks that ``/v1/models`` answers with the key through
+the public URL and runs the same audit there. Any generating or administrative route that
+answers without the key refuses the tunnel, and a started one is stopped again.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from llmops.errors import (
     TunnelUnreachable,
     UsageError,
 )
+from llmops.plan import audit as pa
 from llmops.plan import tunnel as tp
 from llmops.run.native import process_alive as _alive
 from llmops.run.native import process_create_time as _create_time
@@ -599,6 +603,68 @@ def check_exposure(
 class OpenedTunnel:
     record: TunnelRecord
     check: tp.ExposureCheck
+    local_audit: pa.Audit | None = None  # the audit through 127.0.0.1:PORT, before starting
+    public_audit: pa.Audit | None = None  # the same audit through the public URL
+
+
+def _what(spec: TunnelSpec) -> str:
+    return f"deployment {spec.deployment}" if spec.deployment else f"port {spec.port}"
+
+
+def _open_hint(audit: pa.Audit) -> str:
+    hint = (
+        "start it with an API key (`llmops up` sets one by default) and keep every route "
+        "behind it, or pass `--allow-public-no-auth` if it really should be public"
+    )
+    if audit.engine == "vllm":
+        hint = (
+            "vLLM's --api-key guards only /v1: put an authenticating reverse proxy in front, "
+            "or serve the model with llama.cpp or llmops' torch backend; "
+            "`--allow-public-no-auth` overrides"
+        )
+    return hint + f" (`llmops audit {audit.url}` shows every route)"
+
+
+def audit_local(
+    spec: TunnelSpec,
+    api_key: str | None,
+    *,
+    engine: str | None,
+    allow_public_no_auth: bool,
+    timeout_s: float = 10.0,
+) -> pa.Audit:
+    """The audit through the local endpoint, before anything starts; raises to refuse."""
+    from llmops.run import audit as ra
+
+    local = f"http://127.0.0.1:{spec.port}"
+    what = _what(spec)
+    pre = ra.audit(local, engine, timeout_s=timeout_s)
+    if pre.verdict == "unreachable":
+        raise TunnelUnreachable(
+            f"{what} does not answer locally: {pre.detail}",
+            "check it with `llmops ps` (and the key in its secrets.env)",
+        )
+    if api_key:
+        got = http_status(local + "/v1/models", api_key, timeout_s)
+        if got != 200:
+            raise TunnelUnreachable(
+                f"{what} does not answer locally with its key: GET {local}/v1/models "
+                f"answered {got if got is not None else 'nothing'}",
+                "check it with `llmops ps` (and the key in its secrets.env)",
+            )
+    if allow_public_no_auth:
+        return pre
+    if pre.verdict in ("exposed", "unprotected"):
+        raise TunnelUnprotected(
+            f"refusing to expose {what}: it answers without an API key ({pre.detail})",
+            _open_hint(pre),
+        )
+    if pre.verdict == "inconclusive":
+        raise TunnelUnreachable(
+            f"refusing to expose {what} before it is audited: {pre.detail}",
+            "wait until `llmops ps` shows it ready, then try again",
+        )
+    return pre
 
 
 def open_tunnel(
@@ -609,59 +675,77 @@ def open_tunnel(
     allow_public_no_auth: bool = False,
     verify_timeout_s: float = 60.0,
     on_progress: Callable[[str], None] = lambda _m: None,
+    engine: str | None = None,
 ) -> OpenedTunnel:
-    """Pre-check locally, start the tunnel, check through it; stop it again if the check fails.
+    """Audit locally, start the tunnel, audit again through it; stop it if that fails.
+
+    The audit (``llmops.plan.audit``) asks every route ``engine`` serves (every known engine's
+    when None) without credentials; any generating or administrative route that answers is
+    "exposed". Through the public URL the key must also get 200 from ``/v1/models``.
 
     Raises:
-        TunnelUnprotected: the endpoint answers without a key (and no override was given).
-        TunnelUnreachable: nothing answers locally, or not through the public URL.
+        TunnelUnprotected: a route answers without a key (and no override was given).
+        TunnelUnreachable: nothing answers locally, or not through the public URL, or the
+            audit could not tell (the engine is still loading).
     """
-    local = f"http://127.0.0.1:{spec.port}"
-    pre = tp.judge_exposure(
-        local,
-        with_key_status=http_status(local + "/v1/models", api_key, 5.0) if api_key else None,
-        without_key_status=http_status(local + "/v1/models", None, 5.0),
-        had_key=bool(api_key),
+    from llmops.run import audit as ra
+
+    what = _what(spec)
+    probe_timeout = max(1.0, min(10.0, verify_timeout_s))
+    on_progress(f"auditing {what} at http://127.0.0.1:{spec.port} (requests without a key)")
+    pre = audit_local(
+        spec,
+        api_key,
+        engine=engine,
         allow_public_no_auth=allow_public_no_auth,
+        timeout_s=probe_timeout,
     )
-    what = f"deployment {spec.deployment}" if spec.deployment else f"port {spec.port}"
-    if pre.verdict == "unreachable":
-        raise TunnelUnreachable(
-            f"{what} does not answer locally: {pre.detail}",
-            "check it with `llmops ps` (and the key in its secrets.env)",
-        )
-    if pre.verdict == "unprotected":
-        raise TunnelUnprotected(
-            f"refusing to expose {what}: it answers without an API key ({pre.detail})",
-            "start it with an API key (`llmops up` sets one by default), or pass "
-            "`--allow-public-no-auth` if it really should be public",
-        )
     on_progress(f"starting {spec.via} tunnel for {what}")
     rec = manager.start(spec)
     if rec.url is None:  # pragma: no cover - every starter returns a URL or raises
         manager.stop(spec.name)
         raise TunnelStartError(f"{spec.via} reported no URL", None)
-    on_progress(f"checking {rec.url}/v1/models through the tunnel")
+    on_progress(f"auditing {rec.url} through the tunnel")
     try:
         check = check_exposure(
             rec.url, api_key, allow_public_no_auth=allow_public_no_auth, timeout_s=verify_timeout_s
         )
+        public = ra.audit(rec.url, engine, timeout_s=probe_timeout) if check.reachable else None
     except BaseException:
         manager.stop(spec.name, 3.0)
         raise
-    if check.verdict == "unreachable":
+    if public is None or public.verdict == "unreachable":
         manager.stop(spec.name, 3.0)
+        detail = public.detail if public is not None else check.detail
         raise TunnelUnreachable(
-            f"the {spec.via} tunnel for {what} started but {check.detail}; it was stopped",
+            f"the {spec.via} tunnel for {what} started but {detail}; it was stopped",
             "try again (a new quick tunnel can take a minute to resolve), or use another `--via`",
         )
-    if check.verdict == "unprotected":
+    if not public.ok and not allow_public_no_auth:
         manager.stop(spec.name, 3.0)
+        if public.verdict == "inconclusive":
+            raise TunnelUnreachable(
+                f"refusing to keep the tunnel for {what}: {public.detail}; it was stopped",
+                "try again once it answers; `llmops audit URL` shows every route",
+            )
         raise TunnelUnprotected(
-            f"refusing to keep the tunnel for {what}: {check.detail}; it was stopped",
-            "put an API key on the endpoint, or pass `--allow-public-no-auth`",
+            f"refusing to keep the tunnel for {what}: {public.detail}; it was stopped",
+            _open_hint(public),
         )
-    return OpenedTunnel(rec, check)
+    models = next((p for p in public.probes if p.label == "GET /v1/models"), None)
+    without = models.status if models is not None else check.without_key_status
+    head = f"/v1/models: {check.with_key_status or '-'} with the key, {without} without"
+    verdict = "ok" if public.ok else "unprotected-allowed"
+    final = tp.ExposureCheck(
+        rec.url,
+        check.with_key_status,
+        without,
+        True,
+        public.ok,
+        verdict,
+        f"{head}; {public.detail}" if public.ok else public.detail,
+    )
+    return OpenedTunnel(rec, final, pre, public)
 
 
 @dataclass(frozen=True)
@@ -672,6 +756,7 @@ class Target:
     port: int
     deployment: str | None
     api_key: str | None
+    engine: str | None = None  # from the deployment's record: which routes the audit asks
 
 
 def resolve_target(target: str, deployments: Any, env: Mapping[str, str]) -> Target:
@@ -683,14 +768,21 @@ def resolve_target(target: str, deployments: Any, env: Mapping[str, str]) -> Tar
         return Target(f"port-{port}", port, None, env.get("LLMOPS_API_KEY") or None)
     deployments.require(target)
     dep_port: int | None = None
+    engine: str | None = None
     for row in deployments.status(probe=False):
         if row.name == target:
             dep_port = row.port
+            engine = row.engine
     if dep_port is None:
         raise TunnelError(
             f"deployment {target} has no published port", f"see `llmops ps`; `llmops logs {target}`"
         )
-    return Target(target, dep_port, target, deployments.store.api_key(target))
+    return Target(target, dep_port, target, deployments.store.api_key(target), engine)
+
+
+def running_deployments(deployments: Any) -> list[Any]:
+    """The deployments whose status is running (bare ``llmops tunnel`` picks from these)."""
+    return [row for row in deployments.status(probe=False) if row.status == "running"]
 
 
 # ------------------------------------------------------------------------------ ssh child
@@ -814,6 +906,8 @@ __all__ = [
     "Target",
     "TunnelStatus",
     "check_exposure",
+    "audit_local",
     "open_tunnel",
     "resolve_target",
+    "running_deployments",
 ]

@@ -144,3 +144,176 @@ def test_usage_and_missing_binary_errors(monkeypatch: pytest.MonkeyPatch, tmp_pa
         r = run("tunnel", str(ep.port))
     assert r.exit_code == 1
     assert "error: cloudflared is not installed" in r.stderr and "hint:" in r.stderr
+
+
+# ------------------------------------------------------------------ issue 14: audit, bare tunnel
+
+KEYED_ENGINE = """
+import http.server, os, sys
+port = int(sys.argv[1]); key = os.environ.get("LLMOPS_API_KEY")
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def _go(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n: self.rfile.read(n)
+        if self.path != "/health" and self.headers.get("Authorization") != f"Bearer {key}":
+            self.send_response(401); self.end_headers(); return
+        known = self.path in ("/health", "/v1/models", "/v1/chat/completions")
+        self.send_response(200 if known else 404); self.end_headers()
+        self.wfile.write(b'{"data":[]}')
+    do_GET = do_POST = _go
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+
+def start_deployment(tmp_path: Path, name: str, engine: str = "torch") -> int:
+    """A real native deployment (llmops up) of a small keyed server, recorded as ``engine``."""
+    import dataclasses
+    import sys
+
+    from llmops.plan.launch import LaunchOptions, ModelArtifact, plan_launch
+    from llmops.run.up import pick_port, up
+
+    store = DeploymentStore()
+    script = tmp_path / f"{name}.py"
+    script.write_text(KEYED_ENGINE)
+    port = pick_port(19400 + len(store.names()) * 7, set())
+    opts = LaunchOptions(
+        engine="torch", runtime="native", name=name, host_port=port, python=sys.executable
+    )
+    artifact = ModelArtifact(
+        model="smollm2-135m",
+        repo="HuggingFaceTB/SmolLM2-135M-Instruct",
+        quant="fp32",
+        format="safetensors",
+    )
+    plan = dataclasses.replace(
+        plan_launch(artifact, opts, None),
+        argv=(sys.executable, str(script), str(port)),
+        engine=engine,
+    )
+    up(
+        plan,
+        NativeRuntime(store),
+        store,
+        {"LLMOPS_API_KEY": KEY},
+        api_key=KEY,
+        timeout_s=30,
+        poll_s=0.1,
+    )
+    return port
+
+
+@pytest.fixture
+def stop_deployments() -> Iterator[None]:
+    yield
+    d = Deployments(DeploymentStore(), None, NativeRuntime(DeploymentStore()))
+    for name in d.names():
+        d.stop(name, 5)
+
+
+def test_bare_tunnel_with_no_deployment_says_how_to_start_one() -> None:
+    r = run("tunnel")
+    assert r.exit_code == 2, r.output
+    assert "no deployment is running" in r.stderr and "llmops up MODEL" in r.stderr
+    assert "Usage:" not in r.output
+    r = run("tunnel", "--via", "ngrok")
+    assert r.exit_code == 2 and "no deployment is running" in r.stderr
+
+
+def test_bare_tunnel_exposes_the_one_running_deployment(
+    tmp_path: Path, stop_deployments: None
+) -> None:
+    port = start_deployment(tmp_path, "only1")
+    r = run("tunnel")
+    assert r.exit_code == 0, r.output
+    url = r.stdout.strip()
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+    assert "exposing deployment only1" in r.stderr and "auditing deployment only1" in r.stderr
+    (t,) = json.loads(run("tunnel", "ls", "--json").stdout)["tunnels"]
+    assert (t["name"], t["deployment"], t["port"], t["via"]) == (
+        "only1",
+        "only1",
+        port,
+        "cloudflared",
+    )
+    assert KEY not in r.output
+
+
+def test_bare_tunnel_with_several_lists_them_and_says_how_to_choose(
+    tmp_path: Path, stop_deployments: None
+) -> None:
+    start_deployment(tmp_path, "alpha")
+    start_deployment(tmp_path, "beta", engine="tgi")
+    r = run("tunnel")
+    assert r.exit_code == 2, r.output
+    assert "2 deployments are running" in r.stderr
+    assert "alpha (torch" in r.stderr and "beta (tgi" in r.stderr
+    assert "llmops tunnel alpha" in r.stderr
+    assert json.loads(run("tunnel", "ls", "--json").stdout)["tunnels"] == []
+
+
+def test_audit_names_the_open_routes_and_exits_1() -> None:
+    with endpoint(KEY, open_paths=("/v1/chat/completions",)) as ep:
+        r = run("audit", ep.url + "/v1")
+        assert r.exit_code == 1, r.output
+        assert "POST /v1/chat/completions" in r.stdout and "OPEN" in r.stdout
+        assert "exposed" in r.stderr and "POST /v1/chat/completions (200)" in r.stderr
+        j = run("audit", ep.url, "--json")
+        assert j.exit_code == 1
+        doc = json.loads(j.stdout)
+        assert doc["schema"] == 1 and doc["audit"]["verdict"] == "exposed"
+        assert doc["audit"]["open_routes"] == ["POST /v1/chat/completions (200)"]
+        rows = {p["method"] + " " + p["path"]: p for p in doc["audit"]["probes"]}
+        assert rows["GET /v1/models"]["status"] == 401 and rows["GET /v1/models"]["source"]
+        # and the tunnel refuses it (the old /v1/models-only check let it through)
+        t = run("tunnel", str(ep.port))
+        assert t.exit_code == 1 and "POST /v1/chat/completions (200)" in t.stderr
+        assert json.loads(run("tunnel", "ls", "--json").stdout)["tunnels"] == []
+
+
+def test_audit_passes_a_keyed_endpoint_and_checks_its_input() -> None:
+    with endpoint(KEY) as ep:
+        r = run("audit", str(ep.port), "--engine", "torch")
+        assert r.exit_code == 0, r.output
+        assert "protected" in r.stderr and "needs the key" in r.stdout
+    assert run("audit", "8000", "--engine", "nope").exit_code == 2
+    assert run("audit", "ftp://x").exit_code == 2
+    assert run("audit", "70000").exit_code == 2
+    r = run("audit", "no-such-deployment")
+    assert r.exit_code == 1 and "no deployment named" in r.stderr
+
+
+def test_tgi_deployments_say_the_key_shows_in_ps(tmp_path: Path, stop_deployments: None) -> None:
+    start_deployment(tmp_path, "tgi1", engine="tgi")
+    r = run("audit", "tgi1")
+    assert r.exit_code == 0, r.output
+    assert "auditing deployment tgi1 (tgi routes)" in r.stderr
+    assert "POST /generate_stream" in r.stdout and "GET /info" in r.stdout
+    said = " ".join(r.stderr.split())
+    assert "text-generation-router" in said and "`ps`" in said and "127.0.0.1" in said
+    t = run("tunnel", "tgi1", "--json")
+    assert t.exit_code == 0, t.output
+    doc = json.loads(t.stdout)
+    assert doc["audit"]["public"]["verdict"] == "protected"
+    assert doc["audit"]["local"]["engine"] == "tgi"
+    assert any("text-generation-router" in c for c in doc["caveats"])
+
+
+@pytest.mark.slow
+def test_tunnel_on_the_real_bundled_backend_with_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 done-when: llmops' own backend with its key goes through the fake cloudflared
+    without --allow-public-no-auth (its /v1/models is open, its generating routes are not)."""
+    from tests.client.servers import KEY as BACKEND_KEY
+    from tests.client.servers import real_backend
+
+    backend = real_backend()
+    monkeypatch.setenv("LLMOPS_API_KEY", BACKEND_KEY)
+    port = backend.url.rsplit(":", 1)[1]
+    r = run("tunnel", port)
+    assert r.exit_code == 0, r.output
+    assert (
+        "exposed anyway" not in r.stderr and "/v1/models: 200 with the key, 200 without" in r.stderr
+    )
+    a = run("audit", port, "--engine", "torch")
+    assert a.exit_code == 0, a.output
