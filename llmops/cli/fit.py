@@ -134,12 +134,12 @@ def _print_fit(d: "Decision", label: str, hardware: str) -> None:
     kvk = r.kv_bytes_per_token / 1024
     where = d.artifact.repo + (f"/{d.artifact.file}" if d.artifact.file else "")
     con.print(
-        f"[bold]{label}[/]  {d.artifact.label} on {r.engine}, context {r.context} x "
+        f"[bold]{output.esc(label)}[/]  {d.artifact.label} on {r.engine}, context {r.context} x "
         f"{r.concurrency} seq, KV {r.kv_dtype} ({kvk:g} KiB/token)",
         highlight=False,
     )
     con.print(f"artifact: {where} ({r.weights_source})", highlight=False, markup=False)
-    con.print(f"hardware: {hardware}", highlight=False)
+    con.print(f"hardware: {output.esc(hardware)}", highlight=False)
     con.print(fit_table(r))
     how = {
         "tensor": f"tensor parallel over {r.tensor_parallel} GPUs",
@@ -317,7 +317,7 @@ def _print_recs(recs: "list[Recommendation]", hardware: str) -> None:
     from rich.table import Table
 
     con = output.stdout()
-    con.print(f"hardware: {hardware}", highlight=False)
+    con.print(f"hardware: {output.esc(hardware)}", highlight=False)
     t = Table()
     for col in (
         "#",
