@@ -226,9 +226,10 @@ port = int(sys.argv[1]); key = os.environ.get("LLMOPS_API_KEY")
 class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
-        if self.path == "/v1/models" and self.headers.get("Authorization") != f"Bearer {key}":
+        if self.path != "/health" and self.headers.get("Authorization") != f"Bearer {key}":
             self.send_response(401); self.end_headers(); return
         self.send_response(200); self.end_headers(); self.wfile.write(b'{"data":[]}')
+    do_POST = do_GET
 http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 """
 
