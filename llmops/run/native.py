@@ -13,13 +13,14 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from llmops.errors import LlmopsError
 from llmops.hw.engines import PROGRAMS, find_program
 from llmops.plan.launch import LaunchPlan
 from llmops.run.docker import LaunchError, RuntimeState
-from llmops.run.state import DeploymentStore
+from llmops.run.state import DeploymentStore, write_atomic
 
 
 def process_create_time(pid: int) -> float | None:
@@ -27,21 +28,80 @@ def process_create_time(pid: int) -> float | None:
 
     try:
         return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
         return None
 
 
-def process_alive(pid: int, created: float | None) -> bool:
-    """True when ``pid`` runs and (when ``created`` is known) is the process started then."""
+def process_cmdline(pid: int) -> list[str] | None:
     import psutil
 
+    try:
+        return list(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
+        return None
+
+
+def argv_matches(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
+    """Whether a process's command line is the one recorded: equal, or the same after an
+    interpreter the kernel put in front (a ``#!`` script started as ``argv[0]``)."""
+    cmd, want = list(cmdline), list(argv)
+    if not cmd or not want:
+        return False
+    if cmd == want:
+        return True
+    n = len(want)
+    if len(cmd) > n and cmd[len(cmd) - n + 1 :] == want[1:]:
+        return os.path.basename(cmd[len(cmd) - n]) == os.path.basename(want[0])
+    return False
+
+
+def process_alive(pid: int, created: float | None, argv: Sequence[str] | None = None) -> bool:
+    """True when ``pid`` runs and (when ``created`` is known) is the process started then,
+    and (when ``argv`` is given) runs that command line."""
+    import psutil
+
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
     try:
         p = psutil.Process(pid)
         if p.status() == psutil.STATUS_ZOMBIE:
             return False
-        return created is None or abs(p.create_time() - created) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        if created is not None and abs(p.create_time() - created) >= 1.0:
+            return False
+        return argv is None or argv_matches(p.cmdline(), argv)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
         return False
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    """``engine.pid``: the engine's pid, its start time and its command line. All three must
+    hold before llmops signals the pid: a pid alone may by now be someone else's process."""
+
+    pid: int
+    create_time: float
+    argv: tuple[str, ...]
+
+    def alive(self) -> bool:
+        return process_alive(self.pid, self.create_time, self.argv)
+
+
+class BrokenPidRecord(LlmopsError):
+    """An engine.pid that llmops cannot trust (never signalled)."""
+
+
+def parse_pid_record(data: object) -> PidRecord | str:
+    """The record, or why it cannot be trusted."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    pid, created, argv = data.get("pid"), data.get("create_time"), data.get("argv")
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 1:
+        return f"pid {pid!r} is not a process id"
+    if isinstance(created, bool) or not isinstance(created, (int, float)) or not created > 0:
+        return "it has no start time (create_time), so the pid cannot be verified"
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        return "it has no command line (argv), so the pid cannot be verified"
+    return PidRecord(pid, float(created), tuple(argv))
 
 
 class NativeRuntime:
@@ -95,35 +155,52 @@ class NativeRuntime:
         finally:
             log.close()
         self._procs[plan.name] = proc
+        # What identifies the process later: its start time and command line (as given, and
+        # as the kernel shows it: a #! script runs under its interpreter).
+        cmdline = process_cmdline(proc.pid)
         record = {
             "pid": proc.pid,
             "create_time": process_create_time(proc.pid),
-            "argv": argv,
+            "argv": cmdline if cmdline and argv_matches(cmdline, argv) else argv,
         }
-        self.store.pid_path(plan.name).write_text(json.dumps(record))
+        write_atomic(self.store.pid_path(plan.name), json.dumps(record), 0o600)
         return self.state(plan.name)
 
-    def _record(self, name: str) -> dict[str, object] | None:
+    def _record(self, name: str) -> PidRecord | str | None:
+        """The pid record; a string says why it cannot be trusted; None: there is none."""
         try:
-            data: dict[str, object] = json.loads(self.store.pid_path(name).read_text())
-            return data
-        except (OSError, ValueError):
+            text = self.store.pid_path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
             return None
+        except OSError as e:
+            return f"unreadable ({e.strerror or e})"
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return "not JSON"
+        return parse_pid_record(data)
+
+    def record_problem(self, name: str) -> str | None:
+        """Why ``name``'s engine.pid cannot be trusted, or None (a good one, or none)."""
+        rec = self._record(name)
+        return rec if isinstance(rec, str) else None
 
     def state(self, name: str) -> RuntimeState:
         rec = self._record(name)
+        proc = self._procs.get(name)
+        if proc is not None and proc.poll() is not None:  # ours, and it has exited
+            return RuntimeState(
+                name=name, exists=True, running=False, status="exited", exit_code=proc.returncode
+            )
         if rec is None:
             return RuntimeState(name=name, exists=False, running=False, status="missing")
-        pid = int(str(rec["pid"]))
-        created = rec.get("create_time")
+        if isinstance(rec, str):
+            return RuntimeState(name=name, exists=True, running=False, status="broken")
+        pid, created = rec.pid, rec.create_time
         proc = self._procs.get(name)
         exit_code = proc.poll() if proc is not None else None
-        running = exit_code is None and process_alive(pid, float(str(created)) if created else None)
-        started = (
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(str(created))))
-            if created
-            else None
-        )
+        running = exit_code is None and rec.alive()
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
         return RuntimeState(
             name=name,
             exists=True,
@@ -154,8 +231,15 @@ class NativeRuntime:
 
     def follow(self, name: str, tail: int | None = 50) -> Iterator[str]:
         path = self.store.log_path(name)
-        yield self.logs(name, tail)
-        with open(path, "rb") as f:
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as e:
+            raise LlmopsError(
+                f"deployment {name} has no log file to follow ({path}: {e.strerror or e})",
+                f"`llmops ps` shows whether it still runs; `llmops down {name}` removes it",
+            ) from e
+        with f:
+            yield self.logs(name, tail)
             f.seek(0, os.SEEK_END)
             while True:
                 chunk = f.read()
@@ -167,13 +251,26 @@ class NativeRuntime:
                 time.sleep(0.5)
 
     def stop(self, name: str, grace_s: int = 20) -> bool:
-        """SIGTERM the process group, wait up to ``grace_s``, then SIGKILL. False if not running."""
+        """SIGTERM the process group, wait up to ``grace_s``, then SIGKILL. False if not running.
+
+        Only a pid whose start time and command line match the record is signalled.
+
+        Raises:
+            BrokenPidRecord: the record cannot be trusted (nothing is signalled).
+        """
         rec = self._record(name)
-        if rec is None:
+        own = self._procs.get(name)
+        if rec is None or (own is not None and own.poll() is not None):
             return False
-        pid = int(str(rec["pid"]))
-        created = rec.get("create_time")
-        if not process_alive(pid, float(str(created)) if created else None):
+        if isinstance(rec, str):
+            raise BrokenPidRecord(
+                f"deployment {name}: its pid record {self.store.pid_path(name)} cannot be "
+                f"trusted ({rec}); no process was signalled",
+                f"remove the record with `llmops down {name} --force`; if its engine still "
+                "runs, `llmops kill --all --dry-run` lists it",
+            )
+        pid = rec.pid
+        if not rec.alive():
             return False
         try:
             pgid = os.getpgid(pid)
@@ -193,7 +290,7 @@ class NativeRuntime:
         while time.monotonic() < deadline:
             if proc is not None:
                 proc.poll()
-            if not process_alive(pid, float(str(created)) if created else None):
+            if not rec.alive():
                 break
             time.sleep(0.2)
         else:
