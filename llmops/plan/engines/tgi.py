@@ -200,6 +200,13 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     secrets = []
     if o.api_key:
         secrets.append(SecretEnv("API_KEY", "api_key"))  # the env form of --api-key
+        # ... which TGI's launcher then puts on its router's command line (launcher/src/main.rs
+        # l.1943-1945 at v3.3.5): say so wherever the plan is shown (render, up, doctor's ps)
+        notes.append(
+            "TGI passes the API key to its router on the command line, so it is visible in the "
+            "host's `ps`: on a shared host publish it on 127.0.0.1 and reach it only through "
+            "`llmops tunnel` or an authenticating proxy (`llmops audit NAME` checks the routes)"
+        )
     if o.hf_token:
         secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
     if n > 1:
