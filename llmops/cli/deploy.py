@@ -64,6 +64,14 @@ def ps(
             _uptime(r.uptime_s),
         )
     output.stdout().print(t)
+    _warn_broken(rows)
+
+
+def _warn_broken(rows: list) -> None:  # type: ignore[type-arg]
+    """One line per damaged record: what is wrong, and the command that removes it."""
+    for r in rows:
+        if r.status == "broken":
+            output.warn(r.problem or f"deployment {r.name} is broken")
 
 
 def logs(
@@ -72,7 +80,8 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
     ] = False,
     tail: Annotated[
-        int | None, typer.Option("--tail", "-n", help="Only the last N lines (default all).")
+        int | None,
+        typer.Option("--tail", "-n", min=0, help="Only the last N lines (default all)."),
     ] = None,
 ) -> None:
     """Print a deployment's engine log (container log or native log file)."""
@@ -94,26 +103,57 @@ def down(
     all_: Annotated[bool, typer.Option("--all", help="Stop every llmops deployment.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
     grace: Annotated[
-        int, typer.Option("--grace", help="Seconds to wait after SIGTERM before SIGKILL.")
+        int,
+        typer.Option(
+            "--grace", min=0, max=3600, help="Seconds to wait after SIGTERM before SIGKILL."
+        ),
     ] = 20,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also remove a damaged record (`llmops ps` shows it as broken); only an engine "
+            "llmops can still identify is stopped.",
+        ),
+    ] = False,
 ) -> None:
     """Stop and remove a deployment (only ever what llmops started)."""
-    from llmops.errors import UsageError
+    from llmops.errors import LlmopsError, UsageError
+    from llmops.run.state import BrokenDeployment
 
     if bool(name) == all_:
         raise UsageError("give a deployment name or --all", "`llmops ps` lists them")
     d = deps.deployments()
-    names = d.names() if all_ else [d.require(name or "") and (name or "")]
-    stopped = []
+    if all_:
+        names = d.names()
+    else:
+        n = name or ""
+        rec = d.record(n)  # also validates the name
+        if rec is None or (isinstance(rec, BrokenDeployment) and not force):
+            d.require(n)  # not found: the error lists what exists; damaged: hint --force
+        names = [n]
+    stopped, skipped = [], []
     for n in names:
-        d.stop(n, grace)
+        try:
+            d.stop(n, grace, force=force)
+        except LlmopsError as err:
+            if not all_:
+                raise
+            skipped.append(n)  # --all carries on: one bad record must not stop the rest
+            output.warn(f"{err.message}" + (f"; {err.hint}" if err.hint else ""))
+            continue
         stopped.append(n)
         if not json_:
             output.info(f"stopped {n}")
     if json_:
-        output.emit_json({"stopped": stopped})
-    elif not stopped:
+        output.emit_json({"stopped": stopped, "skipped": skipped})
+    elif not stopped and not skipped:
         output.info("nothing to stop")
+    if skipped:
+        raise LlmopsError(
+            f"{len(skipped)} deployment(s) were left: {', '.join(skipped)}",
+            "see the warnings above; `llmops down NAME --force` removes a damaged record",
+        )
 
 
 def register(app: typer.Typer) -> None:

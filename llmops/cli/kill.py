@@ -40,15 +40,26 @@ def kill(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before stopping.")] = False,
     grace: Annotated[
-        float, typer.Option("--grace", help="Seconds between SIGTERM and SIGKILL.")
+        float, typer.Option("--grace", help="Seconds between SIGTERM and SIGKILL (0-3600).")
     ] = 10.0,
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """Stop, in order: llmops tunnels, llmops deployments, and (--all) other known engines."""
+    import math
+
+    if not (math.isfinite(grace) and 0 <= grace <= 3600):
+        from llmops.errors import UsageError
+
+        raise UsageError(
+            f"--grace must be a number of seconds from 0 to 3600, got {grace:g}",
+            "e.g. `llmops kill --grace 10`",
+        )
     seq = _sequence()
     targets = seq.discover(include_foreign=all_)
     if seq.docker_error:
         output.warn(f"Docker: {seq.docker_error}; containers were not checked")
+    for b in getattr(seq, "broken", []):
+        output.warn(f"left alone: {b.problem or f'deployment {b.name} is broken'}")
     foreign = [t for t in targets if t.foreign]
     if not json_:
         for t in targets:

@@ -6,15 +6,16 @@ live pids), never from a cache, so it is right after llmops or the Docker daemon
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from llmops.errors import DockerError, LlmopsError, UsageError
 from llmops.run.docker import DockerRuntime, RuntimeState
-from llmops.run.native import NativeRuntime
+from llmops.run.native import BrokenPidRecord, NativeRuntime
 from llmops.run.ready import http_status
-from llmops.run.state import DeploymentStore
+from llmops.run.state import BrokenDeployment, Deployment, DeploymentStore
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,12 @@ class DeploymentStatus:
     runtime: str
     port: int | None
     gpus: str
-    status: str  # running | exited | missing | restarting | created
+    status: str  # running | exited | missing | restarting | created | broken
     health: str  # ready | loading | down | unknown
     uptime_s: int | None
     endpoint: str | None
     ident: str | None
+    problem: str | None = None  # why it is broken, and the fix
 
 
 class NotFound(LlmopsError):
@@ -76,8 +78,15 @@ class Deployments:
             self.docker_error = e.message
             return []
 
+    def record(self, name: str) -> Deployment | BrokenDeployment | None:
+        """The state record, a damaged one's error, or None when there is none."""
+        try:
+            return self.store.load(name)
+        except BrokenDeployment as e:
+            return e
+
     def runtime_of(self, name: str) -> str | None:
-        dep = self.store.load(name)
+        dep = self.store.load(name)  # a damaged record raises BrokenDeployment (hint: --force)
         if dep is not None:
             return dep.runtime
         if self._docker is not None:
@@ -116,12 +125,30 @@ class Deployments:
         out: list[DeploymentStatus] = []
         now = _dt.datetime.now(_dt.timezone.utc)
         for name in sorted(set(self.store.names()) | set(docker_states)):
-            dep = self.store.load(name)
+            rec = self.record(name)
+            if isinstance(rec, BrokenDeployment):
+                out.append(self._broken_row(name, docker_states.get(name), rec))
+                continue
+            dep = rec
             plan = dep.plan if dep else {}
             runtime = dep.runtime if dep else "docker"
             st = docker_states.get(name) if runtime == "docker" else self.native.state(name)
             if st is None:
                 st = RuntimeState(name=name, exists=False, running=False, status="missing")
+            if st.status == "broken":
+                problem = self.native.record_problem(name) or "damaged pid record"
+                out.append(
+                    self._broken_row(
+                        name,
+                        None,
+                        BrokenPidRecord(
+                            f"deployment {name}: its pid record cannot be trusted ({problem})",
+                            f"`llmops down {name} --force` removes the record",
+                        ),
+                        dep,
+                    )
+                )
+                continue
             labels = dict(st.labels)
             port = (
                 int(plan["ports"][0]["host_port"])
@@ -157,6 +184,31 @@ class Deployments:
             )
         return out
 
+    @staticmethod
+    def _broken_row(
+        name: str, st: RuntimeState | None, err: LlmopsError, dep: Deployment | None = None
+    ) -> DeploymentStatus:
+        labels = dict(st.labels) if st else {}
+        plan = dep.plan if dep else {}
+        port = dep.host_port if dep else None
+        if port is None and labels.get("llmops.port", "").isdigit():
+            port = int(labels["llmops.port"])
+        return DeploymentStatus(
+            name=name,
+            engine=plan.get("engine") or labels.get("llmops.engine"),
+            model=plan.get("model") or labels.get("llmops.model"),
+            quant=plan.get("quant") or labels.get("llmops.quant"),
+            runtime=dep.runtime if dep else ("docker" if st else "?"),
+            port=port,
+            gpus="",
+            status="broken",
+            health="unknown",
+            uptime_s=None,
+            endpoint=None,
+            ident=st.ident if st else None,
+            problem=f"{err.message}; fix: {err.hint}" if err.hint else err.message,
+        )
+
     def logs(self, name: str, tail: int | None) -> str:
         rt = self.require(name)
         return self.docker().logs(name, tail) if rt == "docker" else self.native.logs(name, tail)
@@ -168,16 +220,52 @@ class Deployments:
         else:
             yield from self.native.follow(name, tail)
 
-    def stop(self, name: str, grace_s: int = 20) -> bool:
-        """Stop one deployment and forget it. True when something was stopped."""
-        rt = self.require(name)
-        from llmops.run.tunnels import TunnelManager
+    def stop(self, name: str, grace_s: int = 20, *, force: bool = False, lock: bool = True) -> bool:
+        """Stop one deployment and forget it. True when something was stopped.
 
-        TunnelManager(self.store.home).stop_for_deployment(name)  # its tunnels go first
-        stopped = (
-            self.docker().stop(name, grace_s) if rt == "docker" else self.native.stop(name, grace_s)
-        )
-        self.store.remove(name)
+        Runs under the deployment's lock (``lock=False``: ``kill``, which must stop an `up`
+        still in progress). A damaged record is refused unless ``force``; with ``force`` only
+        what can still be identified (this install's container of that name; a process whose
+        start time and command line match a good pid record) is stopped, then the record is
+        removed.
+
+        Raises:
+            BrokenDeployment, BrokenPidRecord: the record is damaged and ``force`` is False.
+            DeploymentBusy: an `up` or `down` of it is in progress.
+        """
+        held = self.store.lock(name, "down") if lock else contextlib.nullcontext()
+        with held:
+            rec = self.record(name)
+            if isinstance(rec, BrokenDeployment):
+                if not force:
+                    raise rec
+                stopped = self._stop_identifiable(name, grace_s)
+                self.store.remove(name)
+                return stopped
+            rt = self.require(name)
+            from llmops.run.tunnels import TunnelManager
+
+            TunnelManager(self.store.home).stop_for_deployment(name)  # its tunnels go first
+            try:
+                stopped = (
+                    self.docker().stop(name, grace_s)
+                    if rt == "docker"
+                    else self.native.stop(name, grace_s)
+                )
+            except BrokenPidRecord:
+                if not force:
+                    raise
+                stopped = False
+            self.store.remove(name)
+            return stopped
+
+    def _stop_identifiable(self, name: str, grace_s: int) -> bool:
+        stopped = False
+        if self._docker is not None:
+            with contextlib.suppress(DockerError):
+                stopped = self._docker.stop(name, grace_s)
+        with contextlib.suppress(BrokenPidRecord):
+            stopped = self.native.stop(name, grace_s) or stopped
         return stopped
 
     def check_name_free(self, name: str) -> None:

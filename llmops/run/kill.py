@@ -166,6 +166,8 @@ class KillSequence:
     process_filter: Callable[[Any], bool] = field(default=lambda _p: True)
     container_filter: Callable[[Any], bool] = field(default=lambda _c: True)
     docker_error: str | None = None
+    #: damaged deployment records seen by discovery (``ps`` shows them as broken); left alone
+    broken: list[Any] = field(default_factory=list)
 
     # ---- discovery
 
@@ -175,7 +177,10 @@ class KillSequence:
             for t in self.tunnels.status()
             if t.running
         ]
+        self.broken = []
         for d in self.deployments.status(probe=False):
+            if d.status == "broken":
+                self.broken.append(d)
             if d.status in ("running", "restarting", "created"):
                 out.append(
                     KillTarget(

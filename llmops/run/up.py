@@ -22,7 +22,7 @@ from llmops.plan.launch import LaunchPlan
 from llmops.plan.render import plan_json
 from llmops.run.docker import RuntimeState
 from llmops.run.ready import ReadyResult, wait_ready
-from llmops.run.state import DeploymentStore
+from llmops.run.state import DeploymentStore, check_secret
 
 
 class Runtime(Protocol):
@@ -148,12 +148,43 @@ def up(
     on_phase: Callable[[str], None] = lambda _p: None,
     poll_s: float = 1.0,
 ) -> UpResult:
-    """Record, start and (unless ``wait`` is False) wait for readiness.
+    """Record, start and (unless ``wait`` is False) wait for readiness, all under the
+    deployment's lock (see ``DeploymentStore.lock``): of two `up` of one name at once, the
+    second fails before it records or starts anything, and never cleans up the first's.
 
     Raises:
+        UsageError: a secret value cannot be stored (nothing is written).
+        DeploymentBusy: another `up` or `down` of this name is in progress (nothing is done).
+        LlmopsError: a deployment of this name already runs (nothing is done).
         LaunchError: the runtime refused to start it (nothing is left behind).
         StartupFailed: it died while starting or never became ready (stopped and removed).
     """
+    for key, value in secret_values.items():
+        check_secret(key, value)
+    with store.lock(plan.name, "up"):
+        existing = store.load(plan.name)  # a damaged record raises (hint: down --force)
+        if existing is not None and runtime.state(plan.name).running:
+            raise LlmopsError(
+                f"deployment {plan.name} is already running (started by another llmops "
+                "command); this `up` did nothing",
+                f"see it with `llmops ps`; stop it with `llmops down {plan.name}`",
+            )
+        return _up_locked(
+            plan, runtime, store, secret_values, api_key, timeout_s, wait, on_phase, poll_s
+        )
+
+
+def _up_locked(
+    plan: LaunchPlan,
+    runtime: Runtime,
+    store: DeploymentStore,
+    secret_values: Mapping[str, str],
+    api_key: str | None,
+    timeout_s: float,
+    wait: bool,
+    on_phase: Callable[[str], None],
+    poll_s: float,
+) -> UpResult:
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     store.save(plan.name, plan_json(plan), created, secret_values)
     try:
