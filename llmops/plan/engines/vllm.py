@@ -261,6 +261,12 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     secrets = []
     if o.api_key:
         secrets.append(SecretEnv("VLLM_API_KEY", "api_key"))
+        # vllm/entrypoints/openai/server_utils.py l.71-86 @ 0.20.2: the key guards /v1 only
+        notes.append(
+            "vLLM checks the API key only under /v1: /invocations, /tokenize and /detokenize "
+            "answer without it, so `llmops tunnel` refuses to publish it; expose it only behind "
+            "a proxy that forwards /v1 (`llmops audit NAME` lists the open routes)"
+        )
     if o.hf_token:
         secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
     argv = ["serve", *common, "--host", "0.0.0.0", "--port", str(port)]
