@@ -82,7 +82,7 @@ def _golden(name: str, text: str) -> None:
                 "65536",
             ],
         ),
-        ("torch", ["smollm2", "--context", "2048"]),
+        ("torch", ["smollm2", "--engine", "torch", "--context", "2048"]),
     ],
 )
 def test_up_dry_run_golden_native(name: str, args: list[str], h100, fixed_home) -> None:  # type: ignore[no-untyped-def]
