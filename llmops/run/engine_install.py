@@ -266,7 +266,13 @@ def binary_build_number(program: str) -> int | None:
 
 
 def _record(
-    engine: str, variant: str, program: Path, seconds: float | None, source: str, root: Path
+    engine: str,
+    variant: str,
+    program: Path,
+    seconds: float | None,
+    source: str,
+    root: Path,
+    configure: tuple[str, ...] = (),
 ) -> InstalledEngine:
     rec = InstalledEngine(
         engine=engine,
@@ -277,7 +283,7 @@ def _record(
         build_seconds=round(seconds, 1) if seconds is not None else None,
         size_bytes=program.stat().st_size,
         source=source,
-        configure=cmake_args(variant),
+        configure=configure,
     )
     tmp = root / (INSTALL_RECORD + ".tmp")
     tmp.write_text(json.dumps(rec.to_json(), indent=2) + "\n")
@@ -349,7 +355,9 @@ def install_llamacpp(
         shutil.copy2(built, tmp)
         tmp.rename(bindir / "llama-server")
     seconds = time.monotonic() - t0
-    rec = _record("llamacpp", variant, bindir / "llama-server", seconds, where, root)
+    rec = _record(
+        "llamacpp", variant, bindir / "llama-server", seconds, where, root, cmake_args(variant)
+    )
     log.unlink(missing_ok=True)  # kept only when the build fails
     return rec, True
 
