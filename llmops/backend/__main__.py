@@ -9,7 +9,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from llmops.backend.config import DEVICES, PRECISIONS, ServerConfig, check_precision, read_api_key
+from llmops.backend.config import (
+    DEVICES,
+    PRECISIONS,
+    ServerConfig,
+    check_address,
+    check_precision,
+    read_api_key,
+)
 from llmops.errors import LlmopsError
 
 
@@ -34,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    check_address(args.host, args.port)
     import torch
 
     precision, device = check_precision(

@@ -52,6 +52,21 @@ def llmops_home() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "llmops"
 
 
+def check_address(host: str, port: int) -> None:
+    """Refuse a listen address the server could not bind, before anything loads.
+
+    Raises:
+        UsageError: a port outside 1-65535, or an empty/blank/non-ASCII host.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise UsageError(f"--port must be from 1 to 65535, got {port}", "e.g. --port 8000")
+    if not host or not host.isascii() or any(c.isspace() or ord(c) < 0x20 for c in host):
+        raise UsageError(
+            f"--host {host!r} is not an address to listen on",
+            "e.g. --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)",
+        )
+
+
 def check_precision(precision: str, device: str, *, cuda_available: bool) -> tuple[str, str]:
     """Resolve ``auto`` values and reject combinations that cannot work.
 

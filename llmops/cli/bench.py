@@ -71,7 +71,7 @@ def bench(
         ),
     ] = "raw",
     timeout_s: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds allowed per request.")
+        float, typer.Option("--timeout", min=0.1, max=86400, help="Seconds allowed per request.")
     ] = 300.0,
 ) -> None:
     """Measure an endpoint under streamed load: TTFT, inter-token latency, tokens/s, errors."""
@@ -79,6 +79,9 @@ def bench(
     from llmops.client.targets import resolve_target
     from llmops.run.state import resolve_deployment
 
+    _check_finite(timeout_s=timeout_s)
+    if out is not None:
+        _check_out(out)
     settings = BenchSettings(
         concurrency=_levels(concurrency),
         requests=requests,
@@ -105,6 +108,37 @@ def bench(
     _exit_status(results)
 
 
+def _check_finite(**values: float) -> None:
+    import math
+
+    from llmops.errors import UsageError
+
+    for name, v in values.items():
+        if not math.isfinite(v):
+            opt = "--" + name.removesuffix("_s").replace("_", "-")
+            raise UsageError(f"{opt} must be a finite number, got {v}", f"e.g. {opt} 300")
+
+
+def _check_out(out: Path) -> None:
+    """``--out FILE`` must be writable before the run starts, so results are never lost."""
+    import os
+
+    from llmops.errors import UsageError
+
+    parent = out.parent if str(out.parent) else Path(".")
+    if str(out) in ("", ".") or out.is_dir():
+        raise UsageError(
+            f"--out {str(out)!r} is a directory", "give a file name, e.g. --out bench.json"
+        )
+    if not parent.is_dir():
+        raise UsageError(
+            f"--out {str(out)!r}: the directory {str(parent)!r} does not exist",
+            f"create it first (`mkdir -p {parent}`) or write elsewhere",
+        )
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise UsageError(f"--out {str(out)!r} is not writable", "write the results elsewhere")
+
+
 def _levels(spec: str) -> tuple[int, ...]:
     from llmops.errors import UsageError
 
@@ -112,9 +146,9 @@ def _levels(spec: str) -> tuple[int, ...]:
         levels = tuple(int(p) for p in spec.replace(" ", "").split(",") if p)
     except ValueError:
         levels = ()
-    if not levels or min(levels) < 1:
+    if not levels or min(levels) < 1 or max(levels) > 4096:
         raise UsageError(
-            f"--concurrency {spec!r} is not a list of positive integers",
+            f"--concurrency {spec!r} is not a list of positive integers (at most 4096)",
             "e.g. --concurrency 1,4,16",
         )
     return levels

