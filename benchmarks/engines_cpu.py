@@ -54,8 +54,8 @@ def free_port() -> int:
 def bench(target: str, env: dict[str, str], requests: int, max_tokens: int, key: str | None):
     args = ["bench", target, "-c", LEVELS, "-n", str(requests), "--max-tokens", str(max_tokens)]
     args += ["--json", "--warmup", "2"]
-    if key:
-        args += ["--api-key", key]
+    if key:  # through the environment: never on a command line
+        env = {**env, "LLMOPS_API_KEY": key}
     doc = json.loads(llmops(*args, env=env).stdout)
     (ep,) = doc["endpoints"]
     return {lv["concurrency"]: lv["output_throughput_tok_s"] for lv in ep["levels"]}
@@ -107,10 +107,19 @@ def up_llamacpp(env: dict[str, str], name: str, port: int) -> dict[str, Any]:
     }
 
 
+def show(quiet: bool, what: str, data: dict[Any, Any]) -> None:
+    """Each figure as soon as it is measured (on stderr), so a cut-short run keeps them."""
+    if not quiet:
+        print(f"# {what}: {json.dumps(data)}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=16, help="requests per level")
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument(
+        "--torch-requests", type=int, default=8, help="requests per level for the torch backend"
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -127,8 +136,10 @@ def main() -> None:
     port = free_port()
     out["up"] = up_llamacpp(env, "bench-llamacpp", port)
     key = out["up"].pop("key")
+    show(a.json, "up", out["up"])
     try:
         out["llmops_llamacpp"] = bench("bench-llamacpp", env, a.requests, a.max_tokens, None)
+        show(a.json, "llmops up --engine llamacpp, output tok/s", out["llmops_llamacpp"])
     finally:
         llmops("down", "bench-llamacpp", env=env, check=False)
 
@@ -170,6 +181,7 @@ def main() -> None:
                 pass
             time.sleep(0.1)
         out["hand_llamacpp"] = bench(url + "/v1", env, a.requests, a.max_tokens, key)
+        show(a.json, "llama-server by hand, output tok/s", out["hand_llamacpp"])
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -182,7 +194,8 @@ def main() -> None:
            "--port", str(tport), "--timeout", "600", env=env)  # fmt: skip
     out["torch_up_s"] = time.monotonic() - t0
     try:
-        out["torch"] = bench("bench-torch", env, a.requests, a.max_tokens, None)
+        out["torch"] = bench("bench-torch", env, a.torch_requests, a.max_tokens, None)
+        show(a.json, "torch backend, output tok/s", out["torch"])
     finally:
         llmops("down", "bench-torch", env=env, check=False)
 
@@ -197,7 +210,10 @@ def main() -> None:
         f"(engine serving at {u['engine_ready_s']:.2f} s, up returned {u['llmops_after_ready_s']:+.2f} s "
         f"after that); answer: {u['answer']!r}"
     )
-    print(f"\noutput tokens/s, {a.requests} requests per level, max_tokens {a.max_tokens}")
+    print(
+        f"\noutput tokens/s, max_tokens {a.max_tokens}, {a.requests} requests per level "
+        f"({a.torch_requests} for torch)"
+    )
     print(f"{'concurrency':>12} {'llmops up':>10} {'by hand':>10} {'ratio':>6} {'torch':>8}")
     for c in (1, 4, 16):
         lu, hd, tb = out["llmops_llamacpp"][c], out["hand_llamacpp"][c], out["torch"][c]
