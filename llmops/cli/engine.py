@@ -47,7 +47,8 @@ def install(
         ),
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", help="Parallel compile jobs (default: CPUs).")
+        int | None,
+        typer.Option("--jobs", "-j", min=1, max=256, help="Parallel compile jobs (default: CPUs)."),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild although this build is installed.")

@@ -42,6 +42,8 @@ _TOOLS = {
     "docker": "--version",
     "cloudflared": "--version",
     "ngrok": "version",
+    "llama-server": "--version",  # native llama.cpp on PATH (the local probe also reads
+    # llmops' own engines dir; a host without llmops has none)
 }
 
 # The script takes the wanted sections as its arguments: sh -c "$PROBE_SCRIPT" probe nvidia ...

@@ -296,6 +296,12 @@ class NativeRuntime:
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
+            # SIGKILL is delivered asynchronously: return once the engine is gone (or a zombie)
+            gone_by = time.monotonic() + 5
+            while rec.alive() and time.monotonic() < gone_by:
+                if proc is not None:
+                    proc.poll()
+                time.sleep(0.05)
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
