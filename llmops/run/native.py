@@ -290,15 +290,15 @@ class NativeRuntime:
         while time.monotonic() < deadline:
             if proc is not None:
                 proc.poll()
-            if not rec.alive():
+            if _gone(pid, rec.create_time):
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
         else:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
             # SIGKILL is delivered asynchronously: return once the engine is gone (or a zombie)
             gone_by = time.monotonic() + 5
-            while rec.alive() and time.monotonic() < gone_by:
+            while not _gone(pid, rec.create_time) and time.monotonic() < gone_by:
                 if proc is not None:
                     proc.poll()
                 time.sleep(0.05)
@@ -306,6 +306,21 @@ class NativeRuntime:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5)
         return True
+
+
+def _gone(pid: int, created: float) -> bool:
+    """The process that was started at ``created`` has exited (or is a zombie). Not the same as
+    "not alive": while a process exits its command line is already empty, so an argv check
+    would call it gone before it is."""
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return p.status() == psutil.STATUS_ZOMBIE or abs(p.create_time() - created) >= 1.0
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except psutil.AccessDenied:
+        return False
 
 
 def _install_hint(engine: str) -> str:
