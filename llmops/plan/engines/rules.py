@@ -167,6 +167,24 @@ def fp16_note(cap: float, flag: str) -> str:
     )
 
 
+def serving_dtype(
+    a: ModelArtifact, cap: float | None, notes: list[str], flag: str = "--dtype float16"
+) -> tuple[str | None, str]:
+    """The activation dtype to render (None: leave it to the engine) and why.
+
+    A 16-bit safetensors checkpoint is served as asked; below compute capability 8.0 it is
+    always fp16 (never bf16), quantized repos included, with a note naming ``flag``.
+    """
+    dtype = a.quant if a.format == "safetensors" and a.quant in ("fp16", "bf16") else None
+    why = "the checkpoint's"
+    if no_bf16(cap):
+        assert cap is not None
+        if a.quant != "fp16":
+            notes.append(fp16_note(cap, flag))
+        dtype, why = "fp16", f"no bf16 at compute capability {cap:.1f}"
+    return dtype, why
+
+
 def effective_rope(a: ModelArtifact, o: LaunchOptions, title: str) -> RopeScaling | None:
     """The rope scaling to render: ``o.rope`` on top of the model's own ``a.native_rope``.
 

@@ -25,10 +25,9 @@ from llmops.plan.engines.rules import (
     CudaImage,
     driver_too_old,
     effective_rope,
-    fp16_note,
     kv_follows_dtype,
-    no_bf16,
     pick_cuda_image,
+    serving_dtype,
     unknown_kv,
 )
 
@@ -154,15 +153,9 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     quantize = quantize_flag(a)
     if quantize:
         common += ["--quantize", quantize]
-    dtype = a.quant if a.format == "safetensors" and a.quant in ("fp16", "bf16") else None
-    why = "the checkpoint's"
-    if no_bf16(cap):
-        # With no --dtype, TGI picks float16 only for awq/exl2/gptq/marlin and lets every
-        # other model take its own default, bf16 for most (models/__init__.py get_model).
-        assert cap is not None
-        if a.quant != "fp16":
-            notes.append(fp16_note(cap, "--dtype float16"))
-        dtype, why = "fp16", f"no bf16 at compute capability {cap:.1f}"
+    # With no --dtype, TGI picks float16 only for awq/exl2/gptq/marlin and lets every
+    # other model take its own default, bf16 for most (models/__init__.py get_model).
+    dtype, why = serving_dtype(a, cap, notes)
     kv = o.kv_dtype.lower()
     if kv == "fp8":
         common += ["--kv-cache-dtype", KV_CACHE_FP8]

@@ -26,10 +26,9 @@ from llmops.plan.engines.rules import (
     CudaImage,
     driver_too_old,
     effective_rope,
-    fp16_note,
     kv_follows_dtype,
-    no_bf16,
     pick_cuda_image,
+    serving_dtype,
     unknown_kv,
 )
 from llmops.plan.model import RopeScaling
@@ -228,15 +227,9 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     quantization = quantization_flag(a)
     if quantization:
         common += ["--quantization", quantization]
-    dtype = a.quant if a.format == "safetensors" and a.quant in ("fp16", "bf16") else None
-    why = "the checkpoint's"
-    if no_bf16(cap):
-        # platforms/cuda.py: an explicit bfloat16 below 8.0 is refused; `auto` of a bf16
-        # checkpoint (and of a quantized repo) falls back with a warning: say it instead.
-        assert cap is not None
-        if a.quant != "fp16":
-            notes.append(fp16_note(cap, "--dtype float16"))
-        dtype, why = "fp16", f"no bf16 at compute capability {cap:.1f}"
+    # platforms/cuda.py: an explicit bfloat16 below 8.0 is refused; `auto` of a bf16
+    # checkpoint (and of a quantized repo) falls back with a warning: say it instead.
+    dtype, why = serving_dtype(a, cap, notes)
     kv = o.kv_dtype.lower()
     if kv != "auto":
         if kv not in KV_CACHE_DTYPES:
