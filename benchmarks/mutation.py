@@ -95,6 +95,17 @@ class Target:
     #: that ignores the test's container filter stops every engine container on the Docker
     #: engine, other users' included): left out unless --host-unsafe
     host_unsafe: tuple[str, ...] = ()
+    #: (qualname, tests): code that the named tests reach only in a subprocess they start (the
+    #: trace sees the test process alone), so the trace cannot map it. A mutant inside the
+    #: function/class ``qualname`` (or one of its methods) also runs these tests, first.
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def extra_tests(self, scope: str) -> tuple[str, ...]:
+        out: list[str] = []
+        for q, tests in self.extra:
+            if scope == q or scope.startswith(q + "."):
+                out += [t for t in tests if t not in out]
+        return tuple(out)
 
 
 PLAN_TESTS = (
@@ -159,6 +170,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/plan/tunnel.py",
             (
+                "tests/run/test_mutants_tunnel.py",
                 "tests/unit/test_planted_bugs.py",
                 "tests/unit/test_tunnel_parse.py",
                 "tests/run/test_tunnels.py",
@@ -168,6 +180,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/run/tunnels.py",
             (
+                "tests/run/test_mutants_tunnel.py",
                 "tests/run/test_planted_bugs_run.py",
                 "tests/run/test_tunnels.py",
                 "tests/cli/test_tunnel_cli.py",
@@ -206,6 +219,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/run/state.py",
             (
+                "tests/unit/test_mutants_secrets.py",
                 "tests/run/test_launch_native.py",
                 "tests/run/test_tunnels.py",
                 "tests/cli/test_tunnel_cli.py",
@@ -224,12 +238,17 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         ),
         Target(
             "llmops/hw/hf.py",
-            ("tests/hw/test_probes_pure.py", "tests/cli/test_doctor.py"),
+            (
+                "tests/unit/test_mutants_secrets.py",
+                "tests/hw/test_probes_pure.py",
+                "tests/cli/test_doctor.py",
+            ),
             only=("mask_secret", "find_token"),
         ),
         Target(
             "llmops/hw/remote_probe.py",
             (
+                "tests/unit/test_mutants_secrets.py",
                 "tests/unit/test_planted_bugs.py",
                 "tests/hw/test_probes_pure.py",
                 "tests/cli/test_remote.py",
@@ -1260,8 +1279,16 @@ class Coverage:
     modules: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     rc: int = 0
+    passed: set[str] = field(default_factory=set)
 
-    def tests_for(self, m: Mutant) -> list[str]:
+    def expand(self, ids: Iterable[str]) -> set[str]:
+        """The baseline's passing node ids that a file, a test or a node id prefix names."""
+        out: set[str] = set()
+        for i in ids:
+            out |= {p for p in self.passed if p == i or p.startswith((i + "::", i + "["))}
+        return out
+
+    def tests_for(self, m: Mutant, extra: Sequence[str] = ()) -> list[str]:
         if m.scope == "":
             found = set()
             for a, b in m.use_lines:
@@ -1273,6 +1300,7 @@ class Coverage:
             found = set()
             for line in range(m.first_line, m.last_line + 1):
                 found |= self.by_line.get((m.path, line), set())
+        found |= self.expand(extra)  # reached in a subprocess (Target.extra)
         return sorted(found, key=lambda t: (self.durations.get(t, 0.0), t))
 
 
@@ -1305,6 +1333,10 @@ def trace_group(
     host_unsafe: bool = False,
 ) -> Coverage:
     tests = list(dict.fromkeys(t for tg in targets for t in tg.tests))
+    files = {t.split("::")[0] for t in tests}
+    for tg in targets:  # the subprocess tests, unless their whole file runs anyway
+        for _q, extra in tg.extra:
+            tests += [t for t in extra if t.split("::")[0] not in files and t not in tests]
     if not host_unsafe:
         for nodeid in dict.fromkeys(u for tg in targets for u in tg.host_unsafe):
             tests += ["--deselect", nodeid]
@@ -1336,6 +1368,7 @@ def trace_group(
     cov.failing = sorted(k for k, v in doc["outcomes"].items() if v in ("failed", "collect-error"))
     cov.rc = int(rep.get("rc", 0))
     passed = {k for k, v in doc["outcomes"].items() if v == "passed"}
+    cov.passed = passed
     cov.modules = list(doc["modules"])
     prefix = str(client.root) + os.sep
     for nodeid, hits in doc["hits"].items():
@@ -1474,8 +1507,10 @@ def _run_group(
     todo: queue.Queue[tuple[Mutant, list[str], float] | None] = queue.Queue()
     lock = threading.Lock()
     stop = threading.Event()
+    extras = {tg.path: tg for tg in GROUPS[g]}
     for m in mutants:
-        tests = cov.tests_for(m)
+        tg = extras.get(m.path)
+        tests = cov.tests_for(m, tg.extra_tests(m.scope) if tg is not None else ())
         if not tests:
             results.append(Outcome(m, g, "uncovered"))
             continue

@@ -1,0 +1,246 @@
+"""The tunnel exposure check, pinned where the mutation benchmark found no test
+(benchmarks/MUTATION.md): the verdict at its boundaries, what each probe sends, the retry while
+a fresh tunnel resolves, and which port and key a tunnel target means.
+
+Real HTTP servers on 127.0.0.1 (tests/client/servers.py) and a real deployment store under the
+test's own ``LLMOPS_HOME``; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from llmops.errors import UsageError
+from llmops.plan import tunnel as tp
+from llmops.run.deployments import Deployments
+from llmops.run.native import NativeRuntime
+from llmops.run.state import DeploymentStore
+from llmops.run.tunnels import check_exposure, http_status, resolve_target
+from tests.client.servers import Handler, ScriptedServer
+
+URL = "https://quick.trycloudflare.com"
+KEY = "sk-llmops-tunnel-mutants-0123"
+
+
+# ------------------------------------------------------------------ the verdict (plan/tunnel.py)
+
+
+def _judge(with_key: int | None, without: int | None, *, had_key: bool, allow: bool = False):  # type: ignore[no-untyped-def]
+    return tp.judge_exposure(
+        URL,
+        with_key_status=with_key,
+        without_key_status=without,
+        had_key=had_key,
+        allow_public_no_auth=allow,
+    )
+
+
+@pytest.mark.parametrize(("status", "reachable"), [(499, True), (500, False), (503, False)])
+def test_without_a_key_a_server_error_is_not_reaching_the_engine(
+    status: int, reachable: bool
+) -> None:
+    """No key known: any answer below 500 proves the endpoint answers; a 5xx (the tunnel's
+    own "origin unreachable" page) does not."""
+    c = _judge(None, status, had_key=False)
+    assert c.reachable is reachable
+    assert c.verdict == ("unprotected" if reachable else "unreachable")
+
+
+def test_unreachable_says_what_answered() -> None:
+    c = _judge(502, 401, had_key=True)
+    assert (c.reachable, c.verdict) == (False, "unreachable")
+    assert c.detail == f"GET {URL}/v1/models answered 502"  # the keyed status, not the keyless
+    assert c.protected is True  # recorded as seen, even though the tunnel is not kept
+    assert (c.with_key_status, c.without_key_status, c.url) == (502, 401, URL)
+
+
+def test_unreachable_with_nothing_answering() -> None:
+    c = _judge(None, 401, had_key=True)
+    assert (c.reachable, c.verdict) == (False, "unreachable")
+    assert c.detail == f"nothing answered at {URL}/v1/models"
+    n = _judge(None, None, had_key=False)
+    assert n.detail == f"nothing answered at {URL}/v1/models" and n.protected is False
+    e = _judge(None, 502, had_key=False)
+    assert e.detail == f"GET {URL}/v1/models answered 502"
+
+
+def test_ok_without_a_key_known_shows_a_dash_for_the_keyed_probe() -> None:
+    c = _judge(None, 403, had_key=False)
+    assert (c.reachable, c.protected, c.verdict) == (True, True, "ok")
+    assert c.detail == "/v1/models: - with the key, 403 without"
+    assert (c.with_key_status, c.without_key_status) == (None, 403)
+
+
+def test_an_unprotected_endpoint_is_unprotected_even_when_allowed() -> None:
+    c = _judge(200, 200, had_key=True, allow=True)
+    assert (c.reachable, c.protected, c.verdict) == (True, False, "unprotected-allowed")
+    assert (c.with_key_status, c.without_key_status, c.url) == (200, 200, URL)
+
+
+def test_ngrok_config_keeps_the_authtoken_in_the_users_layout() -> None:
+    assert tp.ngrok_config_text("2", "127.0.0.1:4050", "tok2") == (
+        'version: "2"\nweb_addr: 127.0.0.1:4050\nauthtoken: tok2\n'
+    )
+    assert tp.ngrok_config_text("3", "127.0.0.1:4050", None) == (
+        'version: "3"\nagent:\n  web_addr: 127.0.0.1:4050\n'
+    )
+    # any version but 3 is read the version-2 way (ngrok: version 1 is not supported)
+    assert (
+        tp.ngrok_config_text("1", "127.0.0.1:4050", "")
+        == 'version: "2"\nweb_addr: 127.0.0.1:4050\n'
+    )
+
+
+# ------------------------------------------------------------------ the probes (run/tunnels.py)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ScriptedServer]]:
+    made: list[ScriptedServer] = []
+    yield made
+    for s in made:
+        s.close()
+
+
+def _serve(made: list[ScriptedServer], models: Callable[[Handler, bytes], None]) -> ScriptedServer:
+    s = ScriptedServer({("GET", "/v1/models"): models})
+    made.append(s)
+    return s
+
+
+def _keyed(h: Handler, body: bytes) -> None:
+    ok = h.headers.get("Authorization") == f"Bearer {KEY}"
+    h.reply(200 if ok else 401, {"object": "list", "data": []})
+
+
+def _free_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_http_status_sends_the_key_only_when_given_and_skips_ngroks_warning(
+    servers: list[ScriptedServer],
+) -> None:
+    s = _serve(servers, _keyed)
+    assert http_status(s.url + "/v1/models") == 401
+    assert http_status(s.url + "/v1/models", "") == 401
+    assert http_status(s.url + "/v1/models", KEY) == 200
+    assert http_status(s.url + "/nowhere", KEY) == 404  # an HTTP error is a status
+    heads = [{k.lower(): v for k, v in r[2].items()} for r in s.requests]
+    assert ["authorization" in h for h in heads] == [False, False, True, True]
+    # ngrok's free plan puts an HTML interstitial before browsers; the header skips it
+    assert all(h.get("ngrok-skip-browser-warning") == "1" for h in heads)
+
+
+def test_http_status_is_none_when_nothing_answers() -> None:
+    assert http_status(_free_url() + "/v1/models", KEY, timeout_s=2.0) is None
+
+
+def test_check_exposure_waits_for_a_fresh_tunnel_to_resolve(servers: list[ScriptedServer]) -> None:
+    """The first answers are the tunnel's 502 (origin not yet resolved); the check keeps
+    asking until the engine answers, then judges that answer."""
+    calls = [0]
+
+    def flaky(h: Handler, body: bytes) -> None:
+        calls[0] += 1
+        if calls[0] <= 4:
+            h.reply(502, {"error": "bad gateway"})
+        else:
+            _keyed(h, body)
+
+    s = _serve(servers, flaky)
+    c = check_exposure(s.url, KEY, allow_public_no_auth=False, timeout_s=30.0, poll_s=0.05)
+    assert (c.verdict, c.with_key_status, c.without_key_status) == ("ok", 200, 401)
+    assert c.url == s.url
+    assert calls[0] == 6  # two rounds of 502 (keyed and keyless), then one of each
+    # each round: the keyed request first, then the keyless one
+    auth = ["Authorization" in r[2] for r in s.requests]
+    assert auth == [True, False, True, False, True, False]
+
+
+def test_check_exposure_without_a_key_sends_no_key(servers: list[ScriptedServer]) -> None:
+    s = _serve(servers, _keyed)
+    c = check_exposure(s.url + "/", None, allow_public_no_auth=False, timeout_s=5.0, poll_s=0.05)
+    assert (c.verdict, c.with_key_status, c.without_key_status) == ("ok", None, 401)
+    assert [r[1] for r in s.requests] == ["/v1/models"]  # the trailing slash is not doubled
+    assert "Authorization" not in s.requests[0][2]
+
+
+def test_check_exposure_gives_up_at_its_deadline(servers: list[ScriptedServer]) -> None:
+    s = _serve(servers, lambda h, b: h.reply(502, {"error": "bad gateway"}))
+    t0 = time.monotonic()
+    c = check_exposure(s.url, KEY, allow_public_no_auth=False, timeout_s=0.6, poll_s=0.1)
+    took = time.monotonic() - t0
+    assert c.verdict == "unreachable" and c.with_key_status == 502
+    assert took < 20
+    assert len(s.requests) >= 4  # it retried before giving up
+
+
+def test_check_exposure_passes_the_override_through(servers: list[ScriptedServer]) -> None:
+    s = _serve(servers, lambda h, b: h.reply(200, {"object": "list", "data": []}))
+    c = check_exposure(s.url, KEY, allow_public_no_auth=True, timeout_s=5.0, poll_s=0.05)
+    assert c.verdict == "unprotected-allowed"
+    d = check_exposure(s.url, KEY, allow_public_no_auth=False, timeout_s=5.0, poll_s=0.05)
+    assert d.verdict == "unprotected"
+
+
+# ------------------------------------------------------------------ what `llmops tunnel X` means
+
+
+def _deployments() -> Deployments:
+    store = DeploymentStore()
+    return Deployments(store, None, NativeRuntime(store))
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_a_port_out_of_range_is_a_usage_error(port: str) -> None:
+    with pytest.raises(UsageError) as e:
+        resolve_target(port, _deployments(), {})
+    assert "out of range" in str(e.value)
+
+
+@pytest.mark.parametrize("port", [1, 8080, 65535])
+def test_a_bare_port_takes_its_key_from_the_environment(port: int) -> None:
+    t = resolve_target(str(port), _deployments(), {"LLMOPS_API_KEY": KEY})
+    assert (t.name, t.port, t.deployment, t.api_key, t.engine) == (
+        f"port-{port}",
+        port,
+        None,
+        KEY,
+        None,
+    )
+    assert resolve_target(str(port), _deployments(), {"LLMOPS_API_KEY": ""}).api_key is None
+    assert resolve_target(str(port), _deployments(), {}).api_key is None
+
+
+def test_a_deployment_target_uses_its_port_engine_and_key() -> None:
+    d = _deployments()
+    plan = {
+        "engine": "llamacpp",
+        "runtime": "native",
+        "ports": [{"host_port": 18123, "container_port": 8080}],
+        "secret_env": [{"env": "LLAMA_API_KEY", "secret": "api_key"}],
+    }
+    d.store.save("smol", plan, "2026-01-01T00:00:00Z", {"LLAMA_API_KEY": KEY})
+    plan2 = {**plan, "ports": [{"host_port": 18124, "container_port": 8080}], "engine": "vllm"}
+    d.store.save("other", plan2, "2026-01-01T00:00:00Z", {"LLAMA_API_KEY": "sk-llmops-o-0000"})
+    t = resolve_target("smol", d, {"LLMOPS_API_KEY": "sk-llmops-env-not-this-one"})
+    assert (t.name, t.port, t.deployment, t.api_key, t.engine) == (
+        "smol",
+        18123,
+        "smol",
+        KEY,
+        "llamacpp",
+    )
+
+
+def test_an_unknown_deployment_is_not_found() -> None:
+    from llmops.run.deployments import NotFound
+
+    with pytest.raises(NotFound):
+        resolve_target("ghost", _deployments(), {})
