@@ -1,4 +1,5 @@
-"""`llmops bench`: streamed load at several concurrencies; TTFT, ITL, throughput, errors."""
+"""`llmops bench`: streamed load, closed loop (concurrency levels) or open loop (request rates,
+sweeps, SLO search); TTFT, TPOT, ITL, schedule lag, goodput, server metrics, GPUs, plots."""
 
 import json
 from pathlib import Path
@@ -62,8 +63,115 @@ def bench(
         ),
     ] = None,
     warmup: Annotated[
-        int, typer.Option("--warmup", min=0, help="Untimed requests before measuring.")
+        str,
+        typer.Option(
+            "--warmup",
+            metavar="N|Ts",
+            help="N untimed requests first, or Ts: leave each timed point's first T s out.",
+        ),
+    ] = "1",
+    cooldown: Annotated[
+        float,
+        typer.Option(
+            "--cooldown",
+            min=0,
+            max=86400,
+            metavar="S",
+            help="Leave each timed point's last S s out.",
+        ),
+    ] = 0.0,
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            "--rate",
+            "-r",
+            metavar="R,R,...",
+            help="Open loop: send R requests/s regardless of replies (one point per rate).",
+        ),
+    ] = None,
+    arrival: Annotated[
+        str, typer.Option("--arrival", help="constant or poisson inter-arrival times.")
+    ] = "constant",
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            min=0.1,
+            max=86400,
+            metavar="S",
+            help="Seconds per point (default: --requests at each rate).",
+        ),
+    ] = None,
+    sweep: Annotated[
+        int,
+        typer.Option(
+            "--sweep",
+            min=0,
+            max=100,
+            metavar="N",
+            help="Synchronous baseline, throughput ceiling, then N rates between.",
+        ),
+    ] = 0,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            "--max-concurrency", min=1, max=4096, help="Concurrency that finds the ceiling."
+        ),
+    ] = 64,
+    slo: Annotated[
+        str | None,
+        typer.Option(
+            "--slo",
+            metavar="SPEC",
+            help="Latency limits, e.g. ttft_p99=500ms,itl_p99=50ms: goodput per point.",
+        ),
+    ] = None,
+    search: Annotated[
+        bool,
+        typer.Option("--search", help="Find the highest rate meeting --slo (double, bisect)."),
+    ] = False,
+    max_rate: Annotated[
+        float,
+        typer.Option("--max-rate", min=0.01, max=1e6, help="Highest rate --search tries."),
+    ] = 10000.0,
+    search_steps: Annotated[
+        int, typer.Option("--search-steps", min=0, max=20, help="Bisection steps of --search.")
+    ] = 4,
+    fixed_output: Annotated[
+        bool,
+        typer.Option(
+            "--fixed-output",
+            help="Ask for exactly --max-tokens (ignore_eos, min_tokens) where supported.",
+        ),
+    ] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed of the first point (each point its own).")
+    ] = 0,
+    repeat: Annotated[
+        int,
+        typer.Option("--repeat", min=1, max=100, help="Runs per point; 95% CIs when > 1."),
     ] = 1,
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor/--no-monitor", help="Scrape /metrics and sample NVML during each point."
+        ),
+    ] = True,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.html|FILE.png",
+            help="Draw latency vs throughput and the time series.",
+        ),
+    ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="First measure the client's own overhead and schedule lag on a built-in mock.",
+        ),
+    ] = False,
     transport: Annotated[
         str,
         typer.Option(
@@ -76,26 +184,84 @@ def bench(
 ) -> None:
     """Measure an endpoint under streamed load: TTFT, inter-token latency, tokens/s, errors."""
     from llmops.client.bench import BenchSettings, load_prompts
+    from llmops.client.load import ARRIVALS
+    from llmops.client.slo import parse_slo
     from llmops.client.targets import resolve_target
+    from llmops.errors import UsageError
     from llmops.run.state import resolve_deployment
 
-    _check_finite(timeout_s=timeout_s)
+    _check_finite(timeout_s=timeout_s, cooldown=cooldown, max_rate=max_rate)
+    if duration is not None:
+        _check_finite(duration=duration)
     if out is not None:
         _check_out(out)
+    if plot is not None:
+        from llmops.client.plot import check_plot_path
+
+        check_plot_path(plot)
+    if arrival not in ARRIVALS:
+        raise UsageError(f"--arrival {arrival!r} is not constant or poisson", "--arrival poisson")
+    warmup_n, warmup_s = _warmup(warmup)
+    timed = duration is not None or rate is not None or sweep or search
+    if (warmup_s or cooldown) and not timed:
+        raise UsageError(
+            "--warmup Ts and --cooldown need timed points",
+            "add --duration S (or use --rate, --sweep or --search)",
+        )
+    if sweep and duration is None:
+        raise UsageError("--sweep needs --duration", "e.g. --sweep 4 --duration 20")
+    slo_targets = parse_slo(slo) if slo else ()
+    if search and not slo_targets:
+        raise UsageError("--search needs --slo", "e.g. --search --slo ttft_p99=500ms")
+    if duration is not None and warmup_s + cooldown >= duration:
+        raise UsageError(
+            f"--warmup {warmup_s:g}s plus --cooldown {cooldown:g}s leave nothing of --duration "
+            f"{duration:g}",
+            "make --duration longer than the two windows together",
+        )
     settings = BenchSettings(
         concurrency=_levels(concurrency),
         requests=requests,
         max_tokens=max_tokens,
-        warmup=warmup,
+        warmup=warmup_n,
         transport=_transport(transport),
         timeout_s=timeout_s,
         tokenizer=tokenizer,
+        rates=_rates(rate) if rate is not None else (),
+        arrival=arrival,
+        duration_s=duration,
+        warmup_s=warmup_s,
+        cooldown_s=cooldown,
+        fixed_output=fixed_output,
+        seed=seed,
+        repeat=repeat,
+        sweep=sweep,
+        sweep_concurrency=max_concurrency,
+        slo=slo_targets,
+        search=search,
+        max_rate=max_rate,
+        search_steps=search_steps,
+        monitor=monitor,
     )
     targets = [resolve_target(target, api_key, resolve_deployment)]
     if compare is not None:
         targets.append(resolve_target(compare, compare_api_key or api_key, resolve_deployment))
+    calibration = None
+    if calibrate:
+        from llmops.client.calibrate import calibrate as run_calibration
+
+        calibration = run_calibration(settings)
+        if not json_:
+            render_calibration(output.stderr(), calibration)
     results = _run(targets, model, load_prompts(prompts), settings)
     doc = _document(results, settings)
+    if calibration is not None:
+        doc["calibration"] = calibration
+    if plot is not None:
+        from llmops.client.plot import write_plot
+
+        write_plot(plot, [{"label": r.url, "endpoint": r} for r in results])
+        output.stderr().print(f"plot written to {plot}", markup=False, highlight=False)
     if out is not None:
         from llmops.hw.facts import SCHEMA_VERSION, to_jsonable
 
@@ -154,6 +320,47 @@ def _levels(spec: str) -> tuple[int, ...]:
     return levels
 
 
+def _warmup(spec: str) -> tuple[int, float]:
+    """``--warmup``: ``N`` untimed requests, or ``Ts`` a leading window of every timed point."""
+    import math
+
+    from llmops.errors import UsageError
+
+    text = spec.strip().lower()
+    try:
+        if text.endswith("s"):
+            value = float(text[:-1])
+            if math.isfinite(value) and 0 <= value <= 86400:
+                return 0, value
+        else:
+            n = int(text)
+            if 0 <= n <= 100000:
+                return n, 0.0
+    except ValueError:
+        pass
+    raise UsageError(
+        f"--warmup {spec!r} is neither a request count nor seconds",
+        "e.g. --warmup 2 (requests) or --warmup 5s (a window)",
+    )
+
+
+def _rates(spec: str) -> tuple[float, ...]:
+    import math
+
+    from llmops.errors import UsageError
+
+    try:
+        rates = tuple(float(p) for p in spec.replace(" ", "").split(",") if p)
+    except ValueError:
+        rates = ()
+    if not rates or not all(math.isfinite(r) and 0 < r <= 1e6 for r in rates):
+        raise UsageError(
+            f"--rate {spec!r} is not a list of positive request rates (at most 1e6/s)",
+            "e.g. --rate 2,4,8",
+        )
+    return rates
+
+
 def _transport(name: str) -> str:
     from llmops.errors import UsageError
 
@@ -167,15 +374,17 @@ def _run(
 ) -> "list[EndpointResult]":
     import asyncio
 
+    from llmops.cli import deps
     from llmops.client.bench import bench_endpoint
 
+    nvml = deps.nvml_module()
     labels = "AB" if len(targets) > 1 else " "
     with _Progress() as progress:
 
         async def go() -> "list[EndpointResult]":
             return [
                 await bench_endpoint(
-                    label.strip(), t.url, t.api_key, model, prompts, settings, progress
+                    label.strip(), t.url, t.api_key, model, prompts, settings, progress, nvml
                 )
                 for label, t in zip(labels, targets, strict=False)
             ]
@@ -217,9 +426,9 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
 
-    def start_level(self, label: str, concurrency: int, total: int) -> None:
+    def start_level(self, label: str, what: str, total: int | None) -> None:
         self.errors = 0
-        self.desc = f"{label + ' ' if label else ''}concurrency {concurrency}"
+        self.desc = f"{label + ' ' if label else ''}{what}"
         self.task = self.bar.add_task(self.desc, total=total, errors=0)
 
     def advance(self, ok: bool) -> None:
@@ -230,8 +439,9 @@ class _Progress:
     def end_level(self) -> None:
         if self.bar.disable:
             task = self.bar.tasks[-1]
+            total = f"/{task.total:.0f}" if task.total is not None else ""
             self.console.print(
-                f"{self.desc}: {task.completed:.0f}/{task.total:.0f} requests, "
+                f"{self.desc}: {task.completed:.0f}{total} requests, "
                 f"{self.errors} errors, {task.finished_time or task.elapsed or 0:.1f} s",
                 markup=False,
                 highlight=False,
@@ -254,64 +464,156 @@ def _num(x: float) -> str:
     return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
+def _point_name(lv: Any) -> str:
+    base = f"{lv.rate_rps:.3g}/s" if lv.mode == "rate" else f"c={lv.concurrency}"
+    return f"{lv.label} {base}" if lv.label else base
+
+
 def bench_table(results: "list[EndpointResult]") -> "Table":
-    """The report: one row per concurrency level, endpoints side by side (A, B) within a level."""
+    """The report: one row per load point, endpoints side by side (A, B) within a point."""
     from rich.table import Table
 
     two = len(results) > 1
+    levels_all = [lv for r in results for lv in r.levels]
+    lag = any(lv.schedule_lag_ms is not None for lv in levels_all)
+    slo = any(lv.slo is not None for lv in levels_all)
     table = Table(box=None, pad_edge=False, header_style="bold")
     if two:
         table.add_column("ep")
-    for name in ("conc", "ok/n", "req/s", "out tok/s", "TTFT ms p50/p90/p99"):
+    table.add_column("point", justify="right")
+    for name in ("ok/n", "req/s", "out tok/s", "TTFT ms p50/p90/p99", "TPOT ms p50"):
         table.add_column(name, justify="right")
-    for name in ("ITL ms p50/p90/p99", "latency ms p50/p99", "tok/s/req p50", "errors"):
-        table.add_column(name, justify="right" if name != "errors" else "left")
-    levels = sorted({lv.concurrency for r in results for lv in r.levels})
-    for c in levels:
+    for name in ("ITL ms p50/p90/p99", "latency ms p50/p99", "tok/s/req p50"):
+        table.add_column(name, justify="right")
+    if lag:
+        table.add_column("lag ms p99", justify="right")
+    if slo:
+        table.add_column("SLO", justify="left")
+        table.add_column("goodput/s", justify="right")
+    table.add_column("errors", justify="left")
+    count = max((len(r.levels) for r in results), default=0)
+    for i in range(count):
         for label, r in zip("AB", results, strict=False):
-            lv = next((x for x in r.levels if x.concurrency == c), None)
-            if lv is None:
+            if i >= len(r.levels):
                 continue
+            lv = r.levels[i]
             errors = ", ".join(f"{k} {v}" for k, v in lv.errors.items()) or "-"
             speed = lv.request_output_tok_s
             row = [
-                str(c),
+                _point_name(lv),
                 f"{lv.ok}/{lv.requests}",
                 _num(lv.request_throughput_rps),
                 _num(lv.output_throughput_tok_s),
                 _ms(lv.ttft_ms, "p50", "p90", "p99"),
+                _ms(lv.tpot_ms, "p50"),
                 _ms(lv.itl_ms, "p50", "p90", "p99"),
                 _ms(lv.latency_ms, "p50", "p99"),
                 _num(speed.p50) if speed else "-",
-                errors,
             ]
+            if lag:
+                row.append(_ms(lv.schedule_lag_ms, "p99"))
+            if slo:
+                v = lv.slo
+                row.append(
+                    "-" if v is None else f"{'met' if v.met else 'broken'} {v.attainment:.0%}"
+                )
+                row.append("-" if v is None else _num(v.goodput_rps))
+            row.append(errors)
             table.add_row(*([label] if two else []), *row)
     return table
 
 
 def render(console: "Console", results: "list[EndpointResult]") -> None:
-    """Endpoint lines, the table, then one example message per error kind."""
+    """Endpoint lines, the table, server/GPU lines, the search verdict, notes, then one example
+    message per error kind."""
     two = len(results) > 1
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False)
+
     for label, r in zip("AB", results, strict=False):
         what = f"{r.protocol} API, model {r.model}" if r.protocol else "not measured"
         sources = sorted({lv.token_source for lv in r.levels if lv.token_source})
         tokens = f", tokens from {'/'.join(sources)}" if sources else ""
-        console.print(
-            f"{label + ': ' if two else ''}{r.url} ({what}{tokens})", markup=False, highlight=False
-        )
+        say(f"{label + ': ' if two else ''}{r.url} ({what}{tokens})")
         if r.error:
-            console.print(f"  error: {r.error}", markup=False, highlight=False)
+            say(f"  error: {r.error}")
     if any(r.levels for r in results):
         _print_unwrapped(console, bench_table(results))
     for label, r in zip("AB", results, strict=False):
+        pre = f"{label} " if two else ""
+        for lv in r.levels:
+            line = _side_line(lv)
+            if line:
+                say(f"{pre}{_point_name(lv)}: {line}")
+        if r.search is not None:
+            best = r.search.best_rate_rps
+            say(
+                f"{pre}search: highest rate meeting the SLO "
+                + (f"{best:.4g} req/s" if best is not None else "none")
+                + f"; stopped ({r.search.reason}): {r.search.detail}"
+            )
+        for note in r.notes:
+            say(f"{pre}note: {note}")
         examples: dict[str, str] = {}
         for lv in r.levels:
             for kind, msg in lv.error_examples.items():
                 examples.setdefault(kind, msg)
         for kind, msg in examples.items():
-            console.print(
-                f"{label + ' ' if two else ''}{kind}: {msg}", markup=False, highlight=False
-            )
+            say(f"{pre}{kind}: {msg}")
+
+
+def _side_line(lv: Any) -> str:
+    """Server metrics, GPUs and the CIs of one point, as one line (empty when none)."""
+    parts = []
+    srv = lv.server.server if lv.server is not None else None
+    if srv is not None:
+        bits = [f"{srv.engine} metrics"]
+        if srv.waiting_max is not None:
+            bits.append(f"queue max {srv.waiting_max:g}")
+        if srv.running_max is not None:
+            bits.append(f"running max {srv.running_max:g}")
+        if srv.kv_usage_pct_max is not None:
+            bits.append(f"KV max {srv.kv_usage_pct_max:.0f}%")
+        if srv.ttft_p99_ms is not None:
+            bits.append(f"server TTFT p99 {_num(srv.ttft_p99_ms)} ms")
+        parts.append(", ".join(bits))
+    if lv.gpu is not None:
+        g = lv.gpu
+        bits = [f"{len(g.gpus)} GPU(s)"]
+        if g.power_w_mean is not None:
+            bits.append(f"{g.power_w_mean:.0f} W")
+        if g.tokens_per_joule is not None:
+            bits.append(f"{g.tokens_per_joule:.3g} tok/J")
+        parts.append(", ".join(bits))
+    if lv.ci95:
+        ci = lv.ci95
+        bits = [
+            f"{k} {v.mean:.4g}±{v.ci95:.2g}"
+            for k, v in ci.items()
+            if k in ("request_throughput_rps", "ttft_p99_ms", "itl_p99_ms", "goodput_rps")
+        ]
+        parts.append(f"95% CI over {lv.repeats} runs: " + ", ".join(bits))
+    return "; ".join(parts)
+
+
+def render_calibration(console: "Console", cal: dict[str, Any]) -> None:
+    """The client's own overhead and schedule lag against the built-in mock."""
+    console.print(
+        f"calibration against the built-in mock (TTFT {cal['mock_ttft_ms']:g} ms, "
+        f"ITL {cal['mock_itl_ms']:g} ms, {cal['tokens']} tokens):",
+        markup=False,
+        highlight=False,
+    )
+    for row in cal["points"]:
+        console.print(
+            f"  {row['rate_rps']:g} req/s: client overhead TTFT p50 {row['ttft_overhead_ms_p50']:+.3f} ms,"
+            f" p99 {row['ttft_overhead_ms_p99']:+.3f} ms; ITL p50 {row['itl_overhead_ms_p50']:+.3f} ms; "
+            f"schedule lag p50 {row['lag_ms_p50']:.3f} ms, p99 {row['lag_ms_p99']:.3f} ms, "
+            f"max {row['lag_ms_max']:.3f} ms ({row['requests']} requests, {row['errors']} errors)",
+            markup=False,
+            highlight=False,
+        )
 
 
 def _print_unwrapped(console: "Console", table: "Table") -> None:

@@ -60,7 +60,17 @@ def test_json_report(servers: list[ScriptedServer]) -> None:
             {},
         )
         assert (lv["output_tokens"], lv["prompt_tokens"], lv["token_source"]) == (24, 30, "usage")
-        assert set(lv["ttft_ms"]) == {"count", "mean", "p50", "p90", "p99", "min", "max"}
+        assert set(lv["ttft_ms"]) == {
+            "count",
+            "mean",
+            "p50",
+            "p90",
+            "p95",
+            "p99",
+            "p999",
+            "min",
+            "max",
+        }
         assert lv["itl_ms"]["count"] == 6 * 3  # 4 tokens per request: 3 gaps
         assert lv["ttft_ms"]["p50"] <= lv["latency_ms"]["p50"]
     posts = [q for q in s.requests if q[0] == "POST"]
@@ -76,10 +86,10 @@ def test_table_and_token_fallback(servers: list[ScriptedServer]) -> None:
     assert r.exit_code == 0, r.output
     out = r.stdout
     assert f"{s.url} (openai API, model test-model, tokens from events)" in out
-    for col in ("conc", "ok/n", "req/s", "out tok/s", "TTFT ms p50/p90/p99", "ITL ms p50/p90/p99"):
+    for col in ("point", "ok/n", "req/s", "out tok/s", "TTFT ms p50/p90/p99", "ITL ms p50/p90/p99"):
         assert col in out
-    row = next(line for line in out.splitlines() if line.strip().startswith("2 "))
-    assert row.split()[:2] == ["2", "4/4"]
+    row = next(line for line in out.splitlines() if line.strip().startswith("c=2 "))
+    assert row.split()[:2] == ["c=2", "4/4"]
 
 
 def test_compare_side_by_side(servers: list[ScriptedServer], tmp_path: Path) -> None:
@@ -91,7 +101,12 @@ def test_compare_side_by_side(servers: list[ScriptedServer], tmp_path: Path) -> 
     lines = r.stdout.splitlines()
     assert lines[0].startswith(f"A: {a.url}") and lines[1].startswith(f"B: {b.url}")
     rows = [line.split()[:3] for line in lines if line.strip()[:2] in ("A ", "B ")]
-    assert rows == [["A", "1", "2/2"], ["B", "1", "2/2"], ["A", "2", "2/2"], ["B", "2", "2/2"]]
+    assert rows == [
+        ["A", "c=1", "2/2"],
+        ["B", "c=1", "2/2"],
+        ["A", "c=2", "2/2"],
+        ["B", "c=2", "2/2"],
+    ]
     doc = json.loads(out.read_text())
     assert doc["schema"] == 1 and [e["url"] for e in doc["endpoints"]] == [a.url, b.url]
     assert [lv["output_tokens"] for lv in doc["endpoints"][1]["levels"]] == [2, 2]
