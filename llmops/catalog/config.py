@@ -8,9 +8,10 @@ checked by the same code that reads an arbitrary repo. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from llmops.plan.model import Architecture, RopeScaling
+from llmops.plan.model import Architecture, Mla, RopeScaling
 
 
 class ConfigFieldError(ValueError):
@@ -36,7 +37,18 @@ SUPPORTED = (
     "falcon",
     "mpt",
     "gpt_neox",
+    "qwen3",
+    "qwen3_moe",
+    "gemma3",
+    "gemma3_text",
+    "gpt_oss",
+    "deepseek_v3",
+    "llama4",
+    "llama4_text",
+    "mistral3",
 )
+# multimodal wrappers: the decoder's numbers are under text_config
+_WRAPPERS = {"gemma3": "gemma3_text", "llama4": "llama4_text", "mistral3": "mistral"}
 
 
 def _int(
@@ -98,6 +110,17 @@ def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
         raise ConfigFieldError("model_type", f"one of {', '.join(SUPPORTED)}", mt)
     if mt not in SUPPORTED:
         raise ConfigFieldError("model_type", f"one of {', '.join(SUPPORTED)}", mt)
+    if mt in _WRAPPERS:
+        text = cfg.get("text_config")
+        if not isinstance(text, Mapping):
+            raise ConfigFieldError("text_config", "a mapping of the decoder's config", text)
+        inner = {"model_type": _WRAPPERS[mt], **text}
+        inner["model_type"] = _WRAPPERS[mt]
+        if "torch_dtype" not in inner and "torch_dtype" in cfg:
+            inner["torch_dtype"] = cfg["torch_dtype"]
+        wrapped = architecture_from_config(inner)
+        vision = _vision_params(cfg, wrapped.hidden_size)
+        return replace(wrapped, extra_params=vision) if vision else wrapped
     if mt == "mpt":
         return _mpt(cfg)
     if mt == "falcon":
@@ -167,10 +190,123 @@ def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
     if mt == "phi3" and cfg.get("sliding_window"):
         # Phi-3's config names a window, but engines allocate the full cache: count it all.
         arch["sliding_window"] = None
+    if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
+        arch["qk_norm"] = True
+    if mt == "qwen3_moe":
+        arch["experts"] = _int(cfg, "num_experts")
+        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+        arch["dense_intermediate_size"] = inter
+        arch["intermediate_size"] = _int(cfg, "moe_intermediate_size")
+        dense = cfg.get("mlp_only_layers") or []
+        step = _int(cfg, "decoder_sparse_step", default=1)
+        arch["dense_layers"] = tuple(i for i in range(layers) if i in dense or (i + 1) % step != 0)
+    if mt in ("qwen3", "qwen3_moe") and cfg.get("use_sliding_window") and cfg.get("sliding_window"):
+        arch["sliding_window"] = _int(cfg, "sliding_window")
+        arch["local_layers"] = tuple(range(_int(cfg, "max_window_layers", default=layers), layers))
+        arch["sliding_window_layers"] = len(arch["local_layers"])
+    if mt == "gemma3_text":
+        arch["norms_per_layer"] = 4
+        arch["tied_embeddings"] = _bool(cfg, "tie_word_embeddings", True)
+        _local_from_types(cfg, arch, layers, "sliding_window_pattern", global_last=True)
+    if mt == "gpt_oss":
+        arch["experts"] = _int(cfg, "num_local_experts")
+        arch["experts_active"] = _int(cfg, "num_experts_per_tok", "experts_per_token")
+        arch["qkv_bias"] = arch["o_bias"] = _bool(cfg, "attention_bias", True)
+        arch["mlp_bias"] = True  # expert gate_up/down biases (modeling_gpt_oss.py)
+        arch["router_bias"] = True
+        arch["attention_sinks"] = True
+        _local_from_types(cfg, arch, layers, None, global_last=False)
+    if mt == "llama4_text":
+        arch["experts"] = _int(cfg, "num_local_experts")
+        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+        arch["shared_expert_intermediate"] = inter  # one shared expert as wide as a routed one
+        arch["dense_intermediate_size"] = _int(cfg, "intermediate_size_mlp", default=inter)
+        step = _int(cfg, "interleave_moe_layer_step", default=1)
+        moe = cfg.get("moe_layers") or list(range(step - 1, layers, step))
+        arch["dense_layers"] = tuple(i for i in range(layers) if i not in moe)
+        chunk = cfg.get("attention_chunk_size")
+        if chunk:  # chunked local attention on the RoPE layers; every 4th (NoPE) is global
+            nope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
+            arch["sliding_window"] = _int(cfg, "attention_chunk_size")
+            arch["local_layers"] = tuple(i for i in range(layers) if nope[i])
+            arch["sliding_window_layers"] = len(arch["local_layers"])
+    if mt == "deepseek_v3":
+        q_lora = cfg.get("q_lora_rank") or 0
+        arch["mla"] = Mla(
+            q_lora_rank=int(q_lora),
+            kv_lora_rank=_int(cfg, "kv_lora_rank"),
+            qk_nope_head_dim=_int(cfg, "qk_nope_head_dim"),
+            qk_rope_head_dim=_int(cfg, "qk_rope_head_dim"),
+            v_head_dim=_int(cfg, "v_head_dim"),
+        )
+        arch["head_dim"] = arch["mla"].qk_nope_head_dim + arch["mla"].qk_rope_head_dim
+        arch["experts"] = _int(cfg, "n_routed_experts", "num_routed_experts")
+        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+        moe_inter = _int(cfg, "moe_intermediate_size")
+        shared = _int(cfg, "n_shared_experts", "num_shared_experts", default=1, positive=False)
+        arch["shared_expert_intermediate"] = shared * moe_inter
+        arch["dense_intermediate_size"] = inter
+        arch["intermediate_size"] = moe_inter
+        first_dense = _int(cfg, "first_k_dense_replace", default=0, positive=False)
+        freq = _int(cfg, "moe_layer_freq", default=1)
+        arch["dense_layers"] = tuple(
+            i for i in range(layers) if i < first_dense or (i - first_dense) % freq != 0
+        )
+        arch["router_bias"] = cfg.get("topk_method") == "noaux_tc"  # e_score_correction_bias
+    if mt in ("gpt_oss", "deepseek_v3", "qwen3_moe", "llama4_text", "gemma3_text"):
+        qc = cfg.get("quantization_config")
+        if isinstance(qc, Mapping) and qc.get("quant_method") in ("mxfp4", "fp8"):
+            arch["checkpoint_quant"] = qc["quant_method"]
     if mt == "stablelm":
         arch["norm"] = "layernorm"
         arch["qkv_bias"] = _bool(cfg, "use_qkv_bias", False)
     return Architecture(**arch)
+
+
+def _local_from_types(
+    cfg: Mapping[str, Any],
+    arch: dict[str, Any],
+    layers: int,
+    pattern_key: str | None,
+    global_last: bool,
+) -> None:
+    """Sliding-window layers from ``layer_types`` (transformers >= 4.53 configs), else from
+    ``sliding_window_pattern`` N (Gemma 3: every Nth layer is global, the others local)."""
+    window = cfg.get("sliding_window")
+    if not window:
+        return
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and len(types) == layers:
+        local = tuple(i for i, t in enumerate(types) if t == "sliding_attention")
+    else:
+        n = cfg.get(pattern_key or "", None) or cfg.get("_sliding_window_pattern")
+        if isinstance(n, int) and n > 0:
+            local = tuple(i for i in range(layers) if (i + 1) % n != 0)
+        else:  # gpt-oss: even layers sliding, odd layers full
+            local = tuple(i for i in range(layers) if i % 2 == 0)
+    arch["sliding_window"] = _int(cfg, "sliding_window")
+    arch["local_layers"] = local
+    arch["sliding_window_layers"] = len(local)
+
+
+def _vision_params(cfg: Mapping[str, Any], text_hidden: int) -> int:
+    """Parameters of a SigLIP vision tower and its projector (Gemma 3), from vision_config:
+    per layer q/k/v/o with biases, fc1/fc2 with biases, two LayerNorms; the patch embedding
+    (conv with bias), the position embedding, the post LayerNorm; Gemma 3's projector
+    (an RMSNorm and a vision -> text matrix). 0 when there is no SigLIP vision_config."""
+    v = cfg.get("vision_config")
+    if not isinstance(v, Mapping) or v.get("model_type") != "siglip_vision_model":
+        return 0
+    h = _int(v, "hidden_size")
+    inter = _int(v, "intermediate_size")
+    n = _int(v, "num_hidden_layers")
+    patch = _int(v, "patch_size")
+    image = _int(v, "image_size")
+    ch = _int(v, "num_channels", default=3)
+    per_layer = 4 * (h * h + h) + (h * inter + inter) + (inter * h + h) + 2 * 2 * h
+    embed = ch * patch * patch * h + h + (image // patch) ** 2 * h
+    projector = h + h * text_hidden
+    return n * per_layer + embed + 2 * h + projector
 
 
 def _falcon(cfg: Mapping[str, Any]) -> Architecture:

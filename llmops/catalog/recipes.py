@@ -47,6 +47,8 @@ _TOP_KEYS = {
     "config",
     "formats",
     "trust_remote_code",
+    "released",
+    "tier",
 }
 _FORMAT_KEYS = {"safetensors", "gptq", "awq", "gguf", "fp8"}
 TASKS = ("chat", "code", "text")
@@ -197,6 +199,16 @@ def parse_model(path: Path, name: Any, raw: Any) -> ModelSpec:
     mmlu = raw.get("mmlu")
     if mmlu is not None and (isinstance(mmlu, bool) or not isinstance(mmlu, int | float)):
         raise _fail(path, f"{where}.mmlu", "a number", mmlu)
+    released = raw.get("released", "")
+    if hasattr(released, "isoformat"):  # YAML reads an unquoted date as a date
+        released = released.isoformat()
+    if released and not (isinstance(released, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", released)):
+        raise _fail(path, f"{where}.released", "a date YYYY-MM-DD", released)
+    tier = raw.get("tier")
+    if tier is not None and (
+        isinstance(tier, bool) or not isinstance(tier, int) or not 1 <= tier <= 5
+    ):
+        raise _fail(path, f"{where}.tier", "an integer from 1 to 5", tier)
     display = raw.get("display_name", "")
     if display and not isinstance(display, str):
         raise _fail(path, f"{where}.display_name", "a string", display)
@@ -215,6 +227,8 @@ def parse_model(path: Path, name: Any, raw: Any) -> ModelSpec:
         gated=gated,
         params=params,
         mmlu=float(mmlu) if mmlu is not None else None,
+        released=released or "",
+        tier=tier,
         trust_remote_code=trc,
         notes=str(raw.get("notes") or ""),
         source=f"recipes/{path.name}",

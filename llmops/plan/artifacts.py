@@ -88,6 +88,11 @@ def published(spec: ModelSpec, concrete: str, engine: str) -> bool:
         return False
     if concrete in ("awq", "gptq"):
         return bool(f.awq if concrete == "awq" else f.gptq)
+    ck = spec.arch.checkpoint_quant
+    if ck and concrete in ("4bit", "8bit"):
+        return False  # bitsandbytes/EETQ quantize 16-bit weights at load, not FP8/MXFP4 ones
+    if ck == "mxfp4" and concrete == "fp8" and not f.fp8:
+        return False
     if concrete == "fp8":
         return bool(f.fp8 or f.safetensors)
     if engine == "torch" and is_bundled(spec) and concrete in ("fp32", "fp16", "bf16"):
@@ -233,7 +238,14 @@ def artifact_for(spec: ModelSpec, quant: str, engine: str) -> ModelArtifact:
     else:
         assert f.safetensors
         art = replace(base, repo=f.safetensors, format="safetensors")
-    return replace(art, gated=repo_gated(spec, art.repo), label=label(q, engine, art.format))
+    lab = label(q, engine, art.format)
+    ck = spec.arch.checkpoint_quant
+    if ck and art.format == "safetensors" and q in ("bf16", "fp16"):
+        # served as published: gpt-oss's experts stay MXFP4, DeepSeek's weights block FP8
+        lab = {"mxfp4": "MXFP4 checkpoint (experts; rest BF16)", "fp8": "FP8 checkpoint"}.get(
+            ck, lab
+        )
+    return replace(art, gated=repo_gated(spec, art.repo), label=lab)
 
 
 __all__ = [

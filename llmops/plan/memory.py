@@ -53,6 +53,9 @@ VLLM_MAX_NUM_SEQS = 256  # vLLM's default below 70 GiB (see vllm_batch_defaults)
 TGI_WIGGLE_ROOM = 0.90
 ALLOCATOR_RESERVE = 0.02
 LLAMACPP_CTX_PAD = 256
+# vLLM's default KV block (--block-size 16, vllm/config/cache.py); full-attention layers hold
+# whole blocks
+VLLM_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -131,25 +134,61 @@ class FitReport:
 # ------------------------------------------------------------------------------ helpers
 
 
+def kv_layer_elems(spec: ModelSpec, heads: int | None = None) -> int:
+    """KV elements one token adds to one layer: 2 x KV heads x head_dim (K and V), or for MLA
+    one shared latent of ``kv_lora_rank + qk_rope_head_dim`` (vLLM's MLA cache: one "head",
+    the same on every tensor-parallel rank)."""
+    a = spec.arch
+    if a.mla is not None:
+        return a.mla.latent
+    return 2 * (a.kv_heads if heads is None else heads) * a.head_dim
+
+
 def kv_bytes_per_token(spec: ModelSpec, kv_dtype_bytes_: float, kv_heads: int | None = None) -> int:
     """KV bytes of one token of one sequence over all layers (2 x L x kv_heads x head_dim x b)."""
     a = spec.arch
-    heads = a.kv_heads if kv_heads is None else kv_heads
-    return int(math.ceil(2 * a.layers * heads * a.head_dim * kv_dtype_bytes_))
+    return int(math.ceil(a.layers * kv_layer_elems(spec, kv_heads) * kv_dtype_bytes_))
+
+
+def local_kv_tokens(window: int, per_seq: int, engine: str, chunk: int) -> int:
+    """Tokens a sliding-window layer keeps per sequence, per engine.
+
+    vLLM (v1 hybrid KV cache manager, ``SlidingWindowSpec.max_memory_usage_bytes`` in
+    vllm/v1/kv_cache_interface.py): ``(cdiv(min(window - 1 + max_num_batched_tokens,
+    max_model_len), block_size) + 1)`` blocks: the +1 because the window need not start on a
+    block boundary.
+    llama.cpp: see ``_kv_layer_bytes``. The others keep the window.
+    """
+    if engine == "vllm":
+        t = min(window - 1 + chunk, per_seq)
+        return (-(-t // VLLM_BLOCK) + 1) * VLLM_BLOCK
+    if engine == "llamacpp":
+        return min(window + chunk, per_seq)
+    return min(window, per_seq)
 
 
 def _kv_layer_bytes(
-    spec: ModelSpec, tokens: int, per_seq: int, seqs: int, kvb: float, heads: int
+    spec: ModelSpec,
+    tokens: int,
+    per_seq: int,
+    seqs: int,
+    kvb: float,
+    heads: int,
+    engine: str = "",
+    chunk: int = 0,
 ) -> tuple[int, ...]:
     """KV bytes of each layer: sliding-window layers hold at most ``window`` tokens per sequence."""
     a = spec.arch
-    per_token_layer = 2 * heads * a.head_dim * kvb
+    per_token_layer = kv_layer_elems(spec, heads) * kvb
     out = []
-    n_swa = a.sliding_window_layers if a.sliding_window else 0
+    window = a.sliding_window or per_seq
+    local_t = local_kv_tokens(window, per_seq, engine, chunk) * seqs
+    if engine == "llamacpp":
+        # llama_kv_cache_iswa (src/llama-kv-cache-iswa.cpp, swa_full off by default):
+        # size_swa = GGML_PAD(min(size_base, n_swa * n_seq_max + n_ubatch), 256)
+        local_t = -(-min(tokens, window * seqs + chunk) // LLAMACPP_CTX_PAD) * LLAMACPP_CTX_PAD
     for i in range(a.layers):
-        # gemma2-style alternation: even layers local, odd layers global
-        local = n_swa and (n_swa >= a.layers or i % 2 == 0)
-        t = min(per_seq, a.sliding_window or per_seq) * seqs if local else tokens
+        t = local_t if a.is_local(i) else tokens
         out.append(int(math.ceil(per_token_layer * t)))
     return tuple(out)
 
@@ -382,13 +421,17 @@ def _place(
     if engine in ("vllm", "tgi") and not on_cpu:
         tp = len(devs)
         heads = max(1, a.kv_heads // tp)
-        kv = sum(_kv_layer_bytes(spec, n_ctx, opts.context, seqs, kvb, heads))
-        big = inv.embed_bytes + inv.lm_head_bytes + sum(inv.layer_bytes)
-        w = -(-big // tp) + inv.other_bytes
         max_seqs = VLLM_MAX_NUM_SEQS
+        batch = prefill
         if engine == "vllm" and not opts.prefill_tokens:
             batch, max_seqs = vllm_batch_defaults(devs[0])
             prefill = min(batch, max_seqs * opts.context)  # as vLLM caps it
+        ctx_t = opts.context
+        if engine == "vllm":  # whole blocks of VLLM_BLOCK tokens per sequence
+            ctx_t = -(-opts.context // VLLM_BLOCK) * VLLM_BLOCK
+        kv = sum(_kv_layer_bytes(spec, ctx_t * seqs, opts.context, seqs, kvb, heads, engine, batch))
+        big = inv.embed_bytes + inv.lm_head_bytes + sum(inv.layer_bytes)
+        w = -(-big // tp) + inv.other_bytes
         act = _activation_bytes(spec, engine, prefill, tp, act_b, n_ctx, opts, max_seqs)
         ov = overhead(tp)
         rows = tuple(
@@ -397,7 +440,8 @@ def _place(
         return _Plan(rows, 0, "tensor" if tp > 1 else "single", tp)
 
     # layer split (llama.cpp, torch/accelerate) or one CPU device
-    kv_layers = _kv_layer_bytes(spec, n_ctx, opts.context, seqs, kvb, a.kv_heads)
+    ubatch = prefill if engine == "llamacpp" else 0
+    kv_layers = _kv_layer_bytes(spec, n_ctx, opts.context, seqs, kvb, a.kv_heads, engine, ubatch)
     act = _activation_bytes(spec, engine, prefill, 1, act_b, n_ctx, opts)
     host = 0
     embed_on_dev = inv.embed_bytes

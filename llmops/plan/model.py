@@ -19,6 +19,25 @@ class RopeScaling:
 
 
 @dataclass(frozen=True)
+class Mla:
+    """DeepSeek's multi-head latent attention (config keys of the same names).
+
+    The KV cache holds one latent of ``kv_lora_rank + qk_rope_head_dim`` per token per layer,
+    shared by all heads (vLLM's MLA layout), instead of 2 x heads x head_dim.
+    """
+
+    q_lora_rank: int  # 0: q is projected directly
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+    @property
+    def latent(self) -> int:
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+
+@dataclass(frozen=True)
 class Architecture:
     """A decoder-only transformer's shape, with the numbers of its config.json.
 
@@ -50,6 +69,19 @@ class Architecture:
     sliding_window: int | None = None
     sliding_window_layers: int = 0  # how many layers use the window (gemma2: every other)
     position: str = "rope"  # rope | alibi
+    # -- 2025-26 architectures (all default to "absent") --
+    # indices of the layers that attend locally (sliding window, or Llama 4's chunked
+    # attention): from ``layer_types``/``sliding_window_pattern``; () = the gemma2 rule above
+    local_layers: tuple[int, ...] = ()
+    qk_norm: bool = False  # RMSNorm on q and k per head (Qwen3, Gemma 3): 2 x head_dim
+    attention_sinks: bool = False  # one learned sink logit per head per layer (gpt-oss)
+    router_bias: bool = False  # the MoE router has a bias (gpt-oss)
+    mla: Mla | None = None  # DeepSeek multi-head latent attention
+    shared_expert_intermediate: int = 0  # width of the always-on shared expert(s), 0 = none
+    dense_layers: tuple[int, ...] = ()  # MoE models: layers with a dense MLP instead
+    dense_intermediate_size: int = 0  # ... and its width
+    checkpoint_quant: str | None = None  # the checkpoint's own weight format: mxfp4 | fp8
+    extra_params: int = 0  # weights outside the decoder (a vision tower), 16-bit
 
     @property
     def is_moe(self) -> bool:
@@ -57,7 +89,22 @@ class Architecture:
 
     @property
     def q_dim(self) -> int:
+        if self.mla is not None:
+            return self.attention_heads * (self.mla.qk_nope_head_dim + self.mla.qk_rope_head_dim)
         return self.attention_heads * self.head_dim
+
+    def is_moe_layer(self, i: int) -> bool:
+        return self.is_moe and i not in self.dense_layers
+
+    def is_local(self, i: int) -> bool:
+        """Whether layer ``i`` attends to at most ``sliding_window`` past tokens."""
+        if not self.sliding_window:
+            return False
+        if self.local_layers:
+            return i in self.local_layers
+        n = self.sliding_window_layers
+        # gemma2-style alternation: even layers local, odd layers global
+        return bool(n) and (n >= self.layers or i % 2 == 0)
 
     @property
     def kv_dim(self) -> int:
@@ -166,6 +213,8 @@ class ModelSpec:
     gated: bool = False
     params: int | None = None  # the published parameter count, checked against the arch
     mmlu: float | None = None  # rough quality figure, used only to rank in `recommend`
+    released: str = ""  # YYYY-MM-DD the weights were published (recipes)
+    tier: int | None = None  # quality tier 1..5 (5: frontier open weights); `recommend` ranks by it
     trust_remote_code: bool = False
     notes: str = ""
     source: str = ""  # recipes/FILE.yaml | hub:REPO | gguf:PATH

@@ -140,36 +140,77 @@ class _Matrix:
         return self.n_in * self.n_out * self.count
 
 
-def layer_matrices(arch: Architecture) -> tuple[_Matrix, ...]:
+def layer_matrices(arch: Architecture, i: int = 0) -> tuple[_Matrix, ...]:
+    """The weight matrices of block ``i`` (blocks differ only in MoE models with dense layers)."""
     h = arch.hidden_size
-    e = max(arch.experts, 1)
-    mats = [
-        _Matrix("q", h, arch.q_dim),
-        _Matrix("k", h, arch.kv_dim),
-        _Matrix("v", h, arch.kv_dim),
-        _Matrix("o", arch.q_dim, h),
-    ]
+    mla = arch.mla
+    if mla is not None:
+        # DeepSeek MLA (modeling_deepseek.py): q_a/q_b (or q), kv_a_proj_with_mqa, kv_b, o
+        qk = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+        heads = arch.attention_heads
+        if mla.q_lora_rank:
+            mats = [_Matrix("q_a", h, mla.q_lora_rank), _Matrix("q", mla.q_lora_rank, heads * qk)]
+        else:
+            mats = [_Matrix("q", h, heads * qk)]
+        mats += [
+            _Matrix("kv_a", h, mla.latent),
+            _Matrix("kv_b", mla.kv_lora_rank, heads * (mla.qk_nope_head_dim + mla.v_head_dim)),
+            _Matrix("o", heads * mla.v_head_dim, h),
+        ]
+    else:
+        mats = [
+            _Matrix("q", h, arch.q_dim),
+            _Matrix("k", h, arch.kv_dim),
+            _Matrix("v", h, arch.kv_dim),
+            _Matrix("o", arch.q_dim, h),
+        ]
+    if arch.is_moe_layer(i):
+        e, inter = arch.experts, arch.intermediate_size
+    else:
+        e, inter = 1, (arch.dense_intermediate_size if arch.is_moe else 0) or arch.intermediate_size
     if arch.mlp == "gated":
-        mats.append(_Matrix("gate", h, arch.intermediate_size, e))
-    mats.append(_Matrix("up", h, arch.intermediate_size, e))
-    mats.append(_Matrix("down", arch.intermediate_size, h, e))
+        mats.append(_Matrix("gate", h, inter, e))
+    mats.append(_Matrix("up", h, inter, e))
+    mats.append(_Matrix("down", inter, h, e))
+    sh = arch.shared_expert_intermediate
+    if sh and arch.is_moe_layer(i):
+        mats += [
+            _Matrix("shexp_gate", h, sh),
+            _Matrix("shexp_up", h, sh),
+            _Matrix("shexp_down", sh, h),
+        ]
     return tuple(mats)
 
 
-def layer_small_params(arch: Architecture) -> int:
-    """Norms, biases and the MoE router of one block (kept at 16/32 bits by every format)."""
+def expert_matrix(m: _Matrix) -> bool:
+    """A routed expert's matrix (what MoE reads only k of, and MXFP4 checkpoints pack)."""
+    return m.count > 1 and m.role in ("gate", "up", "down")
+
+
+def layer_small_params(arch: Architecture, i: int = 0) -> int:
+    """Norms, biases, router and sinks of block ``i`` (kept at 16/32 bits by every format)."""
     norm = arch.hidden_size * (2 if arch.norm == "layernorm" else 1)
     n = norm * arch.norms_per_layer
+    if arch.qk_norm:
+        n += 2 * arch.head_dim
+    if arch.mla is not None:  # q_a_layernorm, kv_a_layernorm
+        n += (arch.mla.q_lora_rank or 0) + arch.mla.kv_lora_rank
     if arch.qkv_bias:
         n += arch.q_dim + 2 * arch.kv_dim
     if arch.o_bias:
         n += arch.hidden_size
+    moe = arch.is_moe_layer(i)
     if arch.mlp_bias:
-        n += (arch.intermediate_size * (2 if arch.mlp == "gated" else 1) + arch.hidden_size) * max(
-            arch.experts, 1
+        inter = arch.intermediate_size
+        n += (inter * (2 if arch.mlp == "gated" else 1) + arch.hidden_size) * (
+            arch.experts if moe else 1
         )
-    if arch.is_moe:
+    if moe:
         n += arch.hidden_size * arch.experts
+        if arch.router_bias:
+            n += arch.experts
+    if arch.attention_sinks:
+        n += arch.attention_heads
     return n
 
 
@@ -177,21 +218,34 @@ def final_norm_params(arch: Architecture) -> int:
     return arch.hidden_size * (2 if arch.norm == "layernorm" else 1)
 
 
+def layer_params(arch: Architecture, i: int) -> int:
+    return sum(m.n for m in layer_matrices(arch, i)) + layer_small_params(arch, i)
+
+
 def param_count(arch: Architecture) -> int:
     """Total parameters, counting a tied embedding once (as checkpoints store it)."""
     embed = arch.vocab_size * arch.hidden_size
     head = 0 if arch.tied_embeddings else embed
-    per_layer = sum(m.n for m in layer_matrices(arch)) + layer_small_params(arch)
-    return embed + head + final_norm_params(arch) + per_layer * arch.layers
+    layers = sum(layer_params(arch, i) for i in range(arch.layers))
+    return embed + head + final_norm_params(arch) + layers + arch.extra_params
 
 
-def active_param_count(arch: Architecture) -> int:
-    """Parameters read per token: MoE reads only the active experts (B.4)."""
-    if not arch.is_moe:
-        return param_count(arch)
-    ffn = sum(m.n for m in layer_matrices(arch) if m.role in ("gate", "up", "down"))
-    inactive = ffn * (arch.experts - arch.experts_active) // arch.experts
-    return param_count(arch) - inactive * arch.layers
+def active_param_count(arch: Architecture, *, embedding: bool = True) -> int:
+    """Parameters read per token: MoE reads only its active routed experts (B.4).
+
+    ``embedding=False`` leaves out the input embedding table (a token reads one row of it),
+    as OpenAI counts gpt-oss's active parameters; Qwen and Meta count it.
+    """
+    total = param_count(arch) - arch.extra_params
+    if arch.is_moe:
+        for i in range(arch.layers):
+            if not arch.is_moe_layer(i):
+                continue
+            routed = sum(m.n for m in layer_matrices(arch, i) if expert_matrix(m))
+            total -= routed * (arch.experts - arch.experts_active) // arch.experts
+    if not embedding:
+        total -= arch.vocab_size * arch.hidden_size
+    return total
 
 
 # ------------------------------------------------------------------------ safetensors formats
@@ -219,7 +273,22 @@ def _linear_bytes(quant: str, m: _Matrix, group: int) -> int:
         return packed
     if quant == "fp8":
         return n + 4 * m.count
+    if quant == "fp8-block":  # DeepSeek's checkpoint: e4m3 + one fp32 scale per 128x128 block
+        return n + 4 * -(-m.n_in // 128) * -(-m.n_out // 128) * m.count
+    if quant == "mxfp4":  # OCP MX: 32 e2m1 values (16 B) + one e8m0 scale (1 B) = 4.25 bpw
+        return -(-m.n_in // 32) * m.n_out * m.count * 17
     raise UsageError(f"{quant} is not a safetensors quantization")
+
+
+def _checkpoint_linear(arch: Architecture, quant: str, m: _Matrix, group: int) -> int:
+    """A 16-bit request of a checkpoint stored quantized is served as stored (vLLM, SGLang,
+    TGI load gpt-oss's MXFP4 experts and DeepSeek's block FP8 as they are)."""
+    ck = arch.checkpoint_quant
+    if quant in ("bf16", "fp16") and ck == "mxfp4" and expert_matrix(m):
+        return _linear_bytes("mxfp4", m, group)
+    if quant in ("bf16", "fp16") and ck == "fp8":
+        return _linear_bytes("fp8-block", m, group)
+    return _linear_bytes(quant, m, group)
 
 
 def _gguf_base(quant: str) -> str:
@@ -250,11 +319,11 @@ def _gguf_matrix_type(quant: str, arch: Architecture, role: str, i_layer: int) -
 
 def _gguf_layer_bytes(quant: str, arch: Architecture, i_layer: int) -> int:
     total = 0
-    for m in layer_matrices(arch):
+    for m in layer_matrices(arch, i_layer):
         t = _row_type(_gguf_matrix_type(quant, arch, m.role, i_layer), m.n_in)
         total += ggml_bytes(t, m.n_in * m.n_out) * m.count
     # norms, biases and router stay f32 in GGUF files
-    return total + 4 * layer_small_params(arch)
+    return total + 4 * layer_small_params(arch, i_layer)
 
 
 def weight_inventory(arch: Architecture, quant: str, group_size: int = 128) -> WeightInventory:
@@ -287,10 +356,16 @@ def weight_inventory(arch: Architecture, quant: str, group_size: int = 128) -> W
         embed = embed_n * small
         head = 0 if arch.tied_embeddings else embed_n * small
         group = group_size
-        per_layer = sum(_linear_bytes(quant, m, group) for m in layer_matrices(arch))
-        per_layer += layer_small_params(arch) * small
-        layers = (per_layer,) * arch.layers
-        other = final_norm_params(arch) * small
+        cache: dict[tuple[bool, ...], int] = {}
+        out = []
+        for i in range(arch.layers):
+            key = (arch.is_moe_layer(i),)
+            if key not in cache:
+                b = sum(_checkpoint_linear(arch, quant, m, group) for m in layer_matrices(arch, i))
+                cache[key] = b + layer_small_params(arch, i) * small
+            out.append(cache[key])
+        layers = tuple(out)
+        other = final_norm_params(arch) * small + arch.extra_params * 2
     return WeightInventory(
         embed_bytes=embed,
         lm_head_bytes=head,
