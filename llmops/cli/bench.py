@@ -645,5 +645,44 @@ def _exit_status(results: "list[EndpointResult]") -> None:
         raise typer.Exit(1)
 
 
+def bench_plot(
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="RESULTS.json...", help="Saved `llmops bench --out` files."),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="FILE.html|FILE.png", help="Where to draw them."),
+    ],
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
+) -> None:
+    """Compare saved bench runs in one plot: latency vs throughput, one line per run."""
+    from llmops.client.plot import check_plot_path, runs_from_document, write_plot
+    from llmops.errors import UsageError
+
+    check_plot_path(out)
+    runs: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            doc = json.loads(f.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UsageError(
+                f"{str(f)!r} cannot be read: {exc.strerror}", "give a saved run"
+            ) from exc
+        except ValueError as exc:
+            raise UsageError(
+                f"{str(f)!r} is not JSON", "save a run with `llmops bench URL --out run.json`"
+            ) from exc
+        runs += runs_from_document(doc, f.name)
+    write_plot(out, runs)
+    if json_:
+        output.emit_json({"plot": str(out), "runs": [r["label"] for r in runs]})
+    else:
+        output.stdout().print(
+            f"plot of {len(runs)} run(s) written to {out}", markup=False, highlight=False
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
+    app.command("bench-plot")(bench_plot)
