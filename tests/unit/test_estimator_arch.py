@@ -1,0 +1,164 @@
+"""The estimator on the 2025-26 architectures, each formula pinned to a third-party figure or to
+the engine's own code (named next to each assertion)."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmops.catalog.recipes import load_catalog
+from llmops.hw.facts import HostFacts
+from llmops.plan.hardware import GIB, devices_from_facts, facts_from_hw, parse_hw
+from llmops.plan.memory import FitOptions, FitReport, estimate, kv_bytes_per_token
+from llmops.plan.model import Architecture
+from llmops.plan.quant import _linear_bytes, _Matrix, layer_matrices, weight_inventory
+
+CAT = load_catalog()
+
+
+def fit(model: str, quant: str, engine: str, context: int, hw: str, **kw: object) -> FitReport:
+    facts = facts_from_hw(parse_hw(hw), HostFacts(llmops_version="0", collected_at=""))
+    gpus, host = devices_from_facts(facts)
+    opts = FitOptions(quant=quant, engine=engine, context=context, **kw)  # type: ignore[arg-type]
+    return estimate(CAT.get(model), gpus, host, opts)
+
+
+def kv_layer(arch: Architecture, b: float = 2.0) -> float:
+    return 2 * arch.kv_heads * arch.head_dim * b
+
+
+# ----------------------------------------------------------------------------- MLA
+
+
+def test_mla_kv_is_one_latent_per_token_per_layer() -> None:
+    """DeepSeek-V2 paper (arXiv 2405.04434, table 1): MLA caches (d_c + d_h^R) x l elements per
+    token; vLLM's MLA cache has num_kv_heads 1 and head_size kv_lora_rank + qk_rope_head_dim
+    (MLAAttentionSpec). DeepSeek-V3: (512 + 64) x 61 layers x 2 bytes = 70,272 B per token;
+    standard MHA with 128 heads of 192/128 would hold 61 x 128 x (192 + 128) x 2 = 4.77 MiB."""
+    spec = CAT.get("deepseek-v3")
+    assert kv_bytes_per_token(spec, 2.0) == (512 + 64) * 61 * 2 == 70272
+    assert kv_bytes_per_token(spec, 1.0) == 35136  # fp8 KV
+
+
+def test_mla_cache_is_not_split_by_tensor_parallel() -> None:
+    """vLLM replicates the MLA latent on every TP rank (one KV head; get_num_kv_heads returns 1
+    for MLA), so each of 8 GPUs holds the whole per-token latent."""
+    r = fit("deepseek-r1", "awq", "vllm", 32768, "8xH100")
+    assert r.fits and r.tensor_parallel == 8
+    assert r.per_gpu[0].kv_cache_bytes == 70272 * 32768
+
+
+def test_fp8_block_checkpoint_scales() -> None:
+    """DeepSeek-V3 inference/model.py (deepseek-ai/DeepSeek-V3): an FP8 Linear stores e4m3
+    weights and one fp32 ``scale`` per 128x128 block, shape (ceil(out/128), ceil(in/128));
+    config quantization_config weight_block_size [128, 128]."""
+    m = _Matrix("o", 16384, 7168)
+    assert _linear_bytes("fp8-block", m, 128) == 16384 * 7168 + 4 * 128 * 56
+    arch = CAT.get("deepseek-v3").arch
+    inv = weight_inventory(arch, "bf16")  # the checkpoint as published
+    # 671.0B parameters at ~1 byte plus bf16 embedding/head/norms: 673.2 GB
+    assert inv.total_bytes / 1e9 == pytest.approx(673.15, abs=0.01)
+
+
+# ----------------------------------------------------------------------------- MXFP4
+
+
+def test_mxfp4_is_4_25_bits_per_weight() -> None:
+    """OCP Microscaling spec: an MXFP4 block is 32 E2M1 values (4 bits) sharing one E8M0 scale
+    (8 bits): 4.25 bits per weight. gpt-oss stores its expert weights so (model card)."""
+    m = _Matrix("up", 2880, 2880, 32)
+    assert _linear_bytes("mxfp4", m, 128) * 8 / m.n == 4.25
+
+
+def test_gpt_oss_20b_weights_match_the_published_files() -> None:
+    """huggingface.co/openai/gpt-oss-20b file listing: model-00000/1/2-of-00002.safetensors are
+    4.79 + 4.8 + 4.17 GB = 13.76 GB (MXFP4 experts, bf16 attention/embeddings/router)."""
+    inv = weight_inventory(CAT.get("gpt-oss-20b").arch, "bf16")
+    assert inv.total_bytes / 1e9 == pytest.approx(13.76, rel=0.01)
+    # the same model in bf16 throughout would be 41.8 GB
+    experts = [m for m in layer_matrices(CAT.get("gpt-oss-20b").arch) if m.count > 1]
+    assert sum(m.n for m in experts) * 24 * 2 / 1e9 > 38
+
+
+def test_gpt_oss_120b_fits_one_80gb_gpu() -> None:
+    """OpenAI's model card: gpt-oss-120b "runs on a single 80GB GPU" (H100) thanks to MXFP4."""
+    r = fit("gpt-oss-120b", "bf16", "vllm", 32768, "1x80GB")
+    assert r.fits
+    assert r.per_gpu[0].weights_bytes / 1e9 == pytest.approx(65.2, rel=0.02)
+
+
+# ----------------------------------------------------------------------------- sliding window
+
+
+def test_gemma3_local_layers_on_vllm() -> None:
+    """Gemma 3: 52 of 62 layers local (window 1024). vLLM SlidingWindowSpec: cdiv(min(1024 - 1 +
+    max_num_batched_tokens, max_model_len), 16) + 1 blocks; 8192 batched tokens on an H100
+    (EngineArgs.get_batch_defaults); full layers: cdiv(max_model_len, 16) blocks."""
+    a = CAT.get("gemma3-27b").arch
+    r = fit("gemma3-27b", "bf16", "vllm", 32768, "1xH100")
+    local = (-(-(1024 - 1 + 8192) // 16) + 1) * 16
+    assert local == 9232
+    assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * (10 * 32768 + 52 * local)
+    # a naive formula counting every layer at full length is 2.5x bigger at 32k (6.6x at 128k)
+    naive = kv_layer(a) * 62 * 32768
+    assert naive / r.per_gpu[0].kv_cache_bytes == pytest.approx(2.52, abs=0.01)
+
+
+def test_gemma3_local_layers_on_llamacpp() -> None:
+    """llama.cpp llama_kv_cache_iswa: the SWA cache is GGML_PAD(min(n_ctx, n_swa * n_seq +
+    n_ubatch), 256) cells: 1024 + 512 = 1536."""
+    a = CAT.get("gemma3-27b").arch
+    r = fit("gemma3-27b", "q4_k_m", "llamacpp", 32768, "1x48GB")
+    assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * (10 * 32768 + 52 * 1536)
+
+
+def test_gpt_oss_alternating_window_and_sinks() -> None:
+    """gpt-oss: even layers slide over 128 tokens, odd ones see everything; one sink logit per
+    head per layer (64 x 24 parameters in gpt-oss-20b)."""
+    a = CAT.get("gpt-oss-20b").arch
+    r = fit("gpt-oss-20b", "bf16", "vllm", 32768, "1x24GB")
+    local = (-(-(128 - 1 + 2048) // 16) + 1) * 16  # 2048 batched tokens below 70 GiB
+    assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * (12 * 32768 + 12 * local)
+    assert r.fits and r.max_context == 131072
+
+
+def test_tgi_and_torch_keep_the_window() -> None:
+    a = CAT.get("gpt-oss-20b").arch
+    r = fit("gpt-oss-20b", "bf16", "tgi", 8192, "1x48GB")
+    assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * (12 * 8192 + 12 * 128)
+
+
+def test_full_attention_rounds_to_vllm_blocks() -> None:
+    """vLLM FullAttentionSpec.max_memory_usage_bytes: cdiv(max_model_len, block_size) pages."""
+    a = CAT.get("qwen3-8b").arch
+    r = fit("qwen3-8b", "bf16", "vllm", 1000, "1x48GB")
+    assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * 36 * 1008
+
+
+# ----------------------------------------------------------------------------- MoE
+
+
+def test_moe_weights_are_all_resident_but_read_sparsely() -> None:
+    """Qwen3-30B-A3B: all 128 experts sit in memory (30.5B params -> 61 GB bf16) although a token
+    reads 8 of them; the KV is 48 layers x 4 KV heads x 128 x 2 x 2 B = 96 KiB per token."""
+    spec = CAT.get("qwen3-30b-a3b")
+    assert weight_inventory(spec.arch, "bf16").total_bytes / 1e9 == pytest.approx(61.06, abs=0.01)
+    assert kv_bytes_per_token(spec, 2.0) == 96 * 1024
+
+
+def test_llama4_shared_expert_and_dense_layers() -> None:
+    """Llama 4 Maverick: 24 dense layers (intermediate_size_mlp 16384) and 24 MoE layers of 128
+    experts plus one shared expert (8192): 400B in all, 17B active."""
+    a = CAT.get("llama4-maverick").arch
+    dense = layer_matrices(a, 0)
+    moe = layer_matrices(a, 1)
+    assert [m.n_out for m in dense if m.role == "up"] == [16384]
+    assert {m.role for m in moe} >= {"shexp_gate", "shexp_up", "shexp_down"}
+    assert sum(m.count for m in moe if m.role == "up") == 128
+
+
+def test_scout_int4_fits_one_h100() -> None:
+    """Meta's Llama 4 card: Scout "fits on a single H100 GPU" with on-the-fly int4 (here NF4 at
+    4.5 bpw: ~58 GiB of weights on 80 GB)."""
+    r = fit("llama4-scout", "4bit", "vllm", 8192, "1xH100")
+    assert r.fits
+    assert 50 < r.per_gpu[0].weights_bytes / GIB < 62
