@@ -155,6 +155,7 @@ def _register() -> None:
     __import__("llmops.cli.kill", fromlist=["register"]).register(app)
     __import__("llmops.cli.chat", fromlist=["register"]).register(app)
     __import__("llmops.cli.bench", fromlist=["register"]).register(app)
+    __import__("llmops.cli.top", fromlist=["register"]).register(app)
     __import__("llmops.cli.models", fromlist=["register"]).register(app)
     __import__("llmops.cli.fit", fromlist=["register"]).register(app)
     __import__("llmops.cli.pull", fromlist=["register"]).register(app)

@@ -1,0 +1,209 @@
+"""`llmops top`: a live view of this host's deployments (from their engine metrics) and GPUs."""
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llmops.cli import deps, output
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from llmops.client.metrics_scrape import ServerSnapshot
+
+
+class _Session:
+    """Scrapes every running deployment's /metrics and NVML; keeps each one's scrape history."""
+
+    def __init__(self) -> None:
+        import httpx
+
+        self.client = httpx.Client(timeout=2.0)
+        self.history: dict[str, list[tuple[float, ServerSnapshot]]] = {}
+        self.nvml = deps.nvml_module()
+        self.docker_error: str | None = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _scrape(self, url: str | None) -> "tuple[ServerSnapshot | None, str | None]":
+        import httpx
+
+        from llmops.client import metrics_scrape as ms
+
+        if url is None:
+            return None, "no port"
+        try:
+            r = self.client.get(url)
+        except httpx.HTTPError as exc:
+            return None, f"{url}: {type(exc).__name__}"
+        if r.status_code != 200:
+            return None, f"{url} answered HTTP {r.status_code}"
+        snap = ms.snapshot(ms.parse(r.text))
+        if snap.engine is None:
+            return None, "no known metrics"
+        return snap, None
+
+    def frame(self) -> dict[str, Any]:
+        from llmops.client.monitor import gpu_samples
+        from llmops.client.top import deployment_row, metrics_url
+
+        d = deps.deployments()
+        statuses = d.status()
+        self.docker_error = d.docker_error
+        rows = []
+        for st in statuses:
+            snap, error = None, None
+            if st.status == "running":
+                snap, error = self._scrape(metrics_url(st.endpoint))
+            else:
+                error = st.status
+            hist = self.history.setdefault(st.name, [])
+            if snap is not None:
+                hist.append((time.monotonic(), snap))
+                del hist[1:-2]  # keep the first, the previous and the latest
+            last = hist[-1] if hist and snap is not None else None
+            prev = hist[-2] if len(hist) > 1 and snap is not None else None
+            first = hist[0] if hist else None
+            rows.append(deployment_row(st, first, prev, last, error))
+        gpus, gpu_error = gpu_samples(self.nvml)
+        return {"deployments": rows, "gpus": gpus, "gpu_error": gpu_error}
+
+
+def _fmt(x: float | None, spec: str = ".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def render_frame(frame: dict[str, Any], interval_s: float) -> "RenderableType":
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    head = Text(
+        f"llmops top · {time.strftime('%H:%M:%S')} · every {interval_s:g} s · q quits",
+        style="bold",
+    )
+    t = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
+    for col in ("deployment", "engine", "status", "req/s", "tok/s", "queue", "running", "KV %"):
+        t.add_column(col, justify="left" if col in ("deployment", "engine", "status") else "right")
+    t.add_column("TTFT p99 ms", justify="right")
+    t.add_column("metrics", justify="left")
+    for r in frame["deployments"]:
+        t.add_row(
+            Text(r.name),
+            Text(r.engine or "?"),
+            Text(f"{r.status}/{r.health}"),
+            _fmt(r.requests_per_s, ".2f"),
+            _fmt(r.tokens_per_s, ".1f"),
+            _fmt(r.waiting, ".0f"),
+            _fmt(r.running, ".0f"),
+            _fmt(r.kv_usage_pct, ".0f"),
+            _fmt(r.ttft_p99_ms, ".0f"),
+            Text(r.metrics or "-"),
+        )
+    parts: list[Any] = [head, Text("")]
+    if frame["deployments"]:
+        parts.append(t)
+    else:
+        parts.append(Text("no deployments; start one with `llmops up MODEL`"))
+    parts.append(Text(""))
+    if frame["gpus"]:
+        g = Table(box=None, pad_edge=False, header_style="bold")
+        for col in ("GPU", "name", "util %", "memory MiB", "power W", "temp C"):
+            g.add_column(col, justify="left" if col == "name" else "right")
+        for s in frame["gpus"]:
+            mem = (
+                f"{_fmt(s.memory_used_mib, '.0f')}/{_fmt(s.memory_total_mib, '.0f')}"
+                if s.memory_total_mib is not None
+                else "-"
+            )
+            g.add_row(
+                str(s.index),
+                Text(s.name or "?"),
+                _fmt(s.utilization_pct, ".0f"),
+                mem,
+                _fmt(s.power_w, ".0f"),
+                _fmt(s.temperature_c, ".0f"),
+            )
+        parts.append(g)
+    else:
+        parts.append(Text(f"GPUs: {frame['gpu_error'] or 'none'}"))
+    return Group(*parts)
+
+
+def _live(session: _Session, interval_s: float) -> None:
+    """Redraw in place every ``interval_s`` until ``q`` (or Ctrl-C)."""
+    import select
+    import sys
+
+    from rich.live import Live
+
+    console = output.stdout()
+    tty_in = sys.stdin.isatty()
+    old: Any = None
+    if tty_in:
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        old = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+    try:
+        with Live(console=console, screen=tty_in, auto_refresh=False) as live:
+            while True:
+                live.update(render_frame(session.frame(), interval_s), refresh=True)
+                deadline = time.monotonic() + interval_s
+                while (left := deadline - time.monotonic()) > 0:
+                    if not tty_in:
+                        time.sleep(left)
+                        break
+                    ready, _, _ = select.select([sys.stdin], [], [], left)
+                    if ready and sys.stdin.read(1).lower() == "q":
+                        return
+    finally:
+        if old is not None:
+            import termios
+
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, old)
+
+
+def top(
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one frame (rates over --interval) and exit.")
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", "-i", min=0.2, max=3600, help="Seconds between refreshes."),
+    ] = 2.0,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON (with --once).")] = False,
+) -> None:
+    """Live view of this host: each deployment's req/s, tok/s, queue, KV, p99 TTFT; each GPU."""
+    import math
+
+    from llmops.errors import UsageError
+
+    if not math.isfinite(interval):
+        raise UsageError(f"--interval must be a finite number, got {interval}", "e.g. -i 2")
+    if json_ and not once:
+        raise UsageError("--json prints one frame: add --once", "llmops top --once --json")
+    session = _Session()
+    try:
+        if not once:
+            _live(session, interval)
+            return
+        session.frame()
+        time.sleep(interval)
+        frame = session.frame()
+    finally:
+        session.close()
+    if session.docker_error:
+        output.warn(f"Docker: {session.docker_error}; only native deployments are listed")
+    if json_:
+        output.emit_json({"interval_s": interval, **frame})
+    else:
+        output.stdout().print(render_frame(frame, interval))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("top")(top)

@@ -1,0 +1,146 @@
+"""`llmops top` against two real deployments of the bundled backend (started with `llmops up`):
+once as JSON while one of them is under load (with 8 GPUs through the NVML fake), and live in a
+real terminal (tmux: the screen is read back, redrawn in place, and `q` quits)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from llmops.cli import app
+from tests.e2e.conftest import backend_home, free_port  # noqa: F401  (fixture)
+from tests.sentinels import unique
+
+pytestmark = pytest.mark.slow
+A, B = unique("top-a"), unique("top-b")
+
+
+def cli(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def two(backend_home: Path) -> Iterator[dict[str, object]]:  # noqa: F811
+    old = os.environ.get("LLMOPS_HOME")
+    os.environ["LLMOPS_HOME"] = str(backend_home)
+    started: dict[str, object] = {"home": backend_home}
+    try:
+        for name in (A, B):
+            port = free_port()
+            r = cli("up", "smollm2", "--port", str(port), "--name", name, "--timeout", "600")
+            assert r.exit_code == 0, r.output
+            key = next(ln.split()[2] for ln in r.stdout.splitlines() if ln.startswith("api key:"))
+            started[name] = (port, key)
+        yield started
+    finally:
+        for name in (A, B):
+            if name in started:
+                cli("down", name)
+        if old is None:
+            os.environ.pop("LLMOPS_HOME", None)
+        else:
+            os.environ["LLMOPS_HOME"] = old
+
+
+def _load(port: int, key: str, stop: threading.Event) -> None:
+    import httpx
+
+    with httpx.Client(timeout=60) as c:
+        while not stop.is_set():
+            c.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"messages": [{"role": "user", "content": "Count to ten."}], "max_tokens": 8},
+            )
+
+
+def test_once_json_sees_both_and_the_load(
+    two: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmops.cli import deps
+    from tests.fakes import fake_nvml
+
+    monkeypatch.setattr(deps, "nvml_module", lambda: fake_nvml("h100x8_nvlink"))
+    port, key = two[A]  # type: ignore[misc]
+    stop = threading.Event()
+    worker = threading.Thread(target=_load, args=(port, key, stop), daemon=True)
+    worker.start()
+    try:
+        time.sleep(1.0)  # a request in flight before the first scrape
+        r = cli("top", "--once", "--json", "--interval", "3")
+    finally:
+        stop.set()
+        worker.join(60)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    rows = {d["name"]: d for d in doc["deployments"] if d["name"] in (A, B)}
+    assert set(rows) == {A, B}
+    a, b = rows[A], rows[B]
+    for row in (a, b):
+        assert (row["engine"], row["status"], row["health"], row["metrics"]) == (
+            "torch",
+            "running",
+            "ready",
+            "llmops",
+        )
+        assert row["waiting"] is not None and row["running"] is not None
+    assert a["tokens_per_s"] > 0 and b["tokens_per_s"] == 0
+    assert a["ttft_p99_ms"] is not None and a["ttft_window"] is not None
+    assert [g["index"] for g in doc["gpus"]] == list(range(8))
+    assert {"utilization_pct", "memory_used_mib", "power_w", "temperature_c"} <= set(doc["gpus"][0])
+    assert key not in r.stdout
+
+
+def test_live_in_tmux_refreshes_in_place_and_q_quits(
+    two: dict[str, object], tmp_path: Path
+) -> None:
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    sock = f"llmops-top-{os.getpid()}"
+    session = "top"
+    llmops = str(Path(sys.executable).with_name("llmops"))
+    done = tmp_path / "exit-code"
+    command = f"LLMOPS_HOME={two['home']} {llmops} top --interval 0.5; echo $? > {done}; sleep 30"
+    base = [tmux, "-L", sock]
+    subprocess.run(
+        [*base, "new-session", "-d", "-s", session, "-x", "160", "-y", "40", command], check=True
+    )
+
+    def screen() -> str:
+        return subprocess.run(
+            [*base, "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        deadline = time.monotonic() + 60
+        text = ""
+        while time.monotonic() < deadline:
+            text = screen()
+            if A in text and B in text:
+                break
+            time.sleep(0.3)
+        assert A in text and B in text, text
+        assert "q quits" in text and "TTFT p99 ms" in text and "GPUs:" in text
+        stamp = next(line for line in text.splitlines() if "llmops top ·" in line)
+        time.sleep(1.6)
+        later = screen()
+        assert later.count("llmops top ·") == 1  # redrawn in place, not scrolled
+        assert next(ln for ln in later.splitlines() if "llmops top ·" in ln) != stamp
+        subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not done.exists():
+            time.sleep(0.2)
+        assert done.exists() and done.read_text().strip() == "0"
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True)
