@@ -150,6 +150,11 @@ _PLAN_FILES = (
     "tunnel",
 )
 
+_KILL_SELF = (
+    "tests/run/test_planted_bugs_run.py::test_llmops_itself_and_its_parents_are_never_targets"
+)
+_UP_JSON = "tests/cli/test_planted_bugs_cli.py::test_up_json_never_prints_the_api_key"
+
 GROUPS: dict[str, tuple[Target, ...]] = {
     "plan": tuple(Target(f"llmops/plan/{m}.py", PLAN_TESTS) for m in _PLAN_FILES),
     # Ownership: what `kill` may stop (matching, protected pids, pid reuse, execution order).
@@ -163,6 +168,12 @@ GROUPS: dict[str, tuple[Target, ...]] = {
                 "tests/cli/test_kill_cli.py",
             ),
             host_unsafe=("tests/run/test_kill.py::test_kill_all_containers_by_image_not_by_name",),
+            # llmops and its ancestors are protected in the `vllm`-named script this test
+            # starts (os.getpid() there is not the test's)
+            extra=(
+                ("KillSequence._protected_pids", (_KILL_SELF,)),
+                ("KillSequence.foreign_processes", (_KILL_SELF,)),
+            ),
         ),
     ),
     # The exposure check: a tunnel is kept only when the endpoint refuses a keyless request.
@@ -194,6 +205,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/run/ssh.py",
             (
+                "tests/run/test_mutants_ssh.py",
                 "tests/unit/test_ssh_parse.py",
                 "tests/run/test_planted_bugs_run.py",
                 "tests/run/test_ssh_real.py",
@@ -234,6 +246,12 @@ GROUPS: dict[str, tuple[Target, ...]] = {
                 "DeploymentStore.write_secrets",
                 "DeploymentStore.read_secrets",
                 "DeploymentStore.api_key",
+            ),
+            # a real native `up --json`: the key reaches the engine, never the output
+            extra=(
+                ("DeploymentStore.save", (_UP_JSON,)),
+                ("DeploymentStore.write_secrets", (_UP_JSON,)),
+                ("new_api_key", (_UP_JSON,)),
             ),
         ),
         Target(
