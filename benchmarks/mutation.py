@@ -130,24 +130,40 @@ PLAN_TESTS = (
     "tests/cli/test_fleet.py",
     "tests/unit/test_planted_bugs.py",
     "tests/unit/test_golden_meaning.py",
+    "tests/unit/test_audit_routes.py",
+    "tests/unit/test_injection.py",
+    "tests/unit/test_decision.py",
+    "tests/unit/test_engine_defects.py",
+    "tests/run/test_mutants_tunnel.py",
 )
 
 #: ``plan/``: every file; the tests that reach it are found by the baseline trace.
 _PLAN_FILES = (
     "artifacts",
+    "audit",
     "checks",
     "compose",
+    "deploy",
     "diagnose",
     "hardware",
     "k8s",
     "launch",
     "memory",
     "model",
+    "monitoring",
     "multinode",
+    "names",
     "quant",
     "recommend",
     "render",
     "tunnel",
+    "verify",
+    "engines/base",
+    "engines/llamacpp",
+    "engines/rules",
+    "engines/tgi",
+    "engines/torch",
+    "engines/vllm",
 )
 
 _KILL_SELF = (
@@ -288,6 +304,20 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         ),
     ),
 }
+
+
+def group_targets(group: str, files: str | None = None) -> tuple[Target, ...]:
+    """The group's targets, or only those whose path matches one of ``files`` (comma-separated:
+    a stem such as ``tunnel``, or a path tail such as ``engines/vllm`` or ``plan/tunnel.py``)."""
+    if not files:
+        return GROUPS[group]
+    want = [w.strip().removesuffix(".py") for w in files.split(",") if w.strip()]
+    return tuple(
+        tg
+        for tg in GROUPS[group]
+        if any(tg.path.removesuffix(".py").endswith("/" + w) for w in want)
+    )
+
 
 #: Groups whose tests keep the harness's sentinels (see the module docstring).
 SENTINEL_GROUPS = {"kill"}
@@ -1401,6 +1431,7 @@ def trace_group(
 
 def run(args: argparse.Namespace) -> int:
     groups = list(GROUPS) if args.module == "all" else [args.module]
+    groups = [g for g in groups if group_targets(g, args.files)]  # --files may leave some out
     tmp = Path(tempfile.mkdtemp(prefix="llmops-mutation-"))
     started = time.monotonic()
     clients: list[WorkerClient] = []
@@ -1421,11 +1452,13 @@ def run(args: argparse.Namespace) -> int:
         invalid: dict[str, int] = {}
         for g in groups:
             ms: list[Mutant] = []
-            for tg in GROUPS[g]:
+            for tg in group_targets(g, args.files):
                 ms += find_mutants(copy0, tg, exceptions, mutate_prose=args.mutate_prose)
             totals[g] = len(ms)
             chosen = _select(ms, args.sample, args.limit, args.seed)
-            sources = {tg.path: (copy0 / tg.path).read_bytes() for tg in GROUPS[g]}
+            sources = {
+                tg.path: (copy0 / tg.path).read_bytes() for tg in group_targets(g, args.files)
+            }
             ok = [m for m in chosen if _valid(m, sources[m.path])]
             invalid[g] = len(chosen) - len(ok)
             selected[g] = ok
@@ -1450,7 +1483,12 @@ def run(args: argparse.Namespace) -> int:
             gt0 = time.monotonic()
             print(f"{g}: baseline run of its tests, traced ...", file=sys.stderr)
             cov = trace_group(
-                clients[0], g, GROUPS[g], tmp, args.baseline_timeout, args.host_unsafe
+                clients[0],
+                g,
+                group_targets(g, args.files),
+                tmp,
+                args.baseline_timeout,
+                args.host_unsafe,
             )
             coverages[g] = cov
             print(
@@ -1666,6 +1704,10 @@ def report(
         sel.append(f"sample {args.sample:g} (seed {args.seed})")
     if args.limit is not None:
         sel.append(f"limit {args.limit} per module")
+    if args.files:
+        sel.append(
+            "files " + ", ".join(tg.path for g in groups for tg in group_targets(g, args.files))
+        )
     if sel:
         print("selection: " + ", ".join(sel))
     for g in groups:
@@ -1752,6 +1794,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, help="at most N mutants per module (seeded choice)")
     ap.add_argument("--sample", type=float, help="test this fraction of the mutants (0-1)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--files",
+        help="only these files of the group: comma-separated names, each matching a path's "
+        "stem or its tail (e.g. tunnel,names,engines/vllm)",
+    )
     ap.add_argument("--json", help="also write the results to this file")
     ap.add_argument(
         "--timeout-factor",
@@ -1785,6 +1832,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--jobs must be at least 1")
     if args.sample is not None and not 0 < args.sample <= 1:
         ap.error("--sample is a fraction in (0, 1]")
+    if args.files and not any(
+        group_targets(g, args.files) for g in ([*GROUPS] if args.module == "all" else [args.module])
+    ):
+        ap.error(f"--files {args.files!r} matches no file of --module {args.module}")
     return run(args)
 
 
