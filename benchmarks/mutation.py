@@ -135,6 +135,8 @@ PLAN_TESTS = (
     "tests/unit/test_decision.py",
     "tests/unit/test_engine_defects.py",
     "tests/run/test_mutants_tunnel.py",
+    "tests/unit/test_mutants_plan_names.py",
+    "tests/unit/test_mutants_plan_diagnose.py",
 )
 
 #: ``plan/``: every file; the tests that reach it are found by the baseline trace.
