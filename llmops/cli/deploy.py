@@ -29,6 +29,9 @@ def ps(
     if d.docker_error:
         output.warn(f"Docker: {d.docker_error}; only native deployments are listed")
     if json_:
+        if any(r.status == "running" for r in rows):
+            nv = deps.collect_facts(["nvidia"]).nvidia
+            rows = d.measure(rows, nv.gpus if nv is not None and nv.error is None else None)
         output.emit_json({"deployments": rows})
         return
     from rich import box

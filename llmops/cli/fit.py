@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from llmops.plan.hardware import Device
     from llmops.plan.memory import FitReport
     from llmops.plan.recommend import Recommendation
+    from llmops.plan.verify import VerifyRow
 
 GIB = 1 << 30
+MIB = 1 << 20
 
 HwOpt = Annotated[
     str | None,
@@ -164,6 +166,62 @@ def _print_fit(d: "Decision", label: str, hardware: str) -> None:
         con.print(f"start it: {_command(d)}", highlight=False, markup=False)
 
 
+def _verify(d: "Decision") -> "tuple[list[str], tuple[VerifyRow, ...]]":
+    from llmops.plan.verify import compare
+    from llmops.run.fit_verify import run_fit_tool
+
+    argv, engine = run_fit_tool(d)
+    return argv, compare(d.report, engine)
+
+
+def _verify_json(d: "Decision", argv: list[str], rows: "tuple[VerifyRow, ...]") -> dict[str, Any]:
+    from llmops.plan.verify import overhead_bytes
+
+    return {
+        "tool_argv": argv,
+        "rows": [
+            {
+                "device": r.device,
+                "engine_device": r.engine_device,
+                "part": r.part,
+                "estimate_bytes": r.estimate_bytes,
+                "engine_bytes": r.engine_bytes,
+                "diff_pct": None if r.diff_pct is None else round(r.diff_pct, 2),
+            }
+            for r in rows
+        ],
+        "overhead_bytes_not_in_engine": overhead_bytes(d.report),
+    }
+
+
+def _print_verify(d: "Decision", argv: list[str], rows: "tuple[VerifyRow, ...]") -> None:
+    from rich.table import Table
+
+    from llmops.plan.verify import overhead_bytes
+
+    con = output.stdout()
+    t = Table(title="estimate vs the engine's own report (MiB)", title_justify="left")
+    for col in ("device", "part", "llmops", "llama.cpp", "diff"):
+        t.add_column(col, justify="left" if col in ("device", "part") else "right")
+    for r in rows:
+        diff = "—" if r.diff_pct is None else f"{r.diff_pct:+.1f} %"
+        t.add_row(
+            output.lit(f"{r.device} ({r.engine_device})"),
+            r.part,
+            f"{r.estimate_bytes / MIB:.0f}",
+            f"{r.engine_bytes / MIB:.0f}",
+            diff,
+            style="bold" if r.part == "total" else None,
+        )
+    con.print(t)
+    con.print(
+        f"llmops also counts {overhead_bytes(d.report) / MIB:.0f} MiB of runtime overhead the "
+        "engine does not report.",
+        highlight=False,
+    )
+    con.print("asked: " + " ".join(argv), highlight=False, markup=False)
+
+
 def fit(
     model: Annotated[str, typer.Argument(help="Catalog name/alias, Hub repo id, or a .gguf path.")],
     quant: Annotated[
@@ -202,13 +260,21 @@ def fit(
     hw: HwOpt = None,
     facts_file: FactsOpt = None,
     offline: Annotated[bool, typer.Option("--offline", help="Use only cached Hub data.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also ask the engine what it will allocate (llama.cpp: llama-fit-params, on "
+            "this host, with the model file) and show it beside the estimate.",
+        ),
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Show whether MODEL fits: memory per GPU, the verdict, the largest context (exit 3: no fit).
 
     The choice is the one `up` and `render` make (same engine, artifact and context)."""
     from llmops.catalog.resolve import resolve
-    from llmops.errors import DoesNotFitError
+    from llmops.errors import DoesNotFitError, UsageError
     from llmops.plan.deploy import HostCaps, Request, decide
     from llmops.plan.hardware import describe
 
@@ -222,17 +288,29 @@ def fit(
         gpu_count=gpus,
         gpu_memory_utilization=gpu_memory_utilization,
         rope_kind=rope,
+        runtime="native" if verify else None,  # the tool takes the native server's flags
     )
+    if verify and (hw or facts_file):
+        raise UsageError(
+            "--verify asks the engine on this host, so it cannot check --hw/--facts hardware",
+            "drop --hw/--facts, or run `llmops --host HOST fit ... --verify` there",
+        )
     facts = host_facts(hw, facts_file)
     res = resolve(model, offline=offline)
     d = decide(req, res, facts, HostCaps(planning=True))
     report = d.report
     gpu_devs, host = _devices(facts)
     hardware = describe(gpu_devs, host)
+    checked = _verify(d) if verify and d.fits else None
     if json_:
-        output.emit_json(fit_json(d, hardware))
+        doc = fit_json(d, hardware)
+        if checked is not None:
+            doc["verify"] = _verify_json(d, *checked)
+        output.emit_json(doc)
     else:
         _print_fit(d, res.spec.label, hardware)
+        if checked is not None:
+            _print_verify(d, *checked)
     for w in d.warnings:
         output.warn(w)
     if not d.fits:
@@ -250,11 +328,18 @@ def recommend(
     prefer: Annotated[str, typer.Option("--prefer", help="quality or speed.")] = "quality",
     concurrency: Annotated[int, typer.Option("--concurrency", "-n", help="Sequences at once.")] = 1,
     limit: Annotated[int, typer.Option("--limit", help="How many rows (0: all).")] = 10,
+    context: Annotated[
+        int,
+        typer.Option("--context", "-c", help="Target context in tokens: rows below it rank last."),
+    ] = 8192,
     hw: HwOpt = None,
     facts_file: FactsOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Rank the catalog's models x quant x engine x context that fit, best first, with why."""
+    """Rank the catalog's models x quant x engine x context that fit, best first, with why.
+
+    Ranks by quality tier, then benchmark x quant quality, then the newer release; each row
+    reaches the target context with headroom and names the runner-up engine/quant."""
     from llmops.catalog.recipes import catalog
     from llmops.errors import DoesNotFitError, UsageError
     from llmops.plan.hardware import describe
@@ -264,6 +349,11 @@ def recommend(
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}", "e.g. `-n 4`")
     if limit < 0:
         raise UsageError(f"--limit must be 0 or more, got {limit}", "e.g. `--limit 5`")
+    if context < 1:
+        raise UsageError(
+            f"--context must be a positive number of tokens, got {context}",
+            "e.g. `--context 32768`",
+        )
     facts = host_facts(hw, facts_file)
     gpu_devs, host = _devices(facts)
     hardware = describe(gpu_devs, host)
@@ -274,6 +364,7 @@ def recommend(
         prefer=prefer,
         concurrency=concurrency,
         limit=limit,
+        context=context,
     )
     if json_:
         output.emit_json(
@@ -281,6 +372,7 @@ def recommend(
                 "hardware": hardware,
                 "prefer": prefer,
                 "task": task,
+                "target_context": context,
                 "recommendations": [_rec_json(r) for r in recs],
             }
         )
@@ -308,6 +400,9 @@ def _rec_json(r: "Recommendation") -> dict[str, Any]:
         "speed_score": round(r.speed_score, 3),
         "total_bytes": r.total_bytes,
         "capacity_bytes": r.capacity_bytes,
+        "tier": r.tier,
+        "released": r.released or None,
+        "runner_up": r.runner_up or None,
         "reason": r.reason,
         "command": f"llmops up {r.model} --engine {r.engine} --quant {r.quant} --context {r.context}",
     }

@@ -22,7 +22,7 @@ from typing import Any
 INSTALL_RECORD = "install.json"
 
 # program name (as plans write argv[0]) -> engine whose install provides it
-PROGRAMS = {"llama-server": "llamacpp"}
+PROGRAMS = {"llama-server": "llamacpp", "llama-fit-params": "llamacpp"}
 
 
 def engines_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -48,10 +48,14 @@ class InstalledEngine:
     size_bytes: int | None = None
     source: str = ""  # where the source came from (URL + sha256, or a local path)
     configure: tuple[str, ...] = field(default_factory=tuple)  # the cmake options used
+    # the other programs of the same build, by name (llama-fit-params: what it will allocate)
+    tools: dict[str, str] = field(default_factory=dict)
+    https: bool | None = None  # built with TLS (the engine can fetch `-hf` models itself)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["configure"] = list(self.configure)
+        d["tools"] = dict(self.tools)
         return d
 
     @classmethod
@@ -66,7 +70,14 @@ class InstalledEngine:
             size_bytes=d.get("size_bytes"),
             source=str(d.get("source", "")),
             configure=tuple(d.get("configure") or ()),
+            tools={str(k): str(v) for k, v in (d.get("tools") or {}).items()},
+            https=d.get("https"),
         )
+
+    def program_for(self, name: str) -> str | None:
+        """The executable ``name`` of this build (the server or one of its tools), if present."""
+        path = self.program if Path(self.program).name == name else self.tools.get(name)
+        return path if path and os.access(path, os.X_OK) else None
 
 
 def installed(engine: str, env: Mapping[str, str] | None = None) -> InstalledEngine | None:
@@ -96,8 +107,9 @@ def find_program(program: str, env: Mapping[str, str] | None = None) -> str | No
     engine = PROGRAMS.get(program)
     if engine is not None:
         rec = installed(engine, env)
-        if rec is not None:
-            return rec.program
+        found = rec.program_for(program) if rec is not None else None
+        if found is not None:
+            return found
     return shutil.which(program, path=env.get("PATH"))
 
 

@@ -123,6 +123,9 @@ class SystemFacts:
     cpu_model: str | None = None
     cpu_cores: int | None = None  # physical
     cpu_threads: int | None = None  # logical
+    # CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (a container
+    # limited to 8 CPUs on a 128-thread host sees cpu_threads 128 and cpu_usable 8)
+    cpu_usable: int | None = None
     ram_total_mib: int | None = None
     ram_available_mib: int | None = None
     swap_total_mib: int | None = None

@@ -78,6 +78,8 @@ if want system; then
   grep -m1 -E '^(model name|Model|Hardware)[[:space:]]*:' /proc/cpuinfo 2>/dev/null
   echo "threads=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
   echo "cores=$(awk -F: '/^physical id/{p=$2} /^core id/{print p":"$2}' /proc/cpuinfo 2>/dev/null | sort -u | wc -l)"
+  echo "usable=$(nproc 2>/dev/null)"
+  echo "cpumax=$(cat /sys/fs/cgroup/cpu.max 2>/dev/null)"
   sec meminfo; grep -E '^(MemTotal|MemAvailable|SwapTotal|SwapFree):' /proc/meminfo 2>/dev/null
   sec python; python3 -c 'import platform; print(platform.python_version())' 2>/dev/null
   sec df
@@ -292,7 +294,7 @@ def _container(sections: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def _system(s: Mapping[str, str]) -> SystemFacts:
-    from llmops.hw.system import parse_cpu_model, parse_os_release
+    from llmops.hw.system import parse_cpu_model, parse_os_release, usable_cpus
 
     uname = (s.get("uname", "").splitlines() + ["", "", ""])[:3]
     hostname, kernel, arch = (u.strip() or None for u in uname)
@@ -314,6 +316,7 @@ def _system(s: Mapping[str, str]) -> SystemFacts:
         cpu_model=parse_cpu_model(cpu),
         cpu_cores=_int(kv.get("cores")) or None,
         cpu_threads=_int(kv.get("threads")) or None,
+        cpu_usable=usable_cpus(_int(kv.get("usable")) or None, kv.get("cpumax")),
         ram_total_mib=mem.get("MemTotal"),
         ram_available_mib=mem.get("MemAvailable"),
         swap_total_mib=swap_total,

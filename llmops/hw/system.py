@@ -6,6 +6,7 @@ The parsing helpers are pure functions over file text so they can be tested with
 
 from __future__ import annotations
 
+import math
 import os
 import platform as _platform
 import re
@@ -149,6 +150,7 @@ def probe_system(
         cpu_model=parse_cpu_model(_read("/proc/cpuinfo")) or _platform.processor() or None,
         cpu_cores=psutil.cpu_count(logical=False),
         cpu_threads=psutil.cpu_count(logical=True),
+        cpu_usable=usable_cpus(_affinity(), _read("/sys/fs/cgroup/cpu.max")),
         ram_total_mib=vm.total // MIB,
         ram_available_mib=vm.available // MIB,
         swap_total_mib=sw.total // MIB,
@@ -162,12 +164,32 @@ def probe_system(
     )
 
 
+def _affinity() -> int | None:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count()
+
+
+def usable_cpus(affinity: int | None, cpu_max: str | None) -> int | None:
+    """CPUs a process may keep busy: the affinity count, capped by a cgroup v2 quota
+    (``/sys/fs/cgroup/cpu.max``: ``QUOTA PERIOD`` or ``max PERIOD``), rounded up."""
+    quota = None
+    parts = (cpu_max or "").split()
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and int(parts[1]) > 0:
+        quota = max(1, math.ceil(int(parts[0]) / int(parts[1])))
+    if affinity is None:
+        return quota
+    return min(affinity, quota) if quota else affinity
+
+
 __all__ = [
     "container_evidence",
     "disk_info",
     "hf_cache_dir",
     "llmops_home",
     "parse_cpu_model",
+    "usable_cpus",
     "parse_os_release",
     "probe_system",
 ]

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from llmops.errors import DockerError, LlmopsError, UsageError
+from llmops.hw.facts import GpuInfo
 from llmops.run.docker import DockerRuntime, RuntimeState
 from llmops.run.native import BrokenPidRecord, NativeRuntime
 from llmops.run.ready import http_status
@@ -33,10 +35,33 @@ class DeploymentStatus:
     endpoint: str | None
     ident: str | None
     problem: str | None = None  # why it is broken, and the fix
+    memory: dict[str, Any] | None = None  # measured now (`ps --json`), see measured_memory
 
 
 class NotFound(LlmopsError):
     pass
+
+
+MIB = 1 << 20
+
+
+def measured_memory(
+    source: str, host_bytes: int | None, pids: frozenset[int], gpus: Sequence[GpuInfo] | None
+) -> dict[str, Any]:
+    """A running deployment's memory as measured: host bytes (the process tree's RSS, or the
+    container's cgroup usage), and on each GPU what NVML lists for its processes."""
+    per_gpu = []
+    for g in gpus or ():
+        held = [p.used_memory_mib or 0 for p in (g.processes or ()) if p.pid in pids]
+        if held:
+            per_gpu.append({"index": g.index, "bytes": sum(held) * MIB})
+    return {
+        "host_bytes": host_bytes,
+        "host_source": source,
+        "gpu_bytes": sum(g["bytes"] for g in per_gpu) if per_gpu else (0 if gpus else None),
+        "per_gpu": per_gpu,
+        "pids": sorted(pids),
+    }
 
 
 def _parse_time(ts: str | None) -> _dt.datetime | None:
@@ -119,6 +144,28 @@ class Deployments:
                 ("running: " + ", ".join(known)) if known else "start one with `llmops up MODEL`",
             )
         return rt
+
+    def measure(
+        self, rows: list[DeploymentStatus], gpus: Sequence[GpuInfo] | None
+    ) -> list[DeploymentStatus]:
+        """``rows`` with the memory of each running deployment measured now (``gpus``: the NVML
+        GPUs with their processes, None where NVML is absent)."""
+        out = []
+        for r in rows:
+            if r.status != "running":
+                out.append(r)
+                continue
+            if r.runtime == "docker" and self._docker is not None:
+                try:
+                    host, pids = self._docker.usage(r.name)
+                except DockerError:
+                    host, pids = None, frozenset()
+                source = "container cgroup (docker stats)"
+            else:
+                host, pids = self.native.usage(r.name)
+                source = "process tree RSS"
+            out.append(replace(r, memory=measured_memory(source, host, pids, gpus)))
+        return out
 
     def status(self, probe: bool = True) -> list[DeploymentStatus]:
         docker_states = {s.name: s for s in self._docker_states()}

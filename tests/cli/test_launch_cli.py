@@ -33,7 +33,21 @@ def h100(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def fixed_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Stable paths in rendered output: goldens must not contain tmp dirs."""
+    """Stable paths in rendered output: goldens must not contain tmp dirs. And a stable CPU:
+    llama.cpp's `-t` comes from this host's cores, so the probe reports an 8-core/16-thread CPU
+    (llama.cpp is then given -t 8, its physical cores)."""
+    from dataclasses import replace
+
+    probe = deps.collect_facts
+
+    def fixed_cpu(*a, **kw):  # type: ignore[no-untyped-def]
+        f = probe(*a, **kw)
+        if f.system is None:
+            return f
+        cpu = replace(f.system, cpu_cores=8, cpu_threads=16, cpu_usable=16)
+        return replace(f, system=cpu)
+
+    monkeypatch.setattr(deps, "collect_facts", fixed_cpu)
     home = Path("/tmp/llmops-golden-home")
     monkeypatch.setenv("LLMOPS_HOME", str(home))
     monkeypatch.setenv("HF_HOME", "/tmp/llmops-golden-hf")

@@ -90,6 +90,20 @@ def image_for(o: LaunchOptions, facts: HostFacts | None) -> str:
     return img.ref
 
 
+def cpu_threads(facts: HostFacts | None) -> int | None:
+    """``-t`` for a CPU plan: the physical cores, at most the CPUs this host lets a process use.
+
+    llama-server's own default is the physical core count it reads from sysfs
+    (common/common.cpp @ b11434, ``common_cpu_get_num_math``), which ignores a container's cgroup
+    CPU quota: on a rented 8-CPU slice of a 128-thread host it starts 64 threads on 8 CPUs.
+    None (no ``-t``) when the facts do not say (``--hw``)."""
+    s = facts.system if facts is not None else None
+    if s is None or not (s.cpu_cores or s.cpu_threads):
+        return None
+    n = s.cpu_cores or s.cpu_threads or 1
+    return max(1, min(n, s.cpu_usable)) if s.cpu_usable else n
+
+
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
     if a.format != "gguf" or not a.file:
         raise UsageError(
@@ -117,6 +131,9 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     ]
     if len(o.gpus) > 1:
         common += ["-sm", "layer"]
+    threads = cpu_threads(facts) if not o.gpus else None
+    if threads:
+        common += ["-t", str(threads)]
     kv = o.kv_dtype.lower()
     if kv != "auto":
         cache = CACHE_TYPES.get(kv)
