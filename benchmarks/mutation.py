@@ -137,6 +137,7 @@ PLAN_TESTS = (
     "tests/run/test_mutants_tunnel.py",
     "tests/unit/test_mutants_plan_names.py",
     "tests/unit/test_mutants_plan_diagnose.py",
+    "tests/unit/test_mutants_plan_launch.py",
 )
 
 #: ``plan/``: every file; the tests that reach it are found by the baseline trace.
