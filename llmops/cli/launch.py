@@ -163,6 +163,12 @@ def render(
             "--k8s-cache", help="k8s: the HF cache, pvc (default) or hostPath:/dir on the node."
         ),
     ] = None,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring", help="compose/k8s: add Prometheus, the DCGM exporter and Grafana."
+        ),
+    ] = False,
 ) -> None:
     """Show how a model would be launched: a docker run line, a native command, the plan, a
     compose file or Kubernetes manifests; `--nodes` plans multi-node vLLM."""
@@ -170,6 +176,12 @@ def render(
     from llmops.plan.render import check_format
 
     check_format(fmt)
+    if monitoring and (fmt not in ("compose", "k8s") or nodes):
+        from llmops.errors import UsageError
+
+        raise UsageError(
+            "--monitoring adds to one host's compose or k8s render", "add --format compose"
+        )
     if fmt == "native" and runtime is None:
         runtime = "native"
     if fmt in ("shell", "compose", "k8s") and runtime is None:
@@ -204,7 +216,12 @@ def render(
         return
     prep = scale.prepare_single(req, facts)
     _tell(prep)
-    sys.stdout.write(scale.render_single(prep, fmt, add, k8s_cache))
+    text = scale.render_single(prep, fmt, add, k8s_cache)
+    if monitoring:
+        from llmops.plan.monitoring import add_monitoring
+
+        text = add_monitoring(text, prep.plan, fmt)
+    sys.stdout.write(text)
 
 
 def up(

@@ -2,7 +2,8 @@
 and running, KV-cache usage, generated tokens, finished requests and the server's TTFT histogram.
 Pure: parsing and arithmetic on text already fetched.
 
-Each engine names these differently; the names and where they come from:
+Each engine names these differently (the table lives in ``llmops.plan.monitoring``, which the
+compose/k8s monitoring renders use too); the names and where they come from:
 
 - vLLM v0.20.2 (``vllm/v1/metrics/loggers.py``: ``vllm:num_requests_running`` l.452,
   ``vllm:num_requests_waiting`` l.462, ``vllm:kv_cache_usage_perc`` l.520 (a 0-1 fraction),
@@ -25,41 +26,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-#: Per engine: figure -> metric name (None: the engine does not export it).
-PROFILES: dict[str, dict[str, str | None]] = {
-    "vllm": {
-        "waiting": "vllm:num_requests_waiting",
-        "running": "vllm:num_requests_running",
-        "kv_usage": "vllm:kv_cache_usage_perc",
-        "generated_tokens": "vllm:generation_tokens_total",
-        "requests": "vllm:request_success_total",
-        "ttft": "vllm:time_to_first_token_seconds",
-    },
-    "tgi": {
-        "waiting": "tgi_queue_size",
-        "running": "tgi_batch_current_size",
-        "kv_usage": None,
-        "generated_tokens": "tgi_request_generated_tokens_sum",
-        "requests": "tgi_request_success",
-        "ttft": None,
-    },
-    "llamacpp": {
-        "waiting": "llamacpp:requests_deferred",
-        "running": "llamacpp:requests_processing",
-        "kv_usage": None,
-        "generated_tokens": "llamacpp:tokens_predicted_total",
-        "requests": None,
-        "ttft": None,
-    },
-    "llmops": {
-        "waiting": "llmops_queue_depth",
-        "running": "llmops_active_sequences",
-        "kv_usage": None,
-        "generated_tokens": "llmops_generated_tokens_total",
-        "requests": "llmops_requests_total",
-        "ttft": "llmops_time_to_first_token_seconds",
-    },
-}
+from llmops.plan.monitoring import ENGINE_METRICS
+
+#: Per engine: figure -> metric name (None: the engine does not export it). One table, shared
+#: with the monitoring renders: see ``llmops.plan.monitoring.ENGINE_METRICS`` for the sources.
+PROFILES = ENGINE_METRICS
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
