@@ -138,6 +138,7 @@ PLAN_TESTS = (
     "tests/unit/test_mutants_plan_names.py",
     "tests/unit/test_mutants_plan_diagnose.py",
     "tests/unit/test_mutants_plan_launch.py",
+    "tests/unit/test_mutants_plan_render.py",
 )
 
 #: ``plan/``: every file; the tests that reach it are found by the baseline trace.
