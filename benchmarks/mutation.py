@@ -183,6 +183,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
             "llmops/run/kill.py",
             (
                 "tests/run/test_kill_rules.py",
+                "tests/run/test_mutants_kill.py",
                 "tests/run/test_kill.py",
                 "tests/run/test_planted_bugs_run.py",
                 "tests/cli/test_kill_cli.py",

@@ -1,0 +1,93 @@
+"""`kill`'s container stop, against real containers this test makes (benchmarks/MUTATION.md).
+
+``KillSequence._stop_container`` stops exactly the container it is given, so calling it on a
+container of this test is safe on a shared Docker engine: it never lists or matches anything
+(the discovery that can reach other users' containers is in tests/run/test_kill.py, run by the
+mutation benchmark only with ``--host-unsafe``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from llmops.run.kill import KillResult, KillSequence, KillTarget
+from tests.sentinels import unique
+
+pytestmark = pytest.mark.docker
+
+
+def _seq(client):  # type: ignore[no-untyped-def]
+    none = SimpleNamespace(status=lambda probe=False: [], records=lambda: [])
+    return KillSequence(SimpleNamespace(status=lambda: [], records=lambda: []), none, client)
+
+
+def _target(c) -> KillTarget:  # type: ignore[no-untyped-def]
+    return KillTarget("container", c.name, c.short_id, "image vllm/vllm-openai", True)
+
+
+@pytest.fixture
+def container(docker_client, busybox_image: str, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    made = []
+
+    def run(cmd: list[str]):  # type: ignore[no-untyped-def]
+        name = (
+            unique(f"killmut-{len(made)}-{request.node.name[-20:]}")
+            .replace("[", "-")
+            .replace("]", "")
+        )
+        c = docker_client.containers.run(busybox_image, cmd, detach=True, name=name, init=False)
+        made.append(c)
+        return c
+
+    yield run
+    for c in made:
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+
+
+def test_a_running_container_is_stopped(docker_client, container) -> None:  # type: ignore[no-untyped-def]
+    # a shell that exits on SIGTERM: stopped within the grace
+    c = container(["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 0.1; done"])
+    t0 = time.monotonic()
+    r = _seq(docker_client)._stop_container(_target(c), 20.0)
+    assert r == KillResult(_target(c), "stopped")
+    assert time.monotonic() - t0 < 15  # it exited on SIGTERM, not at the end of the grace
+    c.reload()
+    assert c.status == "exited"
+
+
+def test_the_grace_is_passed_to_docker_stop(docker_client, container) -> None:  # type: ignore[no-untyped-def]
+    # PID 1 without a TERM handler ignores SIGTERM: docker stop waits the grace, then SIGKILLs
+    c = container(["sleep", "1000"])
+    t0 = time.monotonic()
+    r = _seq(docker_client)._stop_container(_target(c), 2.0)
+    took = time.monotonic() - t0
+    assert r.outcome == "stopped"
+    assert 1.5 <= took < 15
+    c.reload()
+    assert c.status == "exited"
+
+
+def test_an_exited_container_is_gone_and_left_as_it_is(docker_client, container) -> None:  # type: ignore[no-untyped-def]
+    c = container(["true"])
+    c.wait(timeout=30)
+    assert _seq(docker_client)._stop_container(_target(c), 1.0) == KillResult(_target(c), "gone")
+    c.reload()
+    assert c.status == "exited"
+
+
+def test_a_removed_container_is_gone(docker_client, container) -> None:  # type: ignore[no-untyped-def]
+    c = container(["sleep", "1000"])
+    t = _target(c)
+    c.remove(force=True)
+    assert _seq(docker_client)._stop_container(t, 1.0) == KillResult(t, "gone")
+
+
+def test_without_docker_a_container_is_gone() -> None:
+    t = KillTarget("container", "x", "abc123", "image vllm/vllm-openai", True)
+    assert _seq(None)._stop_container(t, 1.0) == KillResult(t, "gone")
+
