@@ -93,6 +93,8 @@ def published(spec: ModelSpec, concrete: str, engine: str) -> bool:
         return False  # bitsandbytes/EETQ quantize 16-bit weights at load, not FP8/MXFP4 ones
     if ck == "mxfp4" and concrete == "fp8" and not f.fp8:
         return False
+    if ck == "mxfp4" and engine == "torch":
+        return False  # transformers dequantizes MXFP4 to bf16 without its GPU kernels
     if concrete == "fp8":
         return bool(f.fp8 or f.safetensors)
     if engine == "torch" and is_bundled(spec) and concrete in ("fp32", "fp16", "bf16"):
