@@ -140,17 +140,19 @@ def ls(json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = 
     from rich.table import Table
 
     t = Table(box=None)
-    for col in ("engine", "version", "variant", "size", "built in", "installed", "program"):
+    cols = ("engine", "version", "variant", "https", "size", "built in", "installed", "programs")
+    for col in cols:
         t.add_column(col)
     for r in recs:
         t.add_row(
             r.engine,
             r.version,
             r.variant,
+            "-" if r.https is None else ("yes" if r.https else "no"),
             _size(r.size_bytes),
             f"{r.build_seconds:.0f} s" if r.build_seconds else "-",
             r.installed_at,
-            r.program,
+            "\n".join([r.program, *r.tools.values()]),
         )
     output.stdout().print(t)
 

@@ -23,19 +23,26 @@ FAKE_SERVER = (
     "echo 'built with cc for x86_64'\n"
 )
 
-# cmake: configure prints a line; --build prints progress, then makes bin/llama-server (or fails).
+# cmake: configure prints a line (and, like the real one with OpenSSL, "OpenSSL found");
+# --build prints progress, then makes bin/<target> for every target it is asked for (or fails).
 FAKE_CMAKE = """#!/bin/sh
 if [ "$1" = "--build" ]; then
   echo "[ 10%] Building CXX object ggml.cpp.o"
   echo "[ 55%] Building CXX object llama.cpp.o"
   if [ -n "$FAIL_BUILD" ]; then echo "fatal error: some.h: No such file"; exit 2; fi
   mkdir -p "$2/bin"
-  cat > "$2/bin/llama-server" <<'EOS'
+  dir="$2"; shift 2
+  while [ "$1" != "--target" ]; do shift; done; shift
+  while [ -n "$1" ] && [ "$1" != "-j" ]; do
+    cat > "$dir/bin/$1" <<'EOS'
 {server}EOS
-  chmod +x "$2/bin/llama-server"
-  echo "[100%] Built target llama-server"
+    chmod +x "$dir/bin/$1"
+    echo "[100%] Built target $1"
+    shift
+  done
 else
   echo "-- configured with $*"
+  echo "-- OpenSSL found: 3.0.19"
 fi
 """
 
@@ -121,6 +128,10 @@ def test_install_records_the_build_and_everything_finds_it(toolbin: Path, tmp_pa
     assert "-DGGML_NATIVE=OFF" in rec.configure and rec.size_bytes
     assert not (engines_dir() / "llamacpp" / "build-b11434-cpu.log").exists()
     assert find_program("llama-server") == rec.program  # before PATH
+    fit_tool = str(engines_dir() / "llamacpp" / "bin" / "llama-fit-params")
+    assert rec.tools == {"llama-fit-params": fit_tool} and rec.https is True
+    assert find_program("llama-fit-params") == fit_tool
+    assert "-DLLAMA_OPENSSL=ON" in rec.configure
 
     again = CliRunner().invoke(app, ["engine", "install", "llamacpp", "--cpu"])
     assert again.exit_code == 0 and "already installed" in again.stderr
@@ -162,6 +173,37 @@ def test_native_runtime_runs_the_installed_program(toolbin: Path, tmp_path: Path
     # the installed program ran (a #! script may be recorded behind its interpreter)
     assert installed("llamacpp").program in rec["argv"]  # type: ignore[union-attr]
     assert rec["argv"][-(len(prep.plan.argv) - 1) :] == list(prep.plan.argv[1:])
+
+
+def test_an_older_install_without_the_fit_tool_is_rebuilt(toolbin: Path, tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    rec, did = ei.install_llamacpp(variant="cpu", source=src)
+    assert did and ei.up_to_date(rec, "cpu")
+    _, again = ei.install_llamacpp(variant="cpu", source=src)
+    assert not again  # the same build is reused
+    # the install record an earlier llmops wrote: no fit tool, OpenSSL off
+    root = engines_dir() / "llamacpp"
+    doc = json.loads((root / "install.json").read_text())
+    doc.pop("tools")
+    doc["configure"] = [a.replace("OPENSSL=ON", "OPENSSL=OFF") for a in doc["configure"]]
+    (root / "install.json").write_text(json.dumps(doc))
+    (root / "bin" / "llama-fit-params").unlink()
+    old = installed("llamacpp")
+    assert old is not None and not ei.up_to_date(old, "cpu")
+    assert find_program("llama-fit-params") is None
+    rec2, did2 = ei.install_llamacpp(variant="cpu", source=src)
+    assert did2 and rec2.program_for("llama-fit-params")
+    assert not ei.up_to_date(rec2, "cuda")  # another variant is another build
+
+
+def test_missing_openssl_headers_are_named(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(ei, "INCLUDE_DIRS", (str(tmp_path / "none"),))
+    env = {"PATH": os.environ["PATH"]}
+    assert "the OpenSSL headers (libssl-dev)" in ei.missing_tools("cpu", env)
+    (tmp_path / "ssl" / "include" / "openssl").mkdir(parents=True)
+    (tmp_path / "ssl" / "include" / "openssl" / "ssl.h").write_text("")
+    env["OPENSSL_ROOT_DIR"] = str(tmp_path / "ssl")
+    assert ei.has_openssl_headers(env)
 
 
 def _cpu_facts():  # type: ignore[no-untyped-def]
