@@ -21,7 +21,7 @@ models_app = typer.Typer(
 
 def _summary(m: "ModelSpec") -> dict[str, Any]:
     from llmops.plan.artifacts import model_quants
-    from llmops.plan.quant import param_count
+    from llmops.plan.quant import active_param_count, param_count
 
     a = m.arch
     return {
@@ -29,6 +29,11 @@ def _summary(m: "ModelSpec") -> dict[str, Any]:
         "display_name": m.label,
         "aliases": list(m.aliases),
         "params": param_count(a),
+        "active_params": active_param_count(a),
+        "released": m.released or None,
+        "tier": m.tier,
+        "attention": _attention(m),
+        "checkpoint_quant": a.checkpoint_quant,
         "layers": a.layers,
         "hidden_size": a.hidden_size,
         "attention_heads": a.attention_heads,
@@ -40,6 +45,17 @@ def _summary(m: "ModelSpec") -> dict[str, Any]:
         "tasks": list(m.tasks),
         "gated": m.gated,
     }
+
+
+def _attention(m: "ModelSpec") -> str:
+    """The attention layout in a word: mla, sliding (all layers), local+global, or full."""
+    a = m.arch
+    if a.mla is not None:
+        return "mla"
+    if not a.sliding_window:
+        return "full"
+    n = sum(a.is_local(i) for i in range(a.layers))
+    return "sliding" if n == a.layers else f"local+global ({n}/{a.layers} local)"
 
 
 def _detail(m: "ModelSpec") -> dict[str, Any]:
@@ -121,15 +137,19 @@ def models(
         output.emit_json({"models": rows})
         return
     t = Table()
-    for col in ("name", "params", "layers", "heads/kv", "context", "quants", "tasks", "gated"):
+    cols = ("name", "released", "tier", "params", "layers", "heads/kv", "attention", "context")
+    for col in (*cols, "quants", "tasks", "gated"):
         t.add_column(col, justify="right" if col in ("params", "layers", "context") else "left")
     for r in rows:
         moe = f" ({r['experts_active']}/{r['experts']} MoE)" if r["experts"] else ""
         t.add_row(
             r["name"],
+            (r["released"] or "")[:7],
+            str(r["tier"] or ""),
             f"{r['params'] / 1e9:.2f}B{moe}",
             str(r["layers"]),
             f"{r['attention_heads']}/{r['kv_heads']}",
+            r["attention"].split(" (")[0],
             str(r["trained_context"]),
             ", ".join(r["quants"]),
             ", ".join(r["tasks"]),
@@ -187,6 +207,24 @@ def _print_detail(m: "ModelSpec", d: dict[str, Any]) -> None:
         ),
         highlight=False,
     )
+    extra = []
+    if a.mla is not None:
+        extra.append(
+            f"MLA: KV latent {a.mla.kv_lora_rank} + rope {a.mla.qk_rope_head_dim} per token per "
+            "layer (all heads share it)"
+        )
+    if a.shared_expert_intermediate:
+        extra.append(f"shared expert {a.shared_expert_intermediate}")
+    if a.dense_layers:
+        extra.append(f"{len(a.dense_layers)} dense layers")
+    if a.attention_sinks:
+        extra.append("attention sinks")
+    if a.checkpoint_quant:
+        extra.append(f"checkpoint weights {a.checkpoint_quant.upper()} (served as published)")
+    if m.released or m.tier:
+        extra.append(f"released {m.released or '?'}, quality tier {m.tier or '?'}")
+    if extra:
+        con.print("; ".join(extra), highlight=False)
     con.print(
         f"gated: {'yes (accept the licence, set HF_TOKEN)' if m.gated else 'no'}; tasks: {', '.join(m.tasks)}",
         highlight=False,
