@@ -142,6 +142,7 @@ PLAN_TESTS = (
     "tests/unit/test_mutants_plan_audit.py",
     "tests/unit/test_mutants_plan_hardware.py",
     "tests/unit/test_mutants_plan_tunnel.py",
+    "tests/unit/test_mutants_plan_checks.py",
 )
 
 #: ``plan/``: every file; the tests that reach it are found by the baseline trace.
