@@ -50,6 +50,14 @@ def install(
         int | None,
         typer.Option("--jobs", "-j", min=1, max=256, help="Parallel compile jobs (default: CPUs)."),
     ] = None,
+    build_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--build-dir",
+            help="Build in this directory and keep it, so a later install (--force, another "
+            "variant) recompiles only what changed (default: a temporary one, removed).",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Rebuild although this build is installed.")
     ] = False,
@@ -81,7 +89,8 @@ def install(
         output.stdout().print(
             f"source: {src}\nsha256: {ei.LLAMACPP_SOURCE.sha256}\nvariant: {variant}\n"
             f"cmake {' '.join(ei.cmake_args(variant))}\n"
-            f"cmake --build . --target llama-server -j {jobs or 'CPUs'}\n"
+            f"cmake --build {build_dir or '.'} --target {' '.join(ei.TARGETS)} "
+            f"-j {jobs or 'CPUs'}\n"
             f"into: {root / 'llamacpp'}",
             highlight=False,
             markup=False,
@@ -108,7 +117,7 @@ def install(
 
         rec, did = ei.install_llamacpp(
             variant=variant, source=source, from_binary=from_binary, jobs=jobs, force=force,
-            progress=step,
+            progress=step, build_dir=build_dir,
         )  # fmt: skip
     if json_:
         output.emit_json({"installed": rec.to_json(), "built": did})

@@ -330,8 +330,13 @@ def install_llamacpp(
     force: bool = False,
     progress: Progress = lambda _p, _f: None,
     env: Mapping[str, str] | None = None,
+    build_dir: Path | None = None,
 ) -> tuple[InstalledEngine, bool]:
     """Build (or adopt) the pinned llama-server; (record, whether anything was done).
+
+    ``build_dir``: configure and build there and keep it (the downloaded source is unpacked
+    beside it, ``<build_dir>-src``), so the next build recompiles only what changed; by default
+    a temporary directory under the engines dir, removed afterwards.
 
     Raises:
         LlmopsError: a missing tool, a failed download or build (log kept), a binary of
@@ -363,22 +368,20 @@ def install_llamacpp(
     log = root / f"build-{LLAMACPP_VERSION}-{variant}.log"
     log.write_text("")
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=root) as tmpdir:
-        work = Path(tmpdir)
-        tree, where = source_tree(source, LLAMACPP_SOURCE, root / "downloads", work, progress)
-        build = work / "build"
-        progress("configuring", None)
-        _run_logged(
-            ["cmake", "-S", str(tree), "-B", str(build), *cmake_args(variant)],
-            work, log, "configuring", progress, env,
-        )  # fmt: skip
-        https = "OpenSSL found" in log.read_text(errors="replace")
-        n = jobs or os.cpu_count() or 2
-        _run_logged(
-            ["cmake", "--build", str(build), "--config", "Release", "--target", *TARGETS,
-             "-j", str(n)],
-            work, log, "building", progress, env,
-        )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if build_dir is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".work-", dir=root)))
+            build = work / "build"
+        else:
+            build = build_dir.expanduser().resolve()
+            work = build.parent / (build.name + "-src")
+            work.mkdir(parents=True, exist_ok=True)
+        tree = _kept_tree(build, work) if build_dir is not None and source is None else None
+        if tree is not None:
+            where = f"{tree} (the source {build} was configured from)"
+        else:
+            tree, where = source_tree(source, LLAMACPP_SOURCE, root / "downloads", work, progress)
+        https = _configure_and_build(tree, build, variant, jobs, log, progress, env)
         progress("installing", None)
         bindir.mkdir(exist_ok=True)
         for name in TARGETS:
@@ -393,6 +396,62 @@ def install_llamacpp(
     )  # fmt: skip
     log.unlink(missing_ok=True)  # kept only when the build fails
     return rec, True
+
+
+def _kept_tree(build: Path, work: Path) -> Path | None:
+    """The source a kept build dir was configured from (``CMAKE_HOME_DIRECTORY`` in its
+    CMakeCache.txt), when it is still there and of the pinned build; else the one unpacked
+    beside it before; None: none (download and unpack).
+
+    Raises:
+        LlmopsError: the build dir was configured for another llama.cpp build.
+    """
+    try:
+        cache = (build / "CMakeCache.txt").read_text(errors="replace")
+    except OSError:
+        return None
+    values = dict(
+        line.split(":", 1)[0:1] + line.split("=", 1)[1:2]
+        for line in cache.splitlines()
+        if "=" in line and ":" in line.split("=", 1)[0] and not line.startswith(("#", "//"))
+    )
+    number = values.get("LLAMA_BUILD_NUMBER")
+    if number is not None and number != str(BUILD_NUMBER):
+        raise LlmopsError(
+            f"--build-dir {build} holds llama.cpp build {number}, not the pinned {BUILD_NUMBER}",
+            "use another --build-dir (one per pinned build), or remove that one",
+        )
+    for tree in (Path(values.get("CMAKE_HOME_DIRECTORY", "")), work / LLAMACPP_SOURCE.subdir):
+        if str(tree) and (tree / "tools" / "server").is_dir():
+            return tree
+    return None
+
+
+def _configure_and_build(
+    tree: Path,
+    build: Path,
+    variant: str,
+    jobs: int | None,
+    log: Path,
+    progress: Progress,
+    env: Mapping[str, str],
+) -> bool:
+    """Configure (again: cmake keeps what did not change) and build the targets in ``build``;
+    whether the build links OpenSSL."""
+    build.mkdir(parents=True, exist_ok=True)
+    progress("configuring", None)
+    _run_logged(
+        ["cmake", "-S", str(tree), "-B", str(build), *cmake_args(variant)],
+        build, log, "configuring", progress, dict(env),
+    )  # fmt: skip
+    https = "OpenSSL found" in log.read_text(errors="replace")
+    n = jobs or os.cpu_count() or 2
+    _run_logged(
+        ["cmake", "--build", str(build), "--config", "Release", "--target", *TARGETS,
+         "-j", str(n)],
+        build, log, "building", progress, dict(env),
+    )  # fmt: skip
+    return https
 
 
 def up_to_date(have: InstalledEngine, variant: str) -> bool:

@@ -43,6 +43,9 @@ if [ "$1" = "--build" ]; then
 else
   echo "-- configured with $*"
   echo "-- OpenSSL found: 3.0.19"
+  mkdir -p "$4"
+  printf 'CMAKE_HOME_DIRECTORY:INTERNAL=%s\nLLAMA_BUILD_NUMBER:STRING=11434\n' "$2" \
+    > "$4/CMakeCache.txt"
 fi
 """
 
@@ -194,6 +197,26 @@ def test_an_older_install_without_the_fit_tool_is_rebuilt(toolbin: Path, tmp_pat
     rec2, did2 = ei.install_llamacpp(variant="cpu", source=src)
     assert did2 and rec2.program_for("llama-fit-params")
     assert not ei.up_to_date(rec2, "cuda")  # another variant is another build
+
+
+def test_a_kept_build_dir_is_reused_from_its_own_source(  # type: ignore[no-untyped-def]
+    toolbin: Path, tmp_path: Path, monkeypatch
+) -> None:
+    build = tmp_path / "kept" / "build-b11434"
+    src = _source(tmp_path)
+    rec, _ = ei.install_llamacpp(variant="cpu", source=src, build_dir=build)
+    assert (build / "CMakeCache.txt").is_file() and (build / "bin" / "llama-fit-params").is_file()
+
+    def no_download(*a, **kw):  # type: ignore[no-untyped-def]
+        raise AssertionError("the kept build dir's source should be used")
+
+    monkeypatch.setattr(ei, "download_source", no_download)
+    rec2, did = ei.install_llamacpp(variant="cpu", force=True, build_dir=build)
+    assert did and str(src / "llama.cpp") in rec2.source
+    cache = build / "CMakeCache.txt"
+    cache.write_text(cache.read_text().replace("11434", "9999"))
+    with pytest.raises(LlmopsError, match="build 9999, not the pinned 11434"):
+        ei.install_llamacpp(variant="cpu", force=True, build_dir=build)
 
 
 def test_missing_openssl_headers_are_named(monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
