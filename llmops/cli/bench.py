@@ -161,7 +161,7 @@ def bench(
         Path | None,
         typer.Option(
             "--plot",
-            metavar="FILE.html|FILE.png",
+            metavar="FILE.html|.svg|.png",
             help="Draw latency vs throughput and the time series.",
         ),
     ] = None,
@@ -652,7 +652,7 @@ def bench_plot(
     ],
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", metavar="FILE.html|FILE.png", help="Where to draw them."),
+        typer.Option("--out", "-o", metavar="FILE.html|.svg|.png", help="Where to draw them."),
     ],
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:

@@ -1,6 +1,6 @@
 """Pictures of bench results: latency against throughput (one line per endpoint or saved run)
 and the server/GPU time series. HTML with inline SVG needs nothing installed; PNG draws the same
-panels with matplotlib (``pip install 'llmops[plot]'``).
+panels with matplotlib (``pip install 'llmops[plot]'``); SVG puts every panel in one image.
 
 Input is the bench JSON (``--json``/``--out``) or the live results turned into the same shape,
 so saved runs and a fresh one plot alike.
@@ -41,9 +41,9 @@ def check_plot_path(path: Path) -> None:
         UsageError: another suffix, a missing directory, or PNG without matplotlib.
     """
     suffix = path.suffix.lower()
-    if suffix not in (".html", ".htm", ".png"):
+    if suffix not in (".html", ".htm", ".png", ".svg"):
         raise UsageError(
-            f"--plot {str(path)!r} is neither .html nor .png", "e.g. --plot bench.html"
+            f"--plot {str(path)!r} is not .html, .svg or .png", "e.g. --plot bench.html"
         )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -210,6 +210,21 @@ def render_html(runs: list[dict[str, Any]], title: str = "llmops bench") -> str:
     )
 
 
+def render_svg(runs: list[dict[str, Any]], columns: int = 2) -> str:
+    """Every panel in one SVG image (a grid), e.g. for a README."""
+    ps = panels(runs)
+    w, h = 560, 320
+    rows = max(1, math.ceil(len(ps) / columns))
+    inner = "".join(
+        _svg(p, w, h).replace("<svg ", f'<svg x="{(i % columns) * w}" y="{(i // columns) * h}" ', 1)
+        for i, p in enumerate(ps)
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{columns * w}" height="{rows * h}">'
+        f'<rect width="100%" height="100%" fill="white"/>{inner}</svg>\n'
+    )
+
+
 def render_png(runs: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -238,5 +253,7 @@ def write_plot(path: Path, runs: list[dict[str, Any]]) -> None:
     """Write ``runs`` to ``path`` as HTML or PNG (by its suffix)."""
     if path.suffix.lower() == ".png":
         render_png(runs, path)
+    elif path.suffix.lower() == ".svg":
+        path.write_text(render_svg(runs), encoding="utf-8")
     else:
         path.write_text(render_html(runs), encoding="utf-8")

@@ -134,12 +134,17 @@ class FitReport:
 # ------------------------------------------------------------------------------ helpers
 
 
-def kv_layer_elems(spec: ModelSpec, heads: int | None = None) -> int:
+def kv_layer_elems(spec: ModelSpec, heads: int | None = None, engine: str = "") -> int:
     """KV elements one token adds to one layer: 2 x KV heads x head_dim (K and V), or for MLA
     one shared latent of ``kv_lora_rank + qk_rope_head_dim`` (vLLM's MLA cache: one "head",
-    the same on every tensor-parallel rank)."""
+    the same on every tensor-parallel rank). transformers (the torch engine) caches MLA
+    decompressed: per head a key of ``qk_nope + qk_rope`` and a value of ``v_head_dim``
+    (DeepseekV3Attention passes key_states/value_states to the cache)."""
     a = spec.arch
     if a.mla is not None:
+        if engine == "torch":
+            m = a.mla
+            return a.attention_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
         return a.mla.latent
     return 2 * (a.kv_heads if heads is None else heads) * a.head_dim
 
@@ -179,7 +184,7 @@ def _kv_layer_bytes(
 ) -> tuple[int, ...]:
     """KV bytes of each layer: sliding-window layers hold at most ``window`` tokens per sequence."""
     a = spec.arch
-    per_token_layer = kv_layer_elems(spec, heads) * kvb
+    per_token_layer = kv_layer_elems(spec, heads, engine) * kvb
     out = []
     window = a.sliding_window or per_seq
     local_t = local_kv_tokens(window, per_seq, engine, chunk) * seqs

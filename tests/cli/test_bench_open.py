@@ -224,11 +224,18 @@ def test_plot_compare_and_saved_runs(mocks: list[MockProcess], tmp_path: Path) -
         f"again.json ({a})",
     ]
     assert "again.json" in out.read_text()
+    svg = tmp_path / "both.svg"
+    r3 = CliRunner().invoke(app, ["bench-plot", str(saved), str(second), "--out", str(svg)])
+    assert r3.exit_code == 0, r3.output
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg.read_text())  # one well-formed image holding every panel
+    assert len(root.findall("{http://www.w3.org/2000/svg}svg")) >= 5
 
 
 def test_plot_errors(tmp_path: Path) -> None:
-    r = run("http://127.0.0.1:9", "--plot", str(tmp_path / "x.svg"))
-    assert r.exit_code == 2 and "--plot" in r.stderr and "neither .html nor .png" in r.stderr
+    r = run("http://127.0.0.1:9", "--plot", str(tmp_path / "x.jpg"))
+    assert r.exit_code == 2 and "--plot" in r.stderr and "is not .html, .svg or .png" in r.stderr
     r = run("http://127.0.0.1:9", "--plot", str(tmp_path / "x.png"))
     try:
         import matplotlib  # noqa: F401
