@@ -261,8 +261,9 @@ def summarize(
 ) -> LevelResult:
     """Reduce raw records to a :class:`LevelResult` (pure).
 
-    With ``window`` (perf_counter start, end), only requests sent inside it count and the rates
-    are over its length; otherwise over ``duration_s``. ``point`` fills the descriptive fields
+    With ``window`` (perf_counter start, end), only requests sent inside it count, and the rates
+    are over the time from its start until the window ends or the last of them finished,
+    whichever is later; otherwise over ``duration_s``. ``point`` fills the descriptive fields
     (mode, rate_rps, arrival, seed, label).
     """
     excluded = 0
@@ -271,7 +272,9 @@ def summarize(
         kept = [r for r in records if lo <= _sent(r) < hi]
         excluded = len(records) - len(kept)
         records = kept
-        duration_s = hi - lo
+        # until the last of them finished, when that is after the window: a slow server's
+        # requests sent in the window are not delivered at the window's rate
+        duration_s = max(hi, max((r.end_s for r in kept), default=hi)) - lo
     ok = [r for r in records if r.ok]
     errors: dict[str, int] = {}
     examples: dict[str, str] = {}
