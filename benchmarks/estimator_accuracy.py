@@ -36,6 +36,7 @@ import functools
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 MIB = 1 << 20
 
@@ -191,6 +192,19 @@ def published_table() -> None:
         )
 
 
+def checkpoint_bytes(model: Any) -> int:
+    """Bytes of a model's state dict (parameters and persistent buffers, a tied tensor once):
+    what its checkpoint holds and the engine loads."""
+    seen: set[int] = set()
+    total = 0
+    for t in model.state_dict().values():
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    return total
+
+
 def tiny_config(model_type: str) -> dict[str, object]:
     """The catalog entry's config.json with TINY's narrower widths (same model_type/layout)."""
     import yaml
@@ -243,7 +257,7 @@ def tiny_table(tokens: int) -> None:
         model = transformers.AutoModelForCausalLM.from_config(hf_cfg, dtype=torch.bfloat16)
         model.eval()
         gc.collect()
-        real_w = sum(p.numel() * p.element_size() for p in model.parameters())
+        real_w = checkpoint_bytes(model)
         host = Device("cpu", None, "cpu", 64 * GIB)
         r = estimate(spec, (), host, FitOptions("bf16", "torch", tokens), with_suggestions=False)
         u = r.per_gpu[0]

@@ -162,3 +162,49 @@ def test_scout_int4_fits_one_h100() -> None:
     r = fit("llama4-scout", "4bit", "vllm", 8192, "1xH100")
     assert r.fits
     assert 50 < r.per_gpu[0].weights_bytes / GIB < 62
+
+
+@pytest.mark.parametrize("model_type", ["deepseek_v3", "gemma3_text", "gpt_oss", "llama4_text"])
+def test_torch_engine_matches_transformers_cache_and_weights(model_type: str) -> None:
+    """The torch engine is transformers: a random-weight variant of the catalog config (narrow
+    widths, same layout) has exactly the estimator's weight bytes (its state dict: parameters
+    and persistent buffers such as DeepSeek's e_score_correction_bias), and its cache after a prefill
+    matches the estimate within 1 % (transformers keeps window - 1 tokens in sliding layers; it
+    caches MLA decompressed, per head, not as vLLM's latent)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "estimator_accuracy.py"
+    mod_spec = importlib.util.spec_from_file_location("estimator_accuracy", path)
+    assert mod_spec is not None and mod_spec.loader is not None
+    bench = importlib.util.module_from_spec(mod_spec)
+    sys.modules["estimator_accuracy"] = bench
+    mod_spec.loader.exec_module(bench)
+
+    from llmops.catalog.config import architecture_from_config
+    from llmops.plan.hardware import Device
+    from llmops.plan.model import ModelSpec
+
+    cfg = bench.tiny_config(model_type)
+    spec = ModelSpec(name="tiny", arch=architecture_from_config(cfg))
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(
+        transformers.AutoConfig.for_model(**cfg), dtype=torch.bfloat16
+    )
+    model.eval()
+    real_w = bench.checkpoint_bytes(model)
+    host = Device("cpu", None, "cpu", 64 * GIB)
+    r = estimate(spec, (), host, FitOptions("bf16", "torch", 512), with_suggestions=False)
+    assert r.per_gpu[0].weights_bytes == real_w
+    with torch.no_grad():
+        out = model(torch.arange(1, 513).unsqueeze(0), use_cache=True, logits_to_keep=1)
+    real_kv = sum(
+        t.numel() * t.element_size()
+        for layer in out.past_key_values.layers
+        for t in (layer.keys, layer.values)
+        if t is not None
+    )
+    assert r.per_gpu[0].kv_cache_bytes == pytest.approx(real_kv, rel=0.01)
