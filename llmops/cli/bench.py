@@ -145,7 +145,10 @@ def bench(
         ),
     ] = False,
     seed: Annotated[
-        int, typer.Option("--seed", min=0, help="Seed of the first point (each point its own).")
+        int,
+        typer.Option(
+            "--seed", min=0, max=2**32 - 1, help="Seed of the first point (each point its own)."
+        ),
     ] = 0,
     repeat: Annotated[
         int,

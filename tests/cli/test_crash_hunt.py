@@ -39,6 +39,7 @@ BASELINE: dict[str, list[str]] = {
     "audit": [CLOSED_URL],
     "bench": [CLOSED_URL, "--requests", "1", "--warmup", "0", "--concurrency", "1",
               "--timeout", "2"],
+    "bench-plot": ["/nonexistent-llmops-hunt/run.json", "--out", "plot.html"],
     "build torch": ["--print-dockerfile"],
     "chat": [CLOSED_URL, "--message", "hi", "--timeout", "2"],
     "doctor": ["--offline"],
@@ -61,6 +62,7 @@ BASELINE: dict[str, list[str]] = {
     "remote bootstrap": [NO_SSH],
     "render": ["smollm2", "--hw", "1xA100-80GB"],
     "serve": ["/nonexistent-llmops-hunt/model.gguf"],
+    "top": ["--once", "--interval", "0.2"],
     "tunnel ls": [],
     "tunnel open": [CLOSED_URL, "--timeout", "2"],
     "tunnel stop": ["nothing-here"],
@@ -71,6 +73,10 @@ SKIP = {"build llamacpp": "no dry run: a value it accepts would start a real ima
 #: Options for which 0 means something (the default ``--warmup 0``: no warm-up, ...).
 ZERO_OK = {
     ("bench", "--warmup"),
+    ("bench", "--cooldown"),  # no cool-down window
+    ("bench", "--sweep"),  # no sweep
+    ("bench", "--seed"),
+    ("bench", "--search-steps"),  # double only, no bisection
     ("down", "--grace"),
     ("kill", "--grace"),
     ("logs", "--tail"),
