@@ -27,7 +27,7 @@ def test_new_api_keys_are_long_random_and_recognisable() -> None:
     for k in keys:
         assert k.startswith("sk-llmops-")
         body = k[len("sk-llmops-") :]
-        assert len(body) >= 32  # 24 random bytes, base64url
+        assert len(body) == 32  # 24 random bytes (192 bits), base64url without padding
         assert all(c.isalnum() or c in "-_" for c in body)
 
 
@@ -103,8 +103,27 @@ def test_save_refuses_a_secret_with_a_newline_and_writes_nothing(tmp_path: Path)
     with pytest.raises(UsageError) as e:
         store.save("d2", _plan(), "t", {"HF_TOKEN": "hf_abc\nEVIL=1"})
     assert "hf_abc" not in str(e.value)
-    assert not (store.dir("d2") / "secrets.env").exists()
-    assert not (store.dir("d2") / "deployment.json").exists()
+    assert not store.dir("d2").exists()  # checked before anything is created
+
+
+def test_saving_again_replaces_the_record(tmp_path: Path) -> None:
+    """`up` of a name whose record exists (a restart) rewrites it in place."""
+    store = DeploymentStore(tmp_path / "home")
+    store.save("again", _plan(), "t1", {"LLMOPS_API_KEY": "sk-llmops-first-key-0000"})
+    store.save("again", _plan(), "t2", {"LLMOPS_API_KEY": "sk-llmops-second-key-000"})
+    loaded = store.load("again")
+    assert loaded is not None and loaded.created_at == "t2"
+    assert store.api_key("again") == "sk-llmops-second-key-000"
+
+
+def test_the_record_on_disk_names_itself_and_holds_no_secret(tmp_path: Path) -> None:
+    import json
+
+    store = DeploymentStore(tmp_path / "home")
+    key = new_api_key()
+    store.save("rec", _plan(), "2026-02-03T04:05:06Z", {"LLMOPS_API_KEY": key})
+    doc = json.loads((store.dir("rec") / "deployment.json").read_text())
+    assert doc == {"name": "rec", "created_at": "2026-02-03T04:05:06Z", "plan": _plan()}
 
 
 def test_write_secrets_refuses_a_control_character_and_keeps_the_old_file(tmp_path: Path) -> None:
@@ -122,6 +141,13 @@ def test_read_secrets_reads_data_not_shell(tmp_path: Path) -> None:
         "A=1\n# a comment without an equals sign\nB=x=y==\n$(touch pwned)\nC=\n"
     )
     assert store.read_secrets("d4") == {"A": "1", "B": "x=y==", "C": ""}
+
+
+def test_read_secrets_survives_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    store = DeploymentStore(tmp_path / "home")
+    store.dir("d6").mkdir(parents=True)
+    store.secrets_path("d6").write_bytes(b"A=1\nB=\xff\xfe\n")
+    assert store.read_secrets("d6") == {"A": "1", "B": "\ufffd\ufffd"}
 
 
 def test_read_secrets_without_a_file_is_empty(tmp_path: Path) -> None:
@@ -281,3 +307,8 @@ def test_remote_mask_matches_the_local_mask(
             (first3 + "m" * 40)[: int(length) - 4] + last4 if int(length) > 8 else "x" * int(length)
         )
         assert h.token_masked == hf.mask_secret(token)
+
+
+def test_remote_mask_without_the_last_four_shows_none() -> None:
+    h = _hf_facts("source=env:HF_TOKEN\nlen=37\nfirst3=hf_")
+    assert h.token_masked == "hf_…"
