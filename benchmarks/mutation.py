@@ -319,17 +319,23 @@ GROUPS: dict[str, tuple[Target, ...]] = {
 }
 
 
-def group_targets(group: str, files: str | None = None) -> tuple[Target, ...]:
+def group_targets(
+    group: str, files: str | None = None, tests: str | None = None
+) -> tuple[Target, ...]:
     """The group's targets, or only those whose path matches one of ``files`` (comma-separated:
-    a stem such as ``tunnel``, or a path tail such as ``engines/vllm`` or ``plan/tunnel.py``)."""
-    if not files:
-        return GROUPS[group]
-    want = [w.strip().removesuffix(".py") for w in files.split(",") if w.strip()]
-    return tuple(
-        tg
-        for tg in GROUPS[group]
-        if any(tg.path.removesuffix(".py").endswith("/" + w) for w in want)
-    )
+    a stem such as ``tunnel``, or a path tail such as ``engines/vllm`` or ``plan/tunnel.py``).
+    ``tests`` (comma-separated) replaces the mapped tests: a quick hunt for survivors, whose
+    score is a lower bound of the mapped tests' score."""
+    targets = GROUPS[group]
+    if files:
+        want = [w.strip().removesuffix(".py") for w in files.split(",") if w.strip()]
+        targets = tuple(
+            tg for tg in targets if any(tg.path.removesuffix(".py").endswith("/" + w) for w in want)
+        )
+    if tests:
+        only = tuple(t.strip() for t in tests.split(",") if t.strip())
+        targets = tuple(dataclasses.replace(tg, tests=only, extra=()) for tg in targets)
+    return targets
 
 
 #: Groups whose tests keep the harness's sentinels (see the module docstring).
@@ -1444,7 +1450,9 @@ def trace_group(
 
 def run(args: argparse.Namespace) -> int:
     groups = list(GROUPS) if args.module == "all" else [args.module]
-    groups = [g for g in groups if group_targets(g, args.files)]  # --files may leave some out
+    groups = [
+        g for g in groups if group_targets(g, args.files, args.tests)
+    ]  # --files may leave some out
     tmp = Path(tempfile.mkdtemp(prefix="llmops-mutation-"))
     started = time.monotonic()
     clients: list[WorkerClient] = []
@@ -1465,12 +1473,13 @@ def run(args: argparse.Namespace) -> int:
         invalid: dict[str, int] = {}
         for g in groups:
             ms: list[Mutant] = []
-            for tg in group_targets(g, args.files):
+            for tg in group_targets(g, args.files, args.tests):
                 ms += find_mutants(copy0, tg, exceptions, mutate_prose=args.mutate_prose)
             totals[g] = len(ms)
             chosen = _select(ms, args.sample, args.limit, args.seed)
             sources = {
-                tg.path: (copy0 / tg.path).read_bytes() for tg in group_targets(g, args.files)
+                tg.path: (copy0 / tg.path).read_bytes()
+                for tg in group_targets(g, args.files, args.tests)
             }
             ok = [m for m in chosen if _valid(m, sources[m.path])]
             invalid[g] = len(chosen) - len(ok)
@@ -1498,7 +1507,7 @@ def run(args: argparse.Namespace) -> int:
             cov = trace_group(
                 clients[0],
                 g,
-                group_targets(g, args.files),
+                group_targets(g, args.files, args.tests),
                 tmp,
                 args.baseline_timeout,
                 args.host_unsafe,
@@ -1576,7 +1585,7 @@ def _run_group(
     todo: queue.Queue[tuple[Mutant, list[str], float] | None] = queue.Queue()
     lock = threading.Lock()
     stop = threading.Event()
-    extras = {tg.path: tg for tg in GROUPS[g]}
+    extras = {tg.path: tg for tg in group_targets(g, args.files, args.tests)}
     for m in mutants:
         tg = extras.get(m.path)
         tests = cov.tests_for(m, tg.extra_tests(m.scope) if tg is not None else ())
@@ -1717,9 +1726,12 @@ def report(
         sel.append(f"sample {args.sample:g} (seed {args.seed})")
     if args.limit is not None:
         sel.append(f"limit {args.limit} per module")
+    if args.tests:
+        sel.append(f"tests {args.tests} only (a lower bound)")
     if args.files:
         sel.append(
-            "files " + ", ".join(tg.path for g in groups for tg in group_targets(g, args.files))
+            "files "
+            + ", ".join(tg.path for g in groups for tg in group_targets(g, args.files, args.tests))
         )
     if sel:
         print("selection: " + ", ".join(sel))
@@ -1808,6 +1820,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sample", type=float, help="test this fraction of the mutants (0-1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--tests",
+        help="run these test files instead of the mapped ones (comma-separated): a quick "
+        "survivor hunt; its score is a lower bound",
+    )
+    ap.add_argument(
         "--files",
         help="only these files of the group: comma-separated names, each matching a path's "
         "stem or its tail (e.g. tunnel,names,engines/vllm)",
@@ -1846,7 +1863,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sample is not None and not 0 < args.sample <= 1:
         ap.error("--sample is a fraction in (0, 1]")
     if args.files and not any(
-        group_targets(g, args.files) for g in ([*GROUPS] if args.module == "all" else [args.module])
+        group_targets(g, args.files, args.tests)
+        for g in ([*GROUPS] if args.module == "all" else [args.module])
     ):
         ap.error(f"--files {args.files!r} matches no file of --module {args.module}")
     return run(args)
