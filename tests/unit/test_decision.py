@@ -246,7 +246,7 @@ def test_unknown_words_are_usage_errors() -> None:
 
 def test_recommend_never_offers_a_cramped_plan_when_a_useful_one_exists() -> None:
     """No row at a short context or above 95 % of memory while other models give a useful
-    one; every row is what `up MODEL` would start there."""
+    one; every row is what `up MODEL --context N` (its command) would start there."""
     from llmops.plan.recommend import recommend
 
     for spec in ("1x8GB", "1x24GB", "2x24GB"):
@@ -256,7 +256,7 @@ def test_recommend_never_offers_a_cramped_plan_when_a_useful_one_exists() -> Non
             useful = min(4096, r.report.trained_context)
             assert r.context >= useful, (spec, r.model, r.context)
             assert all(d.total_bytes <= 0.95 * d.usable_bytes for d in r.report.per_gpu)
-            d = decide(Request(model=r.model), model(r.model), hw(spec))
+            d = decide(Request(model=r.model, context=r.context), model(r.model), hw(spec))
             assert (d.engine, d.artifact.quant, d.context) == (r.engine, r.quant, r.context)
     cpu = recommend(catalog().models, hw("cpu:32GB"), limit=0)
     assert cpu and all(r.engine in ("llamacpp", "torch") for r in cpu)
