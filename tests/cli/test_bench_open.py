@@ -292,3 +292,15 @@ def test_real_backend_open_loop_with_metrics() -> None:
     server = lv["server"]["server"]
     assert server["engine"] == "llmops" and server["generated_tokens"] >= lv["output_tokens"]
     assert server["ttft_p99_ms"] is not None  # from the backend's TTFT histogram
+
+
+def test_png_plot_of_a_saved_run(mocks: list[MockProcess], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the [plot] extra is not installed")
+    url = mock(mocks, ttft_ms=2, itl_ms=1, tokens=3)
+    saved = tmp_path / "run.json"
+    assert run(url, "--rate", "5,10", "--duration", "0.6", "--out", str(saved)).exit_code == 0
+    png = tmp_path / "run.png"
+    r = CliRunner().invoke(app, ["bench-plot", str(saved), "--out", str(png)])
+    assert r.exit_code == 0, r.output
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
