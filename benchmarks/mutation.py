@@ -334,7 +334,20 @@ def group_targets(
         )
     if tests:
         only = tuple(t.strip() for t in tests.split(",") if t.strip())
-        targets = tuple(dataclasses.replace(tg, tests=only, extra=()) for tg in targets)
+        files = {t.split("::")[0] for t in only}
+        targets = tuple(
+            dataclasses.replace(
+                tg,
+                tests=only,
+                # a subprocess-only mapping stays when its test file is among those run
+                extra=tuple(
+                    (q, kept)
+                    for q, ts in tg.extra
+                    if (kept := tuple(t for t in ts if t.split("::")[0] in files))
+                ),
+            )
+            for tg in targets
+        )
     return targets
 
 
