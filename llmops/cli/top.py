@@ -134,12 +134,27 @@ def render_frame(frame: dict[str, Any], interval_s: float) -> "RenderableType":
 
 def _live(session: _Session, interval_s: float) -> None:
     """Redraw in place every ``interval_s`` until ``q`` (or Ctrl-C)."""
+    import os
     import select
     import sys
 
+    from rich.console import Console
     from rich.live import Live
 
-    console = output.stdout()
+    def terminal_size() -> "os.terminal_size | None":
+        try:
+            return os.get_terminal_size(sys.stdout.fileno())
+        except (OSError, ValueError):
+            return None
+
+    # The real terminal's size, not $COLUMNS: a full-screen frame wider or taller than the
+    # terminal wraps and scrolls instead of redrawing in place.
+    size = terminal_size()
+    console = (
+        Console(file=sys.stdout, width=size.columns, height=size.lines, highlight=False)
+        if size is not None
+        else output.stdout()
+    )
     tty_in = sys.stdin.isatty()
     old: Any = None
     if tty_in:
@@ -152,6 +167,9 @@ def _live(session: _Session, interval_s: float) -> None:
     try:
         with Live(console=console, screen=tty_in, auto_refresh=False) as live:
             while True:
+                size = terminal_size()
+                if size is not None:  # follow a resized terminal
+                    console.size = (size.columns, size.lines)
                 live.update(render_frame(session.frame(), interval_s), refresh=True)
                 deadline = time.monotonic() + interval_s
                 while (left := deadline - time.monotonic()) > 0:

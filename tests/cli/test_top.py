@@ -1,6 +1,8 @@
 """`llmops top` against two real deployments of the bundled backend (started with `llmops up`):
 once as JSON while one of them is under load (with 8 GPUs through the NVML fake), and live in a
-real terminal (tmux: the screen is read back, redrawn in place, and `q` quits)."""
+real terminal (tmux: the screen is read back, redrawn in place, and `q` quits). The tests'
+environment sets COLUMNS=200, wider than the 160-column pane: the live view must size itself
+from the terminal, or its full-screen frames wrap and scroll."""
 
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ def test_once_json_sees_both_and_the_load(
     from tests.fakes import fake_nvml
 
     monkeypatch.setattr(deps, "nvml_module", lambda: fake_nvml("h100x8_nvlink"))
+    monkeypatch.setenv("LLMOPS_HOME", str(two["home"]))  # each test gets its own otherwise
     port, key = two[A]  # type: ignore[misc]
     stop = threading.Event()
     worker = threading.Thread(target=_load, args=(port, key, stop), daemon=True)
