@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
 import tarfile
 from pathlib import Path
@@ -29,11 +30,11 @@ from typing import Any
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engines"
 MODES = ("serve", "crash", "hang", "check")
-ENGINES = ("tgi", "vllm", "llamacpp")
+ENGINES = ("tgi", "vllm", "llamacpp", "sglang")
 REPO = "llmops-test"
 
 #: The port each engine listens on when the command line does not say.
-DEFAULT_PORT = {"tgi": 80, "vllm": 8000, "llamacpp": 8080}
+DEFAULT_PORT = {"tgi": 80, "vllm": 8000, "llamacpp": 8080, "sglang": 30000}
 
 
 def fixture(engine: str) -> dict[str, Any]:
@@ -41,11 +42,14 @@ def fixture(engine: str) -> dict[str, Any]:
 
 
 def auth_rule(engine: str) -> str:
-    """``/auth``: ``prefix /v1`` (vLLM: only paths under it need the key) or ``public P...``
-    (every path but these needs it), from the fixture's ``http_auth`` (the engine's source)."""
+    """``/auth``: ``prefix P...`` (vLLM: only paths under these need the key), ``public-prefix
+    P...`` (SGLang: every path but those under these needs it) or ``public P...`` (every path
+    but these needs it), from the fixture's ``http_auth`` (the engine's source)."""
     auth = fixture(engine)["http_auth"]
-    if auth.get("protected_prefix"):
-        return f"prefix {auth['protected_prefix']}"
+    if auth.get("protected_prefixes") or auth.get("protected_prefix"):
+        return "prefix " + " ".join(auth.get("protected_prefixes") or [auth["protected_prefix"]])
+    if auth.get("public_prefixes"):
+        return "public-prefix " + " ".join(auth["public_prefixes"])
     public = [p for p in auth["public_paths"] if p != "/"]
     return "public " + " ".join(public)
 
@@ -64,6 +68,10 @@ if [ "$engine" = vllm ]; then
   case "$1" in ''|-*) err "vllm serve: the model (a positional argument) is missing";; esac
   served="$1"
   shift
+fi
+if [ "$engine" = sglang ]; then
+  [ "$1 $2" = "-m sglang.launch_server" ] || err "python3: expected '-m sglang.launch_server', got '$1 $2'"
+  shift 2
 fi
 while [ $# -gt 0 ]; do
   a="$1"; shift
@@ -99,6 +107,7 @@ while [ $# -gt 0 ]; do
     --port) port="$val" ;;
     --api-key) key="$val" ;;
     --served-model-name|-a|--alias) served="$val" ;;
+    --model-path|--model) [ "$served" = test ] && served="$val" ;;
   esac
 done
 keyenv=$(cat /key-env)
@@ -137,7 +146,10 @@ public=0
 set -- $(cat /auth)
 rule="$1"; shift
 if [ "$rule" = prefix ]; then
-  case "$route" in "$1"*) ;; *) public=1 ;; esac
+  public=1
+  for p in "$@"; do case "$route" in "$p"*) public=0 ;; esac; done
+elif [ "$rule" = public-prefix ]; then
+  for p in "$@"; do case "$route" in "$p"*) public=1 ;; esac; done
 else
   for p in "$@"; do [ "$route" = "$p" ] && public=1; done
 fi
@@ -145,7 +157,7 @@ if [ -n "$STANDIN_KEY" ] && [ "$public" = 0 ] && [ "$auth" != "Bearer $STANDIN_K
   reply "401 Unauthorized" '{"error":{"message":"Invalid API Key","type":"authentication_error","code":401}}'
 fi
 case "$method $route" in
-  "GET /health"|"GET /v1/health") reply "200 OK" '{"status":"ok"}' ;;
+  "GET /health"|"GET /v1/health"|"GET /health_generate") reply "200 OK" '{"status":"ok"}' ;;
   "GET /v1/models"|"GET /models")
     reply "200 OK" "{\"object\":\"list\",\"data\":[{\"id\":\"$STANDIN_MODEL\",\"object\":\"model\"}]}" ;;
   "POST /v1/chat/completions")
@@ -155,6 +167,8 @@ esac
 """
 
 VLLM_SHIM = '#!/bin/sh\nexec /bin/sh /entry.sh "$@"\n'
+# SGLang runs as `python3 -m sglang.launch_server ...` (inside llmops' `sh -c`)
+PYTHON_SHIM = VLLM_SHIM
 APPLETS = ("sh", "nc", "sleep", "cat", "echo", "grep", "cut", "head", "printf")
 
 
@@ -199,10 +213,11 @@ def build(client: Any, busybox: str) -> None:
                 _add(tar, "entry.sh", ENTRY.encode(), 0o755)
                 _add(tar, "handler.sh", HANDLER.encode(), 0o755)
                 _add(tar, "usr/local/bin/vllm", VLLM_SHIM.encode(), 0o755)
+                _add(tar, "usr/local/bin/python3", PYTHON_SHIM.encode(), 0o755)
                 _add(tar, "engine", engine.encode())
                 _add(tar, "mode", mode.encode())
                 _add(tar, "port", str(DEFAULT_PORT[engine]).encode())
-                _add(tar, "key-env", doc["http_auth"]["env"].encode())
+                _add(tar, "key-env", (doc["http_auth"]["env"] or "NO_KEY_ENV").encode())
                 _add(tar, "auth", auth_rule(engine).encode())
                 _add(tar, "inline", inline)
                 _add(tar, "flags", flags)
@@ -226,6 +241,22 @@ def busybox_path() -> str | None:
     return path if Path(path).exists() else None
 
 
+def sh_words(argv: list[str] | tuple[str, ...]) -> list[str]:
+    """The command a ``-c 'exec python3 ... "$@"' sglang EXTRA...`` plan (``/bin/sh`` entrypoint) runs, as words
+    (the key reference stands for the key the shell expands it to)."""
+    argv = list(argv)
+    if argv[:1] == ["-c"]:
+        argv = argv[1:]
+    if not argv or not argv[0].startswith("exec "):
+        return argv
+    words = shlex.split(argv[0])[1:]
+    if words and words[-1] == "$@":
+        words = words[:-1]
+    if words[:1] == ["python3"]:
+        words = words[1:]
+    return [("KEY" if w.startswith("$") else w) for w in words] + list(argv[2:])
+
+
 def check_argv(engine: str, argv: list[str] | tuple[str, ...]) -> list[str]:
     """The same rules as the image's entry script, in Python (for a grid without Docker):
     the problems the engine's parser would report, empty when it would accept ``argv``."""
@@ -235,8 +266,12 @@ def check_argv(engine: str, argv: list[str] | tuple[str, ...]) -> list[str]:
         for n in [name, *(spec.get("aliases") or [])]:
             opts.setdefault(n, spec)
     inline_ok = "no --opt=VALUE" not in doc["value_syntax"]
-    args = list(argv)
+    args = sh_words(argv) if engine == "sglang" else list(argv)
     problems: list[str] = []
+    if engine == "sglang":
+        if args[:2] != ["-m", "sglang.launch_server"]:
+            return [f"expected '-m sglang.launch_server' first, got {args[:2]}"]
+        args = args[2:]
     if engine == "vllm":
         if args[:1] != ["serve"]:
             return [f"expected 'serve' first, got {args[:1]}"]

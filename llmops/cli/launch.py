@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 EngineOpt = Annotated[
     str | None,
     typer.Option(
-        "--engine", "-e", help="tgi | vllm | llamacpp | torch (default: chosen for the host)."
+        "--engine",
+        "-e",
+        help="vllm | sglang | llamacpp | tgi (maintenance mode) | torch (default: chosen for the host).",
     ),
 ]
 QuantOpt = Annotated[

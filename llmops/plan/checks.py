@@ -198,20 +198,21 @@ def check_gpu_cuda(f: HostFacts) -> list[Check]:
 
 def _engine_images(f: HostFacts) -> Check:
     """Which pinned image of each GPU engine this driver can start (its records' CUDA images)."""
-    from llmops.plan.engines import llamacpp, tgi, vllm
+    from llmops.plan.engines import llamacpp, sglang, tgi, vllm
     from llmops.plan.engines.rules import pick_cuda_image
 
     nv = f.nvidia
     assert nv is not None
     gpus = tuple(g.index for g in nv.gpus)
     usable, refused = [], []
-    for mod in (vllm, llamacpp, tgi):
+    for mod in (vllm, sglang, llamacpp, tgi):
         img, _ = pick_cuda_image(mod.CUDA_IMAGES, f, gpus)
+        title = mod.RECORD.title + (" (maintenance mode)" if mod.RECORD.status else "")
         if img is not None:
-            usable.append(f"{mod.RECORD.title} `{img.ref}`")
+            usable.append(f"{title} `{img.ref}`")
         else:
             need = min(i.cuda for i in mod.CUDA_IMAGES)
-            refused.append(f"{mod.RECORD.title} (needs CUDA {need[0]}.{need[1]})")
+            refused.append(f"{title} (needs CUDA {need[0]}.{need[1]})")
     text = f"CUDA {nv.cuda_driver_version} driver: " + (
         "images it starts: " + ", ".join(usable) if usable else "no pinned engine image starts"
     )

@@ -10,9 +10,9 @@ How a choice is made:
 
 1. The candidates are (engine, concrete quant) pairs. A quant *word* (``4bit``, ``8bit``,
    ``fp16``, ``bf16``) becomes each engine's concrete artifact from its record
-   (``llmops.plan.artifacts``): ``4bit`` is AWQ, then GPTQ, then NF4 on vLLM/TGI, GGUF Q4_K_M on
-   llama.cpp, NF4 on torch. Engines are tried in the host's order: on GPUs vLLM and llama.cpp,
-   then TGI (maintenance mode: only when those have no plan that fits), then the torch
+   (``llmops.plan.artifacts``): ``4bit`` is AWQ, then GPTQ (then NF4 on SGLang/TGI), GGUF Q4_K_M
+   on llama.cpp, NF4 on torch. Engines are tried in the host's order: on GPUs vLLM, SGLang and
+   llama.cpp, then TGI (maintenance mode: only when those have no plan that fits), then the torch
    backend; llama.cpp, then torch, on a CPU host.
 2. With no ``--quant``, concrete quants are tried best first (``AUTO_GPU``/``AUTO_CPU``):
    the checkpoint's 16-bit dtype, FP8, Q8_0, int8, Q5_K_M, AWQ, GPTQ, Q4_K_M, NF4 on GPUs;
@@ -50,11 +50,11 @@ MIN_CONTEXT = 1024  # below this a plan is not offered without --context
 RUNTIMES = ("docker", "native")
 ROPE_KINDS = ("linear", "dynamic", "yarn")
 
-GPU_ENGINE_ORDER = ("vllm", "llamacpp", "tgi", "torch")
-# With no --engine on GPUs: vLLM and llama.cpp first; TGI (maintenance mode since December 2025)
-# only when neither has a plan that fits here (e.g. their images need a newer driver); the
-# bundled torch backend last.
-GPU_PASSES: tuple[tuple[str, ...], ...] = (("vllm", "llamacpp"), ("tgi",), ("torch",))
+GPU_ENGINE_ORDER = ("vllm", "sglang", "llamacpp", "tgi", "torch")
+# With no --engine on GPUs: vLLM, SGLang and llama.cpp first (for each quant in turn, in that
+# order); TGI (maintenance mode since December 2025) only when none of them has a plan that
+# fits here (e.g. their images need a newer driver); the bundled torch backend last.
+GPU_PASSES: tuple[tuple[str, ...], ...] = (("vllm", "sglang", "llamacpp"), ("tgi",), ("torch",))
 CPU_ENGINE_ORDER = ("llamacpp", "torch")
 AUTO_GPU = ("16bit", "fp8", "q8_0", "8bit", "q5_k_m", "awq", "gptq", "q4_k_m", "4bit")
 AUTO_CPU = ("q4_k_m", "q5_k_m", "q8_0", "fp32", "bf16")

@@ -47,6 +47,15 @@ _RULES: tuple[tuple[str, str, str, str], ...] = (
         "lower `--context` (the log's 'estimated maximum model length' fits), quantize, or add GPUs",
     ),
     (
+        # SGLang 0.5.23 srt/model_executor/pool_configurator.py l.96: "Not enough memory.
+        # Please try to increase --mem-fraction-static." when weights leave no room for KV
+        "sglang_kv",
+        r"Not enough memory\. Please try to increase --mem-fraction-static",
+        "SGLang has no room for the KV cache after loading the weights",
+        "lower `--context`, use a smaller quant (`--quant awq`), or add GPUs; "
+        "`-- --mem-fraction-static 0.9` gives the pool more of the card",
+    ),
+    (
         "gpu_busy",
         r"Free memory on device .* is less than desired GPU memory utilization",
         "another process already holds memory on the GPU",

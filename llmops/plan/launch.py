@@ -62,7 +62,7 @@ def plan_launch(
         raise UsageError(
             f"unknown runtime {options.runtime!r}", "choose one of: " + ", ".join(RUNTIMES)
         )
-    if engine in ("tgi", "vllm") and not options.gpus:
+    if RECORDS[engine].needs_gpu and not options.gpus:
         raise LlmopsError(
             f"{engine} needs an NVIDIA GPU and none is selected on this host",
             "on a CPU-only host use `--engine llamacpp` (GGUF) or `--engine torch`; to plan for "

@@ -29,11 +29,10 @@ from dataclasses import dataclass, replace
 
 from llmops.errors import UsageError
 from llmops.plan import artifacts
-from llmops.plan.engines import RECORDS
+from llmops.plan.engines import ENGINES, RECORDS
 from llmops.plan.hardware import GIB, MIB, Device
 from llmops.plan.model import ModelSpec, RopeScaling, WeightInventory
 from llmops.plan.quant import (
-    ENGINES,
     QUANT_SPECS,
     compute_dtype_bytes,
     kv_dtype_bytes,
@@ -249,9 +248,10 @@ def rope_plan(spec: ModelSpec, context: int, kind: str) -> RopeScaling | None:
 def engine_supports(engine: str, quant: str, on_cpu: bool) -> str | None:
     """``None`` when ``engine`` can serve ``quant`` here, else why not."""
     spec = QUANT_SPECS[quant]
-    if engine not in spec.engines:
+    table = RECORDS[engine].quants.values() if engine in RECORDS else ()
+    if engine not in spec.engines and not any(quant in v for v in table):
         return f"{engine} does not serve {quant} (engines for it: {', '.join(spec.engines)})"
-    if on_cpu and engine not in ("llamacpp", "torch"):
+    if on_cpu and engine in RECORDS and RECORDS[engine].needs_gpu:
         return f"{engine} needs an NVIDIA GPU; on a CPU-only host use llamacpp or torch"
     if on_cpu and not spec.cpu:
         return f"{quant} needs a GPU; on the CPU use a GGUF quant (q4_k_m) or bf16"
@@ -369,7 +369,7 @@ def _usage(
     cap = dev.capacity_bytes
     if dev.kind == "cpu":
         reserve = 0
-    elif engine == "vllm":
+    elif RECORDS[engine].reserve == "utilization":  # vLLM, SGLang: a fraction of the card
         reserve = int(cap * (1 - util))
     elif engine == "tgi":
         reserve = int(max(0, cap - weights - act - overhead) * (1 - TGI_WIGGLE_ROOM))
@@ -419,11 +419,11 @@ def _place(
         o = CUDA_CONTEXT_BYTES
         if not opts.enforce_eager:
             o += CUDA_GRAPHS_BYTES[engine]
-        if n_gpus > 1 and engine in ("vllm", "tgi"):
+        if n_gpus > 1 and RECORDS[engine].tensor_parallel:
             o += NCCL_BYTES
         return o
 
-    if engine in ("vllm", "tgi") and not on_cpu:
+    if RECORDS[engine].tensor_parallel and not on_cpu:
         tp = len(devs)
         heads = max(1, a.kv_heads // tp)
         max_seqs = VLLM_MAX_NUM_SEQS
@@ -491,12 +491,12 @@ def _device_sets(
                 else "plan for GPUs with `--hw 1x24GB`",
             )
         counts = [opts.gpus]
-    elif opts.engine in ("vllm", "tgi"):
+    elif RECORDS[opts.engine].tensor_parallel:
         counts = _tp_candidates(spec, len(gpus))
     else:
         counts = list(range(1, len(gpus) + 1))
     if (
-        opts.engine in ("vllm", "tgi")
+        RECORDS[opts.engine].tensor_parallel
         and opts.gpus is not None
         and opts.gpus not in _tp_candidates(spec, len(gpus))
     ):

@@ -15,7 +15,7 @@ from llmops.cli import app
 
 # Differences we make on purpose, by seed flag (docker option or engine flag).
 ON_PURPOSE = {
-    "image": "a current, pinned TGI image (3.3.5) instead of 0.8.x/latest",
+    "image": "a current, pinned TGI image (3.3.7) instead of 0.8.x/latest",
     "-e CUDA_VISIBLE_DEVICES": "`--gpus device=…` already selects the GPUs inside the container",
     "-e TRANSFORMERS_CACHE": "TGI >= 2.3 caches under HF_HOME=/data (/data/hub); no extra cache dir",
     "-e HUGGING_FACE_HUB_TOKEN": "the token is passed as HF_TOKEN through the 0600 --env-file",

@@ -241,7 +241,7 @@ def test_unknown_words_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="unknown quantization"):
         decide(Request(model="mistral7b", quant="3bit"), model("mistral7b"), hw("1x24GB"))
     with pytest.raises(UsageError, match="unknown engine"):
-        decide(Request(model="mistral7b", engine="sglang"), model("mistral7b"), hw("1x24GB"))
+        decide(Request(model="mistral7b", engine="mlc-llm"), model("mistral7b"), hw("1x24GB"))
 
 
 def test_recommend_never_offers_a_cramped_plan_when_a_useful_one_exists() -> None:

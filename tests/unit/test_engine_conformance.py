@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from tests.engine_standin import check_argv, fixture
 
-ENGINES = ("tgi", "vllm", "llamacpp")
+ENGINES = ("tgi", "vllm", "llamacpp", "sglang")
 
 
 def _models() -> list[str]:
@@ -39,7 +39,12 @@ def _render(*args: str) -> dict | None:  # type: ignore[type-arg]
 
 
 def test_fixtures_name_their_source_and_version() -> None:
-    for engine, version in (("tgi", "3.3.5"), ("vllm", "0.20.2"), ("llamacpp", "b11434")):
+    for engine, version in (
+        ("tgi", "3.3.7"),
+        ("vllm", "0.33.0"),
+        ("llamacpp", "b11434"),
+        ("sglang", "0.5.23"),
+    ):
         doc = fixture(engine)
         assert doc["engine"] == engine and doc["version"] == version
         assert doc["source"]["repo"] and doc["source"]["files"]
@@ -58,6 +63,10 @@ def test_fixtures_name_their_source_and_version() -> None:
         ("vllm", ["serve", "m", "--rope-scaling", "{}"], "unknown option '--rope-scaling'"),
         ("vllm", ["serve", "m", "--dtype", "bf16"], "--dtype 'bf16' is not one of"),
         ("vllm", ["--model", "m"], "expected 'serve' first"),
+        ("vllm", ["serve", "m", "--quantization", "bitsandbytes"], "--quantization 'bitsandbytes'"),
+        ("sglang", ["-m", "sglang.launch_server", "--max-model-len", "4"], "unknown option"),
+        ("sglang", ["-m", "sglang.launch_server", "--kv-cache-dtype", "fp8"], "is not one of"),
+        ("sglang", ["serve", "m"], "expected '-m sglang.launch_server' first"),
     ],
 )
 def test_the_checker_refuses_what_the_engines_refuse(

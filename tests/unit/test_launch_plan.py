@@ -78,7 +78,7 @@ def test_json_format_is_the_plan() -> None:
     plan = plan_launch(art, opts, facts)
     doc = json.loads(render(plan, "json", templates=templates_dir(), data_dir="/x"))
     assert doc["schema"] == 1
-    assert doc["plan"]["image"] == "vllm/vllm-openai:v0.20.2-cu129"  # CUDA 12.4 driver
+    assert doc["plan"]["image"] == "vllm/vllm-openai:v0.33.0-cu129"  # CUDA 12.4 driver
     assert doc["plan"]["secret_env"] == [
         {"env": "VLLM_API_KEY", "secret": "api_key", "required": True},
         {"env": "HF_TOKEN", "secret": "hf_token", "required": True},  # Llama 3.1 is gated
@@ -95,7 +95,7 @@ def test_cuda13_driver_gets_the_bare_vllm_tag_and_cuda13_llamacpp() -> None:
 
     assert (
         plan_launch(FP16, LaunchOptions(engine="vllm", gpus=(0,)), driver("13.0")).image
-        == "vllm/vllm-openai:v0.20.2"
+        == "vllm/vllm-openai:v0.33.0"
     )
     gpu = LaunchOptions(engine="llamacpp", gpus=(0,))
     # llama.cpp's cuda13 image is built with CUDA 13.4.1, its cuda one with 12.8.1
@@ -124,7 +124,7 @@ def test_rope_scaling_syntax_per_engine() -> None:
         art, LaunchOptions(engine="vllm", gpus=(0,), context=8192, rope=rope), RTX_CUDA129
     )
     over = json.loads(vllm.argv[vllm.argv.index("--hf-overrides") + 1])
-    assert over == {  # vLLM 0.20.2 reads rope_parameters, with the model's own rope_theta
+    assert over == {  # vLLM 0.33.0 reads rope_parameters, with the model's own rope_theta
         "rope_parameters": {
             "rope_type": "dynamic",
             "factor": 2.0,

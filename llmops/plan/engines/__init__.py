@@ -7,11 +7,11 @@ unknown name). Adding an engine is one module here plus catalog entries.
 from __future__ import annotations
 
 from llmops.errors import UsageError
-from llmops.plan.engines import llamacpp, tgi, torch, vllm
+from llmops.plan.engines import llamacpp, sglang, tgi, torch, vllm
 from llmops.plan.engines.base import EngineRecord
 
 RECORDS: dict[str, EngineRecord] = {
-    r.name: r for r in (tgi.RECORD, vllm.RECORD, llamacpp.RECORD, torch.RECORD)
+    r.name: r for r in (tgi.RECORD, vllm.RECORD, llamacpp.RECORD, torch.RECORD, sglang.RECORD)
 }
 ENGINES: tuple[str, ...] = tuple(RECORDS)
 

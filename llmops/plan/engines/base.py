@@ -7,8 +7,9 @@ table, readiness, install hint). ``llmops.plan.engines`` lists the records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from llmops.hw.facts import HostFacts
 from llmops.plan.model import RopeScaling as RopeScaling
@@ -187,3 +188,17 @@ class EngineRecord:
     native_program: str  # what runs it without Docker
     install_hint: str  # how to get that program
     image_note: str = ""
+    # the pin: when its version was last checked against the registry (scripts/engine_pins.py
+    # prints these with their sources), its CUDA images (rules.CudaImage, newest first), and a
+    # status line when the project itself is winding down (TGI: maintenance mode)
+    checked: str = ""
+    cuda_images: Sequence[Any] = ()
+    status: str = ""
+
+    @property
+    def min_driver_cuda(self) -> str | None:
+        """The oldest driver CUDA any of its images starts on ("12.9"), None without images."""
+        if not self.cuda_images:
+            return None
+        v = min(img.cuda for img in self.cuda_images)
+        return f"{v[0]}.{v[1]}"

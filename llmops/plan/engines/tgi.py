@@ -1,8 +1,11 @@
-"""Hugging Face TGI (text-generation-inference), pinned at 3.3.5. In maintenance mode since
-December 2025 (its README points to vLLM, SGLang and llama.cpp): still launched, never the default.
+"""Hugging Face TGI (text-generation-inference), pinned at its last release, 3.3.7 (tag v3.3.7,
+commit dfb3fbe7, 2025-12-18). In maintenance mode since December 2025 (its README points to vLLM,
+SGLang and llama.cpp): still launched, never the default.
 
 Flags: ``tests/fixtures/engines/tgi.json`` (clap ``struct Args`` of ``launcher/src/main.rs`` at
-tag v3.3.5, commit 8d029d2f).
+tag v3.3.7). The facts below were read at v3.3.5 and hold at v3.3.7: ``git diff v3.3.5 v3.3.7``
+changes no launcher option, neither Dockerfile nor any server file cited here (only
+layers/attention/flashinfer.py, the launcher's GPU counting and the router's image fetch).
 """
 
 from __future__ import annotations
@@ -31,7 +34,14 @@ from llmops.plan.engines.rules import (
     unknown_kv,
 )
 
-VERSION = "3.3.5"
+VERSION = "3.3.7"
+# The last release: the mirror's newest tag is v3.3.7 and its README, since December 2025, says
+# the project is in maintenance mode and points users to vLLM, SGLang and llama.cpp.
+CHECKED = "2026-12-01"
+STATUS = (
+    "TGI is in maintenance mode since December 2025 (its README recommends vLLM, SGLang or "
+    "llama.cpp); 3.3.7 is its last release: llmops still launches it, never by default"
+)
 IMAGE = f"ghcr.io/huggingface/text-generation-inference:{VERSION}"
 # The image's CUDA: Dockerfile @ v3.3.5, final stage `FROM nvidia/cuda:12.4.0-base-ubuntu22.04
 # AS base` (its torch 2.7.0+cu128, server/uv.lock, runs on any CUDA 12 driver by minor
@@ -40,7 +50,7 @@ CUDA_IMAGES = (
     CudaImage(
         IMAGE,
         (12, 4),
-        "Dockerfile @ v3.3.5: FROM nvidia/cuda:12.4.0-base-ubuntu22.04 AS base",
+        "Dockerfile @ v3.3.7: FROM nvidia/cuda:12.4.0-base-ubuntu22.04 AS base",
         admits=BRANCHES_12_4,
         consumer=True,
     ),
@@ -180,7 +190,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
             # model builds its rotary embedding with) handles `linear` with `pass`: the factor
             # is never applied, so the model would run past its context unscaled.
             raise UsageError(
-                "TGI 3.3.5 ignores linear rope scaling for its flash models (the factor is "
+                f"TGI {VERSION} ignores linear rope scaling for its flash models (the factor is "
                 "never applied)",
                 "use `--rope-scaling dynamic` with TGI, or `--engine vllm` for linear scaling",
             )
@@ -194,7 +204,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if o.api_key:
         secrets.append(SecretEnv("API_KEY", "api_key"))  # the env form of --api-key
         # ... which TGI's launcher then puts on its router's command line (launcher/src/main.rs
-        # l.1943-1945 at v3.3.5): say so wherever the plan is shown (render, up, doctor's ps)
+        # l.1947-1949 at v3.3.7): say so wherever the plan is shown (render, up, doctor's ps)
         notes.append(
             "TGI passes the API key to its router on the command line, so it is visible in the "
             "host's `ps`: on a shared host publish it on 127.0.0.1 and reach it only through "
@@ -202,6 +212,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         )
     if o.hf_token:
         secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
+    notes.append(STATUS)
     if n > 1:
         notes.append(f"TGI shards across {n} GPUs (--num-shard {n} = the GPUs passed)")
     # --hostname must be explicit: Docker sets HOSTNAME to the container id (engines.md §2.1).
@@ -224,7 +235,7 @@ RECORD = EngineRecord(
     name="tgi",
     title="TGI",
     version=VERSION,
-    flags_source="tests/fixtures/engines/tgi.json (launcher/src/main.rs @ v3.3.5)",
+    flags_source="tests/fixtures/engines/tgi.json (launcher/src/main.rs @ v3.3.7)",
     container_port=CONTAINER_PORT,
     default_host_port=DEFAULT_HOST_PORT,
     needs_gpu=True,
@@ -249,4 +260,7 @@ RECORD = EngineRecord(
     native_program="text-generation-launcher",
     install_hint="TGI runs from its image; natively it needs `text-generation-launcher` built "
     "from source (https://github.com/huggingface/text-generation-inference)",
+    checked=CHECKED,
+    cuda_images=CUDA_IMAGES,
+    status=STATUS,
 )

@@ -1,7 +1,9 @@
-"""vLLM, pinned at 0.20.2 (commit bc150f502).
+"""vLLM, pinned at 0.33.0 (commit 4ba787ec9; PyPI's newest, checked 2026-12-01).
 
 Flags: ``tests/fixtures/engines/vllm.json`` (its ``make_arg_parser`` run for real from the PyPI
-sdist vllm-0.20.2).
+sdist vllm-0.33.0, ``vllm/entrypoints/common/cli_args.py`` + ``vllm/engine/arg_utils.py``).
+Every flag llmops renders kept its name, type and values from 0.20.2 except ``--quantization
+bitsandbytes``, which left the tree (see ``quantization_flag``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from llmops.plan.engines.rules import (
 )
 from llmops.plan.model import RopeScaling
 
-VERSION = "v0.20.2"
+VERSION = "v0.33.0"
+CHECKED = "2026-12-01"  # PyPI `pip index versions vllm`: 0.33.0 newest
 IMAGE_REPO = "vllm/vllm-openai"
 CONTAINER_PORT = 8000
 DEFAULT_HOST_PORT = 8000
@@ -43,15 +46,17 @@ CUDA_IMAGES = (
     CudaImage(
         f"{IMAGE_REPO}:{VERSION}",
         (13, 0),
-        "docker/Dockerfile @ v0.20.2: ARG CUDA_VERSION=13.0.2, FINAL_BASE_IMAGE="
-        "nvidia/cuda:${CUDA_VERSION}-base-ubuntu22.04; .buildkite/scripts/"
-        "publish-release-images.sh tags that build v<version> ('CUDA (default: 13.0)')",
+        "docker/Dockerfile @ v0.33.0 (sdist): ARG CUDA_VERSION=13.0.3, FINAL_BASE_IMAGE="
+        "nvidia/cuda:${CUDA_VERSION}-base-ubuntu${UBUNTU_VERSION}; .buildkite/scripts/"
+        "publish-release-images.sh (vllm-project/vllm @ 1bf39398) tags that build "
+        "v<version> ('CUDA (default: 13.0)')",
     ),
     CudaImage(
         f"{IMAGE_REPO}:{VERSION}-cu129",
         (12, 9),
-        ".buildkite/release-pipeline.yaml @ v0.20.2: --build-arg CUDA_VERSION=12.9.1, pushed "
-        "as <commit>-cu129; publish-release-images.sh tags it v<version>-cu129",
+        ".buildkite/scripts/publish-release-images.sh (vllm-project/vllm @ 1bf39398; the "
+        "sdist carries no release scripts): target cuda-12-9 tags <commit>-x86_64-cu129 as "
+        "v<version>-cu129 (CUDA 12.9.1 as at v0.20.2's release-pipeline.yaml)",
         admits=BRANCHES_12_9,
     ),
 )
@@ -87,7 +92,7 @@ def image_for(o: LaunchOptions, facts: HostFacts | None) -> str:
     return img.ref
 
 
-# Formats whose repo carries its own `quantization_config`. vLLM 0.20.2 reads it when
+# Formats whose repo carries its own `quantization_config`. vLLM 0.33.0 reads it when
 # `--quantization` is absent (vllm/config/model.py `ModelConfig._verify_quantization`: the
 # config's quant_method, upgraded to awq_marlin/gptq_marlin when the kernels fit) and raises
 # "Quantization method specified in the model config (...) does not match the quantization
@@ -101,22 +106,33 @@ PRE_QUANTIZED = ("awq", "gptq", "fp8", "compressed-tensors")
 def quantization_flag(a: ModelArtifact) -> str | None:
     """`--quantization` for a repo quantized at load (`None`: the repo's own config, or none).
 
-    vllm/model_executor/layers/quantization/__init__.py lists `fp8` (dynamic FP8 of an
-    unquantized checkpoint) and `bitsandbytes` (in-flight NF4) among the methods.
+    vllm/model_executor/layers/quantization/__init__.py @ 0.33.0 lists `fp8` (dynamic FP8 of
+    an unquantized checkpoint) among the methods. `bitsandbytes` (in-flight NF4) is no longer
+    there: docs/features/quantization/bnb.md @ 0.33.0 says it "is provided by the out-of-tree
+    vllm-bnb-plugin", which the vllm/vllm-openai image does not install, so vLLM's quant
+    table has no NF4 (`--quant 4bit` on vLLM is AWQ or GPTQ) and `nf4_refusal` says why.
     """
     if a.format in PRE_QUANTIZED or a.format != "safetensors":
         return None
     if a.quant in ("fp8", "8bit"):
         return "fp8"
     if a.quant == "4bit":
-        return "bitsandbytes"
+        raise nf4_refusal(a)
     return None
 
 
-# vLLM 0.20.2 runs on compute capability 7.5 and newer: docs/getting_started/installation/
+def nf4_refusal(a: ModelArtifact) -> UsageError:
+    return UsageError(
+        f"vLLM {VERSION.lstrip('v')} has no built-in bitsandbytes NF4 (it moved to the "
+        f"vllm-bnb-plugin package, not in the vLLM image); {a.model} has no AWQ/GPTQ repo",
+        "use `--engine sglang` or `--engine torch` for NF4, `--quant fp8`/`--quant fp16` on "
+        "vLLM, or `--image` a vLLM image with `vllm-bnb-plugin` installed",
+    )
+
+
+# vLLM 0.33.0 runs on compute capability 7.5 and newer: docs/getting_started/installation/
 # gpu.cuda.inc.md ("GPU: compute capability 7.5 or higher"); its images carry kernels for
-# TORCH_CUDA_ARCH_LIST '7.5 8.0 8.6 8.9 9.0 10.0 11.0 12.0+PTX' (docker/Dockerfile, CUDA 13
-# build) and '7.5 ... 12.0' (.buildkite/release-pipeline.yaml CUDA_ARCH_X86_CU129).
+# torch_cuda_arch_list '7.5 8.0 8.6 8.9 9.0 10.0 11.0 12.0' (docker/Dockerfile @ 0.33.0).
 MIN_CAPABILITY = 7.5
 # Each quantization method's `get_min_capability()` (ModelConfig refuses below it,
 # vllm/config/vllm.py `_get_quantization_config`), vllm/model_executor/layers/quantization/:
@@ -127,8 +143,7 @@ MIN_CAPABILITY = 7.5
 #   min 75). A modelopt FP8 repo (modelopt.py ModelOptFp8Config) needs 89; llmops cannot
 #   see a repo's quant_method, and the catalog's FP8 repos are compressed-tensors.
 # - awq.py and awq_marlin.py: 75. gptq_marlin.py: 75 (gptq.py's 60 is below vLLM's floor).
-# - bitsandbytes.py: 70.
-QUANT_MIN_CAPABILITY = {"fp8": 7.5, "awq": 7.5, "gptq": 7.5, "bitsandbytes": 7.0}
+QUANT_MIN_CAPABILITY = {"fp8": 7.5, "awq": 7.5, "gptq": 7.5}
 
 
 # --kv-cache-dtype values (vllm/config/cache.py CacheDType; tests/fixtures/engines/vllm.json).
@@ -142,13 +157,11 @@ def _kernel(a: ModelArtifact) -> str | None:
         return a.format
     if a.quant in ("fp8", "8bit") and a.format in ("fp8", "safetensors"):
         return "fp8"
-    if a.format == "safetensors" and a.quant == "4bit":
-        return "bitsandbytes"
     return None
 
 
 def check_capability(a: ModelArtifact, cap: float | None) -> None:
-    """Refuse exactly below what vLLM 0.20.2 runs (a GPU of unknown capability passes).
+    """Refuse exactly below what vLLM 0.33.0 runs (a GPU of unknown capability passes).
 
     Raises:
         UsageError: a GPU below vLLM's floor, or below the quantization kernel's minimum.
@@ -172,9 +185,10 @@ def check_capability(a: ModelArtifact, cap: float | None) -> None:
 
 
 def rope_override(a: ModelArtifact, rope: RopeScaling) -> str:
-    """The `--hf-overrides` JSON for a rope scaling, in the form vLLM 0.20.2 applies.
+    """The `--hf-overrides` JSON for a rope scaling, in the form vLLM applies (read at 0.20.2;
+    the option and `rope_parameters` unchanged at 0.33.0, tests/fixtures/engines/vllm.json).
 
-    vLLM 0.20.2 has no --rope-scaling option (docs/features/context_extension.md: "use the
+    vLLM has no --rope-scaling option (docs/features/context_extension.md: "use the
     `--hf-overrides` method with `rope_parameters`"). A dict-valued override is set on the
     loaded config after `patch_rope_parameters` has already folded the config's own
     rope_scaling and rope_theta into `rope_parameters` (vllm/config/model.py `__post_init__`
@@ -182,7 +196,7 @@ def rope_override(a: ModelArtifact, rope: RopeScaling) -> str:
     `rope_scaling` would be set and never read, and `rope_parameters` replaces the whole
     dict, so it must carry the model's rope_theta: get_rope reads the base from it and
     defaults to 10000 (model_executor/layers/rotary_embedding/__init__.py `get_rope`). The
-    same form works with transformers 4.x and 5.x (requirements/common.txt allows both).
+    same form works with transformers 5 (requirements/common.txt @ 0.33.0: >= 5.16.1).
 
     Raises:
         UsageError: the model's rope_theta is unknown.
@@ -254,11 +268,13 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     secrets = []
     if o.api_key:
         secrets.append(SecretEnv("VLLM_API_KEY", "api_key"))
-        # vllm/entrypoints/openai/server_utils.py l.71-86 @ 0.20.2: the key guards /v1 only
+        # vllm/entrypoints/serve/middleware/authenticate.py @ 0.33.0: GUARDED_PREFIX =
+        # ("/v1", "/v2", "/inference", "/cohere"); every other path answers without the key
         notes.append(
-            "vLLM checks the API key only under /v1: /invocations, /tokenize and /detokenize "
-            "answer without it, so `llmops tunnel` refuses to publish it; expose it only behind "
-            "a proxy that forwards /v1 (`llmops audit NAME` lists the open routes)"
+            "vLLM checks the API key only under /v1, /v2, /inference and /cohere: "
+            "/invocations, /tokenize and /detokenize answer without it, so `llmops tunnel` "
+            "refuses to publish it; expose it only behind a proxy that forwards /v1 "
+            "(`llmops audit NAME` lists the open routes)"
         )
     if o.hf_token:
         secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
@@ -286,7 +302,7 @@ RECORD = EngineRecord(
     name="vllm",
     title="vLLM",
     version=VERSION.lstrip("v"),
-    flags_source="tests/fixtures/engines/vllm.json (make_arg_parser of vllm 0.20.2)",
+    flags_source="tests/fixtures/engines/vllm.json (make_arg_parser of vllm 0.33.0)",
     container_port=CONTAINER_PORT,
     default_host_port=DEFAULT_HOST_PORT,
     needs_gpu=True,
@@ -297,7 +313,7 @@ RECORD = EngineRecord(
     reserve="utilization",
     kv_dtypes=("fp16", "bf16", "fp8"),
     quants={
-        "4bit": ("awq", "gptq", "4bit"),
+        "4bit": ("awq", "gptq"),  # no NF4: bitsandbytes is a plugin since (quantization_flag)
         "8bit": ("fp8",),
         "fp16": ("fp16",),
         "bf16": ("bf16",),
@@ -307,5 +323,7 @@ RECORD = EngineRecord(
     },
     build=build,
     native_program="vllm",
-    install_hint="`pip install vllm==0.20.2` (Linux with an NVIDIA GPU), or use its image",
+    install_hint="`pip install vllm==0.33.0` (Linux with an NVIDIA GPU), or use its image",
+    checked=CHECKED,
+    cuda_images=CUDA_IMAGES,
 )
