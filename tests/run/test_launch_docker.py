@@ -57,6 +57,7 @@ SECRETS = {
     "API_KEY": "sk-llmops-SECRETVALUE1234",
     "VLLM_API_KEY": "sk-llmops-SECRETVALUE1234",
     "LLAMA_API_KEY": "sk-llmops-SECRETVALUE1234",
+    "SGLANG_API_KEY": "sk-llmops-SECRETVALUE1234",
     "HF_TOKEN": "hf_TOKENVALUE5678",
 }
 
@@ -120,7 +121,7 @@ def test_vllm_container_uses_ipc_host_and_the_vllm_entrypoint(
         hf_cache_dir=str(tmp_path / "hf"),
     )
     plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts(cuda="12.9"))
-    assert plan.image == "vllm/vllm-openai:v0.20.2-cu129"  # CUDA 12.9 driver → cu129 build
+    assert plan.image == "vllm/vllm-openai:v0.33.0-cu129"  # CUDA 12.9 driver → cu129 build
     plan = dataclasses.replace(plan, image=engine_images("vllm", "hang"))
     runtime.create(plan, SECRETS)
     info = inspect(docker_client, plan)
@@ -184,6 +185,41 @@ def test_gpu_request_without_nvidia_runtime_is_refused_clearly(
     assert "could not select device driver" in e2.value.message or "CDI" in e2.value.message
     assert "nvidia-container-toolkit" in (e2.value.hint or "")
     assert not runtime.state(plan.name).exists and store.load(plan.name) is None
+
+
+def test_sglang_serves_with_its_key_rule_and_the_key_stays_out_of_the_command(
+    docker_client, engine_images, runtime, store, tmp_path
+) -> None:
+    """The stand-in runs the plan's own `/bin/sh -c 'exec python3 -m sglang.launch_server ...'`
+    line: its parser (SGLang 0.5.23's options) accepts it, the shell expands the key from the
+    environment, and the routes follow srt/utils/auth.py (/health open, /v1 needs the key)."""
+    port = pick_port(18300, set())
+    opts = LaunchOptions(
+        engine="sglang",
+        name=unique("t-sglang"),
+        context=8192,
+        gpus=(0,),
+        host_port=port,
+        hf_cache_dir=str(tmp_path / "hf"),
+    )
+    plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts(n=1, cuda="13.0"))
+    assert plan.image == "lmsysorg/sglang:v0.5.23-cu130"
+    # no GPU here: drop the device request, keep the command
+    plan = dataclasses.replace(plan, image=engine_images("sglang", "serve"), gpus=())
+    key = "sk-sglang-SECRETVALUE42"
+    res = up(plan, runtime, store, {"SGLANG_API_KEY": key}, api_key=key, timeout_s=60, poll_s=0.3)
+    assert res.ready
+    info = inspect(docker_client, plan)
+    assert info["Config"]["Entrypoint"] == ["/bin/sh"]
+    assert key not in " ".join(info["Config"]["Cmd"])
+    base = f"http://127.0.0.1:{port}"
+    assert urllib.request.urlopen(base + "/health", timeout=5).status == 200
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(base + "/v1/models", timeout=5)
+    assert denied.value.code == 401
+    req = urllib.request.Request(base + "/v1/models", headers={"Authorization": f"Bearer {key}"})
+    assert b'"id":"mistral7b"' in urllib.request.urlopen(req, timeout=5).read()
+    assert runtime.stop(plan.name, 2) is not False
 
 
 def _serve_plan(engine_images, tmp_path, name: str, mode: str, port: int):  # type: ignore[no-untyped-def]
