@@ -21,6 +21,7 @@ from llmops.errors import UnknownHostKey, UsageError
 from llmops.run.ssh import (
     SshEndpoint,
     SshHost,
+    SshTarget,
     _TrustPolicy,
     llmops_known_hosts,
     parse_target,
@@ -98,8 +99,34 @@ def test_a_proxy_jump_from_the_target_wins() -> None:
 
 def test_a_bad_port_in_the_config_is_a_usage_error() -> None:
     cfg = ssh_config_from_text("Host p\n  Port twenty-two\n")
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError) as e:
         resolve(parse_target("p"), cfg, default_user="u", home="/h")
+    assert e.value.message == "cannot read SSH host 'p': port 'twenty-two' in ~/.ssh/config"
+    with pytest.raises(UsageError) as e:  # a target built without its text names the host
+        resolve(SshTarget(host="p"), cfg, default_user="u", home="/h")
+    assert "cannot read SSH host 'p':" in e.value.message
+
+
+def test_a_proxy_jump_of_none_on_the_command_line_means_direct() -> None:
+    cfg = ssh_config_from_text("Host *\n  ProxyJump bastion\n")
+    ep = resolve(parse_target("ssh -J none host"), cfg, default_user="u", home="/h")
+    assert ep.proxy_jump is None
+    ep2 = resolve(parse_target("ssh -J NONE host"), cfg, default_user="u", home="/h")
+    assert ep2.proxy_jump is None
+    pc = ssh_config_from_text("Host *\n  ProxyCommand nc %h %p\n")
+    ep3 = resolve(parse_target("ssh -o ProxyCommand=none host"), pc, default_user="u", home="/h")
+    assert ep3.proxy_command is None
+
+
+def test_tilde_paths_expand_to_home_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = ssh_config_from_text("Host k\n  UserKnownHostsFile ~/.ssh/kh\n")
+    monkeypatch.setenv("HOME", "/home/envhome")
+    ep = resolve(parse_target("k"), cfg, default_user="u")
+    assert ep.known_hosts_files == ("/home/envhome/.ssh/kh",)
+    monkeypatch.delenv("HOME")
+    ep2 = resolve(parse_target("k"), cfg, default_user="u")
+    home = os.path.expanduser("~")
+    assert home != "~" and ep2.known_hosts_files == (f"{home}/.ssh/kh",)
 
 
 def test_a_connect_timeout_that_is_not_a_number_keeps_the_default() -> None:
@@ -140,7 +167,7 @@ def test_llmops_known_hosts_lives_in_llmops_state() -> None:
     assert llmops_known_hosts({"LLMOPS_HOME": "/srv/llm"}) == Path("/srv/llm/known_hosts")
     assert llmops_known_hosts({"XDG_STATE_HOME": "/st"}) == Path("/st/llmops/known_hosts")
     p = llmops_known_hosts({})
-    assert p.parts[-2:] == ("llmops", "known_hosts") and ".local" in p.parts
+    assert p == Path(os.path.expanduser("~")) / ".local" / "state" / "llmops" / "known_hosts"
 
 
 # ------------------------------------------------------------------ which known_hosts are read
