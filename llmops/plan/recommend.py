@@ -38,6 +38,7 @@ from llmops.plan.deploy import (
     candidates,
     decide,
 )
+from llmops.plan.engines import RECORDS
 from llmops.plan.hardware import GIB, devices_from_facts
 from llmops.plan.memory import FitReport, kv_layer_elems
 from llmops.plan.model import ModelSpec
@@ -237,7 +238,8 @@ def runner_up(spec: ModelSpec, facts: HostFacts, d: Decision, concurrency: int =
         tried += 1
         alt = _decide(spec, facts, replace(base, engine=engine, quant=concrete))
         if alt is not None and (alt.engine, alt.artifact.quant) != (d.engine, d.artifact.quant):
-            return f"{alt.artifact.label} on {alt.engine}, {alt.context} tokens"
+            status = " (maintenance mode)" if RECORDS[alt.engine].status else ""
+            return f"{alt.artifact.label} on {alt.engine}{status}, {alt.context} tokens"
     return ""
 
 
