@@ -245,8 +245,12 @@ def test_gpu_cuda_names_the_engine_images_this_driver_starts() -> None:
     f = host_facts_from_json(path.read_text())
     (c,) = chk.check_gpu_cuda(f)
     assert c.status == chk.WARN
-    assert "TGI `ghcr.io/huggingface/text-generation-inference:3.3.7`" in c.message
+    assert (
+        "TGI (maintenance mode) `ghcr.io/huggingface/text-generation-inference:3.3.7`" in c.message
+    )
+    assert "SGLang (needs CUDA 13.0)" in c.message
     assert "vLLM (needs CUDA 12.9)" in c.message and "llama.cpp (needs CUDA" in c.message
     h100 = Path(__file__).resolve().parents[1] / "fixtures" / "facts" / "h100x8_nvlink.json"
     (ok,) = chk.check_gpu_cuda(host_facts_from_json(h100.read_text()))
     assert ok.status == chk.PASS and "vLLM `vllm/vllm-openai:" in ok.message
+    assert "not: SGLang (needs CUDA 13.0)" in ok.message  # optional: still a pass
