@@ -147,6 +147,7 @@ PLAN_TESTS = (
     "tests/unit/test_mutants_plan_hardware.py",
     "tests/unit/test_mutants_plan_tunnel.py",
     "tests/unit/test_mutants_plan_checks.py",
+    "tests/unit/test_mutants_plan_multinode.py",
 )
 
 #: ``plan/``: every file; the tests that reach it are found by the baseline trace.

@@ -158,3 +158,13 @@ def test_an_image_ref_over_512_characters_is_refused() -> None:
         names.check_image_ref(ref)
     short = "r.example.com/" + "/".join(["p" * 60] * 8)
     assert len(short) <= 512 and names.check_image_ref(short) == short
+
+
+def test_escape_width_at_the_edge_of_the_bmp() -> None:
+    assert names.printable("\uffff") == "\\uffff"  # the last BMP code point: four digits
+    assert names.printable("\U000e0001\u200b") == "\\U000e0001\\u200b"  # a tag, ZWSP
+
+
+def test_an_image_ref_of_exactly_512_characters_is_accepted() -> None:
+    ref = "r.example.com/" + "p" * (512 - len("r.example.com/"))
+    assert len(ref) == 512 and names.check_image_ref(ref) == ref

@@ -144,3 +144,8 @@ def test_ssh_target(spec: str, want: tuple[str | None, str, int]) -> None:
 def test_ssh_target_without_a_host(spec: str) -> None:
     with pytest.raises(ValueError):
         tp.ssh_target(spec)
+
+
+def test_a_box_row_before_the_created_line_is_not_the_url() -> None:
+    other = "2024-05-01T10:00:00Z INF |  http://127.0.0.1:9  |"
+    assert tp.cloudflared_url_from_log([other, *BOX]) == "https://words-here-x.trycloudflare.com"
