@@ -91,3 +91,23 @@ def test_without_docker_a_container_is_gone() -> None:
     t = KillTarget("container", "x", "abc123", "image vllm/vllm-openai", True)
     assert _seq(None)._stop_container(t, 1.0) == KillResult(t, "gone")
 
+
+@pytest.mark.parametrize(
+    ("ref", "repo"),
+    [
+        (
+            "ghcr.io/huggingface/text-generation-inference:3.3.5",
+            "ghcr.io/huggingface/text-generation-inference",
+        ),
+        ("vllm/vllm-openai:v0.20.2", "vllm/vllm-openai"),
+        ("ghcr.io/ggml-org/llama.cpp:server-cuda", "ghcr.io/ggml-org/llama.cpp"),
+        ("ghcr.io/ggerganov/llama.cpp:server", "ghcr.io/ggerganov/llama.cpp"),
+        ("docker.io/ngrok/ngrok:latest", "ngrok/ngrok"),
+        ("cloudflare/cloudflared:2024.1.0", "cloudflare/cloudflared"),
+    ],
+)
+def test_every_engine_and_tunnel_image_is_recognised(ref: str, repo: str) -> None:
+    """Pure (no Docker): `kill --all` knows each engine's and tunnel's image (engines.md §6.1)."""
+    from llmops.run.kill import match_container
+
+    assert match_container([ref], "/bin/sh", ["-c", "sleep 1"], {}) == f"image {repo}"
