@@ -263,6 +263,10 @@ def test_a_changed_key_names_both_fingerprints_and_every_file_to_fix(
     assert f"ssh-keygen -R '[10.0.0.9]:2222' -f {own}" in hint
     assert str(other) not in hint
     assert "--trust-new-host" in hint
+    # llmops' own file, present but without this host, is not named
+    own.write_text(f"[10.0.0.7]:2222 {old_pub}\n")
+    hint2 = host._mismatch(paramiko.BadHostKeyException("[10.0.0.9]:2222", new, old)).hint or ""
+    assert str(own) not in hint2 and str(home / ".ssh" / "known_hosts") in hint2
 
 
 def test_a_changed_key_known_nowhere_points_at_llmops_own_file(
