@@ -175,3 +175,9 @@ def test_routes_table_rows() -> None:
         "source": route.source,
     }
     assert len(pa.routes_table()) == sum(len(pa.ROUTES[e]) for e in pa.ENGINE_NAMES)
+
+
+def test_unprotected_with_a_silent_models_route_says_nothing_about_it() -> None:
+    a = _audit((GEN, 404), (LST, None))
+    assert a.verdict == "unprotected"
+    assert a.detail == f"no route at {URL} asked for an API key"

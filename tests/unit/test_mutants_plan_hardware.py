@@ -171,3 +171,9 @@ def test_describe() -> None:
     host = Device("cpu", None, "CPU", int(62.8 * GIB))
     assert describe((), host) == "CPU only (62.8 GiB RAM)"
     assert describe((), None) == "CPU only (RAM unknown)"
+
+
+def test_devices_without_nvidia_facts() -> None:
+    f = HostFacts(llmops_version="0", collected_at="t", system=SystemFacts(ram_total_mib=1024))
+    gpus, host = devices_from_facts(f)
+    assert gpus == () and host is not None and host.capacity_bytes == 1024 * MIB
