@@ -111,3 +111,15 @@ def test_every_engine_and_tunnel_image_is_recognised(ref: str, repo: str) -> Non
     from llmops.run.kill import match_container
 
     assert match_container([ref], "/bin/sh", ["-c", "sleep 1"], {}) == f"image {repo}"
+
+
+def test_a_container_neither_by_image_nor_by_process_is_not_matched() -> None:
+    """Pure: a shell in a busybox container is nobody's engine; its process argv decides."""
+    from llmops.run.kill import match_container
+
+    assert match_container(["busybox:latest"], "/bin/sh", ["-c", "sleep 1"], {}) is None
+    assert match_container(["busybox:latest"], None, [], {}) is None
+    assert (
+        match_container(["busybox:latest"], "/usr/bin/python3", ["-m", "vllm.entrypoints"], {})
+        == "container process: python -m vllm.entrypoints"
+    )
