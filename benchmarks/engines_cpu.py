@@ -6,7 +6,12 @@ requests, ``--max-tokens 64``), and for ``llmops up --engine llamacpp`` the time
 ``up`` to the first answer, split into the engine's own start (its ``/health`` first answering
 200, polled every 20 ms from outside) and what llmops adds after it (``up`` returning).
 
-    python benchmarks/engines_cpu.py [--requests 16] [--max-tokens 64] [--json]
+All three servers run at once and are measured interleaved: each round benches every level on
+each server in turn (the order rotating per round), and a figure is the median over rounds, so
+a load that comes and goes on the machine falls on all of them alike; the ratio is taken per
+round and its median printed.
+
+    python benchmarks/engines_cpu.py [--rounds 3] [--requests 16] [--max-tokens 64] [--json]
 
 Needs the pinned llama-server (``llmops engine install llamacpp``) and ``llmops[backend]``.
 The llama.cpp deployments get ``--concurrency 16 --context 2048`` (16 slots, so the engine can
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,14 +57,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench(target: str, env: dict[str, str], requests: int, max_tokens: int, key: str | None):
-    args = ["bench", target, "-c", LEVELS, "-n", str(requests), "--max-tokens", str(max_tokens)]
-    args += ["--json", "--warmup", "2"]
+def bench(
+    target: str, env: dict[str, str], level: int, requests: int, max_tokens: int, key: str | None
+) -> float:
+    args = ["bench", target, "-c", str(level), "-n", str(requests), "--max-tokens"]
+    args += [str(max_tokens), "--json", "--warmup", "2"]
     if key:  # through the environment: never on a command line
         env = {**env, "LLMOPS_API_KEY": key}
     doc = json.loads(llmops(*args, env=env).stdout)
     (ep,) = doc["endpoints"]
-    return {lv["concurrency"]: lv["output_throughput_tok_s"] for lv in ep["levels"]}
+    (lv,) = ep["levels"]
+    return float(lv["output_throughput_tok_s"])
 
 
 def poll_health(port: int, stop: threading.Event, seen: dict[str, float]) -> None:
@@ -113,8 +122,39 @@ def show(quiet: bool, what: str, data: dict[Any, Any]) -> None:
         print(f"# {what}: {json.dumps(data)}", file=sys.stderr, flush=True)
 
 
+def start_by_hand(env: dict[str, str], program: str, key: str, home: str) -> tuple[Any, str, Any]:
+    """llama-server with exactly the argv `render` prints for the same deployment."""
+    hport = free_port()
+    plan = json.loads(
+        llmops(
+            "render", "smollm2", "--engine", "llamacpp", "--runtime", "native", "--format",
+            "json", "--port", str(hport), "--concurrency", "16", "--context", "2048", env=env,
+        ).stdout
+    )["plan"]  # fmt: skip
+    argv = [program, *plan["argv"][1:]]
+    log = open(Path(home) / "hand.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        argv, env={**env, **dict(plan["env"]), "LLAMA_API_KEY": key}, stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{hport}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return proc, url + "/v1", (log, argv)
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median taken)")
     ap.add_argument("--requests", type=int, default=16, help="requests per level")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument(
@@ -131,73 +171,60 @@ def main() -> None:
     home = tempfile.mkdtemp(prefix="llmops-engines-bench-")
     env = {**os.environ, "LLMOPS_HOME": home, "COLUMNS": "200"}
     out: dict[str, Any] = {"machine": describe(), "llama_server": program}
+    levels = [int(x) for x in LEVELS.split(",")]
 
-    # 1. llmops up --engine llamacpp (native), timed to the first answer, then benched.
+    # llmops up --engine llamacpp (native), timed to the first answer
     port = free_port()
     out["up"] = up_llamacpp(env, "bench-llamacpp", port)
     key = out["up"].pop("key")
     show(a.json, "up", out["up"])
+    hand = None
     try:
-        out["llmops_llamacpp"] = bench("bench-llamacpp", env, a.requests, a.max_tokens, None)
-        show(a.json, "llmops up --engine llamacpp, output tok/s", out["llmops_llamacpp"])
+        hand, hand_url, (log, argv) = start_by_hand(env, program, key, home)
+        out["hand_argv"] = argv
+        tport = free_port()
+        t0 = time.monotonic()
+        llmops("up", "smollm2", "--engine", "torch", "--runtime", "native", "--name",
+               "bench-torch", "--port", str(tport), "--timeout", "600", env=env)  # fmt: skip
+        out["torch_up_s"] = time.monotonic() - t0
+        targets = {
+            "llmops_llamacpp": ("bench-llamacpp", None, a.requests),
+            "hand_llamacpp": (hand_url, key, a.requests),
+            "torch": ("bench-torch", None, a.torch_requests),
+        }
+        runs: dict[str, dict[int, list[float]]] = {t: {c: [] for c in levels} for t in targets}
+        order = list(targets)
+        for rnd in range(a.rounds):
+            for c in levels:
+                for t in order[rnd % 3 :] + order[: rnd % 3]:
+                    target, k, n = targets[t]
+                    runs[t][c].append(bench(target, env, c, n, a.max_tokens, k))
+            show(
+                a.json,
+                f"round {rnd + 1}",
+                {t: {c: v[-1] for c, v in r.items()} for t, r in runs.items()},
+            )
+        out["rounds"] = runs
+        for t in targets:
+            out[t] = {c: median(runs[t][c]) for c in levels}
+        out["ratio_llmops_vs_hand"] = {
+            c: median(
+                [
+                    x / y
+                    for x, y in zip(
+                        runs["llmops_llamacpp"][c], runs["hand_llamacpp"][c], strict=True
+                    )
+                ]
+            )
+            for c in levels
+        }
     finally:
         llmops("down", "bench-llamacpp", env=env, check=False)
-
-    # 2. the same llama-server by hand: exactly the argv render prints for that deployment.
-    hport = free_port()
-    plan = json.loads(
-        llmops(
-            "render",
-            "smollm2",
-            "--engine",
-            "llamacpp",
-            "--runtime",
-            "native",
-            "--format",
-            "json",
-            "--port",
-            str(hport),
-            "--concurrency",
-            "16",
-            "--context",
-            "2048",
-            env=env,
-        ).stdout  # fmt: skip
-    )["plan"]
-    argv = [program, *plan["argv"][1:]]
-    out["hand_argv"] = argv
-    log = open(Path(home) / "hand.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        argv, env={**env, **dict(plan["env"]), "LLAMA_API_KEY": key}, stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{hport}"
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        out["hand_llamacpp"] = bench(url + "/v1", env, a.requests, a.max_tokens, key)
-        show(a.json, "llama-server by hand, output tok/s", out["hand_llamacpp"])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-
-    # 3. the bundled torch backend through llmops up.
-    tport = free_port()
-    t0 = time.monotonic()
-    llmops("up", "smollm2", "--engine", "torch", "--runtime", "native", "--name", "bench-torch",
-           "--port", str(tport), "--timeout", "600", env=env)  # fmt: skip
-    out["torch_up_s"] = time.monotonic() - t0
-    try:
-        out["torch"] = bench("bench-torch", env, a.torch_requests, a.max_tokens, None)
-        show(a.json, "torch backend, output tok/s", out["torch"])
-    finally:
         llmops("down", "bench-torch", env=env, check=False)
+        if hand is not None:
+            hand.terminate()
+            hand.wait(timeout=30)
+            log.close()
 
     if a.json:
         print(json.dumps(out, indent=2))
@@ -211,13 +238,14 @@ def main() -> None:
         f"after that); answer: {u['answer']!r}"
     )
     print(
-        f"\noutput tokens/s, max_tokens {a.max_tokens}, {a.requests} requests per level "
-        f"({a.torch_requests} for torch)"
+        f"\noutput tokens/s (median of {a.rounds} interleaved rounds), max_tokens {a.max_tokens}, "
+        f"{a.requests} requests per level ({a.torch_requests} for torch)"
     )
     print(f"{'concurrency':>12} {'llmops up':>10} {'by hand':>10} {'ratio':>6} {'torch':>8}")
-    for c in (1, 4, 16):
+    for c in levels:
         lu, hd, tb = out["llmops_llamacpp"][c], out["hand_llamacpp"][c], out["torch"][c]
-        print(f"{c:>12} {lu:>10.1f} {hd:>10.1f} {lu / hd:>6.2f} {tb:>8.1f}")
+        r = out["ratio_llmops_vs_hand"][c]
+        print(f"{c:>12} {lu:>10.1f} {hd:>10.1f} {r:>6.2f} {tb:>8.1f}")
 
 
 if __name__ == "__main__":

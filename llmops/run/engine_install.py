@@ -266,6 +266,7 @@ def _run_logged(
         assert proc.stdout is not None
         for line in proc.stdout:
             f.write(line)
+            f.flush()  # `tail -f` of the log follows the build; a killed install keeps it
             m = _PERCENT.match(line)
             if m:
                 progress(phase, int(m.group(1)) / 100)

@@ -145,8 +145,10 @@ def test_rendered_command_and_environment_serve_with_the_key(tmp_path: Path) -> 
     assert "invalid argument" not in text and "error while handling argument" not in text
 
 
-def test_up_native_real_engine_end_to_end() -> None:
+def test_up_native_real_engine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from openai import AuthenticationError, OpenAI
+
+    from tests.tunnel_fakes import install_fake, path_with
 
     program = llama_server_or_skip()
     name = unique("llamacpp-native")
@@ -204,6 +206,36 @@ def test_up_native_real_engine_end_to_end() -> None:
         assert cmdline[1:] == rendered["argv"][1:]
         assert key not in " ".join(cmdline)  # the key travels in LLAMA_API_KEY
 
+        # measured memory: the engine's resident set holds the mapped weights, and stays
+        # within the estimate for this plan (weights + KV + compute + runtime, ~0.45 GiB)
+        mem = row["memory"]
+        assert mem["host_source"] == "process tree RSS" and pid in mem["pids"]
+        assert 80 << 20 < mem["host_bytes"] < 1 << 30, mem
+        assert mem["gpu_bytes"] in (None, 0)
+
+        # the tunnel (fake cloudflared, real forwarding) audits the real engine with its key:
+        # /health is open, generating routes answer 401 without the key, so it is exposed
+        bin_dir = tmp_path / "bin"
+        install_fake(bin_dir, "cloudflared")
+        monkeypatch.setenv("PATH", path_with(bin_dir))
+        tun = cli("tunnel", "open", name, "--via", "cloudflared", "--json")
+        try:
+            assert tun.exit_code == 0, tun.output
+            url = json.loads(tun.stdout)["tunnel"]["url"].rstrip("/")
+            url = url if url.endswith("/v1") else url + "/v1"
+            assert key not in tun.output
+            through = httpx.post(
+                f"{url}/chat/completions",
+                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
+            assert through.status_code == 200, through.text
+            assert httpx.get(f"{url}/models", timeout=30).status_code == 401
+        finally:
+            stop = cli("tunnel", "stop", name)
+        assert stop.exit_code == 0, stop.output
+
         logs = cli("logs", name, "--tail", "400")
         assert logs.exit_code == 0 and "llama_server: listening on" in logs.stdout
         assert key not in logs.stdout
@@ -227,6 +259,32 @@ def test_up_native_real_engine_end_to_end() -> None:
     assert down.exit_code == 0, down.output
     assert pid is not None
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_fit_verify_sets_the_engines_own_report_beside_the_estimate() -> None:
+    """`fit --verify` runs the pinned build's llama-fit-params with the server's memory flags:
+    the KV cache is the same formula (exact), the weights are the file's tensors (the estimate
+    counts the whole file: a few % more), the compute buffer is the estimator's weakest part."""
+    from tests.conftest import require_or_skip
+
+    llama_server_or_skip()
+    if find_program("llama-fit-params") is None:
+        require_or_skip("LLMOPS_REQUIRE_LLAMA_SERVER", "llama-fit-params is not installed")
+    r = cli("fit", "smollm2", "--engine", "llamacpp", "-c", "2048", "-n", "4", "--verify", "--json")
+    assert r.exit_code == 0, r.output
+    v = json.loads(r.stdout)["verify"]
+    assert v["tool_argv"][0] == find_program("llama-fit-params")
+    assert v["tool_argv"][v["tool_argv"].index("-np") + 1] == "4"
+    rows = {x["part"]: x for x in v["rows"]}
+    assert set(rows) == {"weights", "kv_cache", "activation", "total"}
+    assert rows["kv_cache"]["engine_bytes"] == 180 << 20  # 30 layers x 3 KV heads x 64 x 2 x f16
+    assert abs(rows["kv_cache"]["diff_pct"]) < 1
+    assert abs(rows["weights"]["diff_pct"]) < 5
+    assert abs(rows["total"]["diff_pct"]) < 25
+    human = cli("fit", "smollm2", "--engine", "llamacpp", "-c", "2048", "--verify")
+    assert human.exit_code == 0 and "llama.cpp" in human.stdout and "kv_cache" in human.stdout
+    other = cli("fit", "smollm2", "--engine", "torch", "--verify")
+    assert other.exit_code == 2 and "only llama.cpp" in other.stderr
 
 
 def test_engine_ls_and_doctor_report_the_installed_build() -> None:
