@@ -123,3 +123,43 @@ def test_a_container_neither_by_image_nor_by_process_is_not_matched() -> None:
         match_container(["busybox:latest"], "/usr/bin/python3", ["-m", "vllm.entrypoints"], {})
         == "container process: python -m vllm.entrypoints"
     )
+
+
+def test_interpreter_flags_before_the_script_are_skipped() -> None:
+    from llmops.run.kill import match_argv
+
+    assert match_argv(["python3", "-u", "/opt/bin/vllm", "serve"]) == "python script vllm"
+    assert match_argv(["python3", "-W", "ignore", "-u", "/opt/bin/vllm"]) == "python script vllm"
+
+
+def test_another_installs_deployment_container_is_foreign() -> None:
+    from llmops.run.kill import match_container
+
+    img = ["vllm/vllm-openai:v0.20.2"]
+    other = {"llmops.deployment": "x", "llmops.install": "someone-else"}
+    assert match_container(img, None, [], other, "mine") == "image vllm/vllm-openai"
+    ours = {"llmops.deployment": "x", "llmops.install": "mine"}
+    assert match_container(img, None, [], ours, "mine") is None
+
+
+def test_own_targets_are_never_foreign_and_broken_records_are_set_aside() -> None:
+    tunnels = SimpleNamespace(
+        status=lambda: [
+            SimpleNamespace(name="t1", pid=11, via="ssh", running=True),
+            SimpleNamespace(name="t2", pid=12, via="ssh", running=False),
+        ],
+        records=lambda: [],
+    )
+    rows = [
+        SimpleNamespace(name="d1", status="running", ident="abc", runtime="docker"),
+        SimpleNamespace(name="d2", status="broken", ident=None, runtime="native"),
+        SimpleNamespace(name="d3", status="exited", ident="def", runtime="docker"),
+    ]
+    deps = SimpleNamespace(status=lambda probe=False: rows)
+    seq = KillSequence(tunnels, deps, None)
+    got = seq.own_targets()
+    assert [(t.kind, t.name, t.ident, t.foreign) for t in got] == [
+        ("tunnel", "t1", "11", False),
+        ("deployment", "d1", "abc", False),
+    ]
+    assert [d.name for d in seq.broken] == ["d2"]
