@@ -65,11 +65,19 @@ def wait_ready(
     logs: Callable[[], str],
     timeout_s: float,
     on_phase: Callable[[str], None] = lambda _p: None,
-    poll_s: float = 1.0,
+    poll_s: float = 0.2,
+    logs_every_s: float = 1.0,
 ) -> ReadyResult:
+    """Poll until the engine serves (``probe.path`` 200, then ``probe.ready_path`` 200 with the
+    key), it dies, or ``timeout_s`` passes. ``/health`` is asked every ``poll_s`` (a local
+    request: cheap), so ``up`` returns within a fraction of a second of the engine serving; the
+    log (a Docker API call for containers) is read for the phase at most every
+    ``logs_every_s``."""
     t0 = time.monotonic()
     phase = "starting"
     last = ""
+    detail: str | None = None
+    logs_at = -logs_every_s
     while True:
         st = state()
         if not st.running or st.restarts > 0:
@@ -86,7 +94,10 @@ def wait_ready(
             phase = "loading"
         else:
             phase = "loading"
-        detail = log_phase(logs()) if phase != "ready" else None
+        now = time.monotonic()
+        if now - logs_at >= logs_every_s:
+            detail = log_phase(logs())
+            logs_at = now
         text = f"{phase}: {detail}" if detail else phase
         if text != last:
             on_phase(text)

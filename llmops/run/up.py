@@ -146,7 +146,7 @@ def up(
     timeout_s: float,
     wait: bool = True,
     on_phase: Callable[[str], None] = lambda _p: None,
-    poll_s: float = 1.0,
+    poll_s: float = 0.2,
 ) -> UpResult:
     """Record, start and (unless ``wait`` is False) wait for readiness, all under the
     deployment's lock (see ``DeploymentStore.lock``): of two `up` of one name at once, the
