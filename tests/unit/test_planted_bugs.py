@@ -181,13 +181,23 @@ def test_sliding_window_kv_grows_with_concurrency_gemma2() -> None:
     a = CAT.get("gemma2-9b").arch
     assert (a.layers, a.kv_heads, a.head_dim, a.sliding_window) == (42, 8, 256, 4096)
     per_tok_layer = 2 * 8 * 256 * 2  # 8192
+    # vLLM keeps a local layer's window plus one prefill chunk, in 16-token blocks, plus a
+    # block (vllm/v1/kv_cache_interface.py SlidingWindowSpec.max_memory_usage_bytes):
+    # cdiv(min(4096 - 1 + 2048, 8192), 16) + 1 = 385 blocks = 6160 tokens per sequence
+    # (max_num_batched_tokens 2048 on an A100, see vllm_batch_defaults)
+    local = (-(-min(4096 - 1 + 2048, 8192) // 16) + 1) * 16
+    assert local == 6160
     one = _fit("gemma2-9b", concurrency=1)
     four = _fit("gemma2-9b", concurrency=4)
-    assert one.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 8192 + 21 * 4096)
-    assert one.per_gpu[0].kv_cache_bytes == 2_113_929_216
-    # 4 sequences: global layers 4 x 8192 tokens, local layers 4 x 4096 (not 4096 in all)
-    assert four.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 4 * 8192 + 21 * 4 * 4096)
-    assert four.per_gpu[0].kv_cache_bytes == 8_455_716_864 == 4 * one.per_gpu[0].kv_cache_bytes
+    assert one.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 8192 + 21 * local)
+    assert one.per_gpu[0].kv_cache_bytes == 2_469_003_264
+    # 4 sequences: global layers 4 x 8192 tokens, local layers 4 x 6160 (not 6160 in all)
+    assert four.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 4 * 8192 + 21 * 4 * local)
+    assert four.per_gpu[0].kv_cache_bytes == 4 * one.per_gpu[0].kv_cache_bytes
+    # the torch backend (transformers' sliding cache) keeps exactly the window
+    t1, t4 = _fit("gemma2-9b", 1, engine="torch"), _fit("gemma2-9b", 4, engine="torch")
+    assert t1.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 8192 + 21 * 4096)
+    assert t4.per_gpu[0].kv_cache_bytes == 4 * t1.per_gpu[0].kv_cache_bytes
 
 
 def test_all_layer_sliding_window_kv_is_window_times_sequences() -> None:
@@ -197,9 +207,10 @@ def test_all_layer_sliding_window_kv_is_window_times_sequences() -> None:
     arch = dataclasses.replace(base.arch, sliding_window=4096, sliding_window_layers=32)
     spec = dataclasses.replace(base, arch=arch)
     per_tok_layer = 2 * 8 * 128 * 2  # 4096 bytes
+    local = (-(-min(4096 - 1 + 2048, 16384) // 16) + 1) * 16  # vLLM: 6160, as above
     for seqs in (1, 3):
         r = _fit(spec, concurrency=seqs, context=16384)
-        assert r.per_gpu[0].kv_cache_bytes == 32 * per_tok_layer * 4096 * seqs
+        assert r.per_gpu[0].kv_cache_bytes == 32 * per_tok_layer * local * seqs
     # the same rule on the torch layer split (per-layer KV summed on one device)
     t1 = _fit(spec, concurrency=1, context=16384, engine="torch")
     t3 = _fit(spec, concurrency=3, context=16384, engine="torch")
