@@ -241,7 +241,10 @@ def fit(
         int, typer.Option("--concurrency", "-n", help="Sequences served at once at full context.")
     ] = 1,
     engine: Annotated[
-        str | None, typer.Option("--engine", "-e", help="vllm, tgi, llamacpp or torch.")
+        str | None,
+        typer.Option(
+            "--engine", "-e", help="vllm, sglang, llamacpp, tgi (maintenance mode) or torch."
+        ),
     ] = None,
     kv_dtype: Annotated[
         str, typer.Option("--kv-dtype", help="KV cache dtype: auto, fp16, bf16, fp8, q8_0, q4_0.")
