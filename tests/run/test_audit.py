@@ -1,8 +1,10 @@
 """The exposure audit against real HTTP servers, the real bundled backend and the fake tunnels.
 
 Small stdlib servers stand in for the engines' auth behaviour as their sources define it
-(tests/fixtures/engines/*.json ``http_auth``): vLLM's key guards only ``/v1``, llama.cpp checks
-it before routing for every path but ``/health``; the bundled backend is the real one.
+(tests/fixtures/engines/*.json ``http_auth``): vLLM's key guards only ``/v1``, ``/v2``,
+``/inference`` and ``/cohere``, llama.cpp checks it before routing for every path but
+``/health``; the bundled backend is the real one. tests/run/test_audit_standin.py runs
+``llmops audit`` against the Docker stand-ins (SGLang, vLLM).
 """
 
 from __future__ import annotations
@@ -63,12 +65,14 @@ def server(rule: Rule) -> Iterator[tuple[str, list[tuple[str, str, str | None]]]
 
 
 def vllm_like(method: str, path: str, authorised: bool) -> int:
-    """vLLM 0.20.2 with --api-key and VLLM_SERVER_DEV_MODE=1: the key guards /v1 only."""
-    if path.startswith("/v1") and not authorised:
+    """vLLM 0.33.0 with --api-key and VLLM_SERVER_DEV_MODE=1: the key guards /v1, /v2,
+    /inference and /cohere only (serve/middleware/authenticate.py GUARDED_PREFIX)."""
+    if path.startswith(("/v1", "/v2", "/inference", "/cohere")) and not authorised:
         return 401
     served = {
         ("POST", "/v1/chat/completions"),
         ("GET", "/v1/models"),
+        ("POST", "/v2/rerank"),
         ("POST", "/invocations"),
         ("POST", "/tokenize"),
         ("POST", "/pause"),
@@ -128,8 +132,9 @@ def test_vllm_invocations_and_dev_mode_pause_are_found_without_pausing_anything(
     by_path = {p.path: p for p in a.probes}
     assert by_path["/tokenize"].answer == pa.OPEN and by_path["/tokenize"].kind == pa.TOKENIZE
     assert by_path["/v1/chat/completions"].answer == pa.PROTECTED
+    assert by_path["/v2/rerank"].answer == pa.PROTECTED  # guarded since 0.33.0
     assert by_path["/sleep"].answer == pa.ABSENT  # not mounted: 404
-    assert a.caveats == (pa.VLLM_OUTSIDE_V1,)
+    assert a.caveats == (pa.VLLM_UNGUARDED_ROUTES,)
     assert all(auth is None for _m, _p, auth in seen)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -41,15 +42,35 @@ def test_every_engine_lists_the_routes_the_brief_names_each_with_its_source() ->
     assert {"/v1/chat/completions", "/generate", "/generate_stream", "/"} <= _paths(
         "torch", (pa.GENERATE,)
     )
+    assert {
+        "/generate",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/invocations",
+        "/encode",
+    } <= _paths("sglang", (pa.GENERATE,))
+    assert {
+        "/flush_cache",
+        "/update_weights_from_disk",
+        "/abort_request",
+        "/pause_generation",
+        "/load_lora_adapter",
+        "/start_profile",
+        "/release_memory_occupation",
+    } <= _paths("sglang", (pa.ADMIN,))
     for engine, routes in pa.ROUTES.items():
         for r in routes:
             assert r.kind in pa.KINDS and r.source, (engine, r)
             assert r.method in ("GET", "POST")
             if r.probe == "POST":
                 json.loads(r.body)  # a real JSON body
-            # a route that acts on POST is never probed with POST
+            # a route that acts is never probed with a method it acts on: a POST route with
+            # GET (or PUT where it acts on GET too); only listing admin routes with their GET
             if r.kind == pa.ADMIN:
-                assert r.probe == "GET", r
+                assert r.probe in ("GET", "PUT"), r
+                assert r.wrong_method or r.method == "GET", r
+                if "acts on GET" in r.note:
+                    assert r.probe == "PUT", r
         assert len({(r.method, r.path) for r in routes}) == len(routes), engine
 
 
@@ -63,9 +84,23 @@ def test_the_table_agrees_with_the_engines_recorded_auth_facts() -> None:
         (row,) = [r for r in pa.TGI if r.path == path]
         assert path in tgi["public_paths"] and not row.refusing and "info_routes" in row.source
     vllm = json.loads((FIXTURES / "vllm.json").read_text())["http_auth"]
-    assert vllm["protected_prefix"] == "/v1"
-    outside = [r for r in pa.VLLM if not r.path.startswith("/v1") and r.refusing]
-    assert {"/invocations", "/pause"} <= {r.path for r in outside}
+    assert tuple(vllm["protected_prefixes"]) == pa.VLLM_GUARDED_PREFIXES
+    guarded = [r for r in pa.VLLM if r.path.startswith(pa.VLLM_GUARDED_PREFIXES)]
+    outside = [r for r in pa.VLLM if not r.path.startswith(pa.VLLM_GUARDED_PREFIXES)]
+    # every row says whether the key guards it: the open ones carry the note, the others not
+    assert all("answers without the key" in r.note for r in outside)
+    assert not any("answers without the key" in r.note for r in guarded)
+    assert {"/invocations", "/generative_scoring", "/pause", "/scale_elastic_ep"} <= {
+        r.path for r in outside if r.refusing
+    }
+    # 0.33.0 moved these behind the key (0.20.2 guarded only /v1)
+    assert {"/v2/rerank", "/v2/embed", "/inference/v1/generate", "/cohere/v2/chat"} <= {
+        r.path for r in guarded
+    }
+    sglang = json.loads((FIXTURES / "sglang.json").read_text())["http_auth"]
+    assert tuple(sglang["public_prefixes"]) == pa.SGLANG_OPEN_PREFIXES and sglang["env"] is None
+    for r in pa.SGLANG:  # nothing that generates or administers sits under an open prefix
+        assert r.path.startswith(pa.SGLANG_OPEN_PREFIXES) == (r.path == "/metrics"), r
     llama = json.loads((FIXTURES / "llamacpp.json").read_text())["http_auth"]
     assert not {r.path for r in pa.LLAMACPP} & set(llama["public_paths"])  # /health not probed
 
@@ -94,7 +129,7 @@ def test_classify(status: int | None, wrong_method: bool, answer: str) -> None:
     assert pa.classify(route, status) == answer
 
 
-def _probes(engine: str, answers: dict[str, int | None], default: int | None) -> list[pa.Probe]:
+def _probes(engine: str, answers: Mapping[str, int | None], default: int | None) -> list[pa.Probe]:
     return [pa.probe_result(r, answers.get(r.path, default)) for r in pa.routes_for(engine)]
 
 
@@ -121,13 +156,71 @@ def test_llmops_backend_and_tgi_with_a_key_pass_though_v1_models_is_open() -> No
 
 
 def test_vllm_with_a_key_is_exposed_through_invocations() -> None:
-    """vLLM's key guards /v1 only: its always-mounted /invocations generates without one."""
-    answers = {r.path: (401 if r.path.startswith("/v1") else 404) for r in pa.VLLM}
+    """vLLM 0.33.0's key guards /v1, /v2, /inference, /cohere only: its always-mounted
+    /invocations generates without one."""
+    answers = {
+        r.path: (401 if r.path.startswith(pa.VLLM_GUARDED_PREFIXES) else 404) for r in pa.VLLM
+    }
     answers["/invocations"] = 200
     answers["/tokenize"] = 200
     a = pa.judge_audit("http://h:1", "vllm", _probes("vllm", answers, default=404))
     assert a.verdict == "exposed" and a.open_routes == ("POST /invocations (200)",)
-    assert a.caveats == (pa.VLLM_OUTSIDE_V1,)
+    assert a.caveats == (pa.VLLM_UNGUARDED_ROUTES,)
+    assert "/v2" in pa.VLLM_UNGUARDED_ROUTES and "/inference" in pa.VLLM_UNGUARDED_ROUTES
+    assert "authenticate.py" in pa.VLLM_UNGUARDED_ROUTES
+
+
+def _sglang_answer(route: pa.Route, keyed: bool) -> int:
+    """SGLang 0.5.23 (srt/utils/auth.py decide_request_auth) without a credential: with
+    --api-key every path but /health*, /ready*, /metrics* answers 401; without one every
+    route answers (a request sent with a method the route does not serve: 405)."""
+    if keyed and not route.path.startswith(pa.SGLANG_OPEN_PREFIXES):
+        return 401
+    return 405 if route.wrong_method else 200
+
+
+def test_sglang_with_its_key_is_protected_and_says_the_key_is_in_argv() -> None:
+    probes = [pa.probe_result(r, _sglang_answer(r, keyed=True)) for r in pa.SGLANG]
+    a = pa.judge_audit("http://h:30000", "sglang", probes)
+    assert a.verdict == "protected" and a.ok and a.open_routes == ()
+    answers = {p.path: p.answer for p in probes}
+    assert {p for p, v in answers.items() if v == pa.OPEN} == {"/metrics"}
+    for path in ("/generate", "/v1/chat/completions", "/flush_cache", "/abort_request"):
+        assert answers[path] == pa.PROTECTED
+    assert "open by design (they list or tokenize): GET /metrics" in a.detail
+    assert a.caveats == (pa.SGLANG_KEY_IN_ARGV,)
+    for words in ("--api-key", "ps", "$SGLANG_API_KEY", "127.0.0.1", "no environment variable"):
+        assert words in pa.SGLANG_KEY_IN_ARGV
+
+
+def test_sglang_without_a_key_is_exposed_by_generate_and_admin_routes() -> None:
+    probes = [pa.probe_result(r, _sglang_answer(r, keyed=False)) for r in pa.SGLANG]
+    a = pa.judge_audit("http://h:30000", "sglang", probes)
+    assert a.verdict == "exposed"
+    assert {"POST /generate (200)", "POST /v1/chat/completions (200)"} <= set(a.open_routes)
+    assert "POST /update_weights_from_disk (405 to GET)" in a.open_routes
+    assert "POST /flush_cache (405 to PUT)" in a.open_routes  # PUT: GET would flush it
+    assert "POST /tokenize (200)" not in a.open_routes  # tokenizing is shown, not refused
+
+
+def test_the_standins_guard_exactly_the_prefixes_the_tables_name() -> None:
+    """tests/engine_standin.py's key rule (from the fixtures) is the tables' rule."""
+    from tests import engine_standin
+
+    assert engine_standin.auth_rule("vllm") == "prefix " + " ".join(pa.VLLM_GUARDED_PREFIXES)
+    assert engine_standin.auth_rule("sglang") == "public-prefix " + " ".join(
+        pa.SGLANG_OPEN_PREFIXES
+    )
+
+
+def test_sglang_admin_routes_that_act_on_get_are_never_probed_with_get() -> None:
+    acting = {"/flush_cache", "/start_profile", "/stop_profile", "/release_memory_occupation"}
+    rows = {r.path: r for r in pa.SGLANG}
+    for path in acting:
+        assert rows[path].probe == "PUT" and pa.classify(rows[path], 405) == pa.OPEN
+    union = {r.path: r for r in pa.routes_for(None)}  # vLLM's /start_profile comes first
+    for path in acting:
+        assert union[path].probe == "PUT", path
 
 
 def test_an_admin_route_answering_405_to_get_is_exposed() -> None:

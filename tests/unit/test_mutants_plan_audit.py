@@ -129,8 +129,9 @@ def test_an_unknown_answer_from_a_generating_route_is_inconclusive() -> None:
 
 
 def test_caveats_follow_the_engine() -> None:
-    assert _audit((GEN, 401), engine="vllm").caveats == (pa.VLLM_OUTSIDE_V1,)
+    assert _audit((GEN, 401), engine="vllm").caveats == (pa.VLLM_UNGUARDED_ROUTES,)
     assert _audit((GEN, 401), engine="tgi").caveats == (pa.TGI_KEY_IN_ARGV,)
+    assert _audit((GEN, 401), engine="sglang").caveats == (pa.SGLANG_KEY_IN_ARGV,)
     assert _audit((GEN, 401), engine="llamacpp").caveats == ()
     assert pa.caveats_for(None) == ()
 
@@ -154,7 +155,10 @@ def test_routes_for_an_engine_and_for_all() -> None:
         ]
         assert r.kind == min((x.kind for x in rows), key=order.__getitem__)  # the most severe
         assert r.source == "; ".join(x.source for x in rows)
-        assert r.body == rows[0].body and r.probe_method == rows[0].probe_method
+        assert r.body == rows[0].body
+        # a route any engine acts on for GET is probed with PUT; else the first row's probe
+        puts = any(x.probe_method == "PUT" for x in rows)
+        assert r.probe_method == ("PUT" if puts else rows[0].probe_method)
 
 
 def test_base_url() -> None:
