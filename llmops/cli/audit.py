@@ -43,7 +43,7 @@ def audit_cmd(
         str | None,
         typer.Option(
             "--engine",
-            help="The engine behind a port or URL (tgi, vllm, llamacpp, torch): probe only its "
+            help="The engine behind a port or URL (vllm, sglang, llamacpp, tgi, torch): probe only its "
             "routes. Default: a deployment's own; for a port or URL every engine's.",
         ),
     ] = None,

@@ -618,7 +618,10 @@ def _open_hint(audit: pa.Audit) -> str:
     )
     if audit.engine == "vllm":
         hint = (
-            "vLLM's --api-key guards only /v1: put an authenticating reverse proxy in front, "
+            "vLLM's --api-key guards only "
+            + ", ".join(pa.VLLM_GUARDED_PREFIXES)
+            + " (/invocations, /tokenize and more answer without it): put an authenticating "
+            "reverse proxy in front, "
             "or serve the model with llama.cpp or llmops' torch backend; "
             "`--allow-public-no-auth` overrides"
         )
