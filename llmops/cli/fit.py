@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from llmops.plan.verify import VerifyRow
 
 GIB = 1 << 30
+MAX_TARGET_CONTEXT = 1 << 24  # above every model's trained context (Llama 4 Scout: 10M)
 MIB = 1 << 20
 
 HwOpt = Annotated[
@@ -352,10 +353,10 @@ def recommend(
         raise UsageError(f"--concurrency must be at least 1, got {concurrency}", "e.g. `-n 4`")
     if limit < 0:
         raise UsageError(f"--limit must be 0 or more, got {limit}", "e.g. `--limit 5`")
-    if context < 1:
+    if context < 1 or context > MAX_TARGET_CONTEXT:
         raise UsageError(
-            f"--context must be a positive number of tokens, got {context}",
-            "e.g. `--context 32768`",
+            f"--context must be 1..{MAX_TARGET_CONTEXT} tokens, got {context}",
+            "e.g. `--context 32768` (the longest trained context in the catalog is 10M)",
         )
     facts = host_facts(hw, facts_file)
     gpu_devs, host = _devices(facts)
