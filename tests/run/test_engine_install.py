@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from llmops.errors import LlmopsError
 from llmops.hw.engines import engines_dir, find_program, installed
+from llmops.plan.engines.vllm import VERSION as VLLM_VERSION
 from llmops.run import engine_install as ei
 
 FAKE_SERVER = (
@@ -255,5 +256,8 @@ def test_vllm_install_is_rendered_not_run(tmp_path: Path, monkeypatch) -> None: 
     monkeypatch.setenv("LLMOPS_ENGINES_DIR", str(tmp_path / "engines"))
     r = CliRunner().invoke(app, ["engine", "install", "vllm"])
     assert r.exit_code == 0, r.output
-    assert "python3 -m venv" in r.stdout and "pip install vllm==0.20.2" in r.stdout
+    assert (
+        "python3 -m venv" in r.stdout
+        and f"pip install vllm=={VLLM_VERSION.lstrip('v')}" in r.stdout
+    )
     assert not (tmp_path / "engines").exists()

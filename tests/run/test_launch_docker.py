@@ -73,7 +73,7 @@ def test_tgi_container_receives_the_plan(docker_client, engine_images, runtime, 
         hf_cache_dir=str(tmp_path / "hf"),
     )
     plan = plan_launch(MISTRAL_AWQ, opts, gpu_facts())
-    assert plan.image == "ghcr.io/huggingface/text-generation-inference:3.3.5"
+    assert plan.image == "ghcr.io/huggingface/text-generation-inference:3.3.7"  # its last release
     plan = dataclasses.replace(plan, image=engine_images("tgi", "hang"))
     runtime.create(plan, SECRETS)
     info = inspect(docker_client, plan)
