@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-EXTRAS ?= test,backend
+EXTRAS ?= test,backend,plot
 
 .PHONY: install test test-repeat lint typecheck docs demo bench bench-all mutation clean
 
