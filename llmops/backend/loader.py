@@ -50,6 +50,9 @@ class LoadedModel:
     context_length: int
     eos_token_ids: frozenset[int]
     source: str
+    # request defaults for temperature/top_p, and where they came from (see sampling_defaults)
+    sampling: tuple[tuple[str, float], ...] = ()
+    sampling_source: str = ""
 
 
 def smollm2_gguf() -> Path:
@@ -180,6 +183,44 @@ def _torch_dtype(precision: str) -> Any:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
 
 
+def sampling_defaults(
+    spec: str, served_name: str, generation_config: Any
+) -> tuple[tuple[tuple[str, float], ...], str]:
+    """Request defaults for ``temperature``/``top_p`` and their source.
+
+    As vLLM (``--generation-config auto``) and ``transformers serve`` do, values the model's
+    ``generation_config.json`` sets away from transformers' defaults come first; a model that
+    ships none (a GGUF, or a repo without one) takes the catalog recipe's ``sampling:``; else
+    nothing (the OpenAI defaults, temperature 1 and top_p 1).
+    """
+    keys = ("temperature", "top_p")
+    diff: dict[str, Any] = {}
+    if generation_config is not None and hasattr(generation_config, "to_diff_dict"):
+        try:
+            diff = generation_config.to_diff_dict()
+        except Exception:  # a malformed config is not worth failing the load over
+            diff = {}
+    picked = tuple(
+        sorted(
+            (k, float(diff[k]))
+            for k in keys
+            if isinstance(diff.get(k), int | float) and not isinstance(diff.get(k), bool)
+        )
+    )
+    if picked:
+        return picked, "generation_config.json"
+    from llmops.catalog.recipes import resolve_model
+
+    for query in (spec, served_name):
+        try:
+            model = resolve_model(query, offline=True)
+        except Exception:  # not in the catalog: no recipe defaults
+            continue
+        if model.sampling:
+            return model.sampling, model.source or "catalog"
+    return (), ""
+
+
 def load_model(
     spec: str,
     *,
@@ -248,6 +289,9 @@ def load_model(
     ctx = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
     if context_length:
         ctx = min(ctx, context_length)
+    sampling, sampling_source = sampling_defaults(
+        spec, source.served_name, getattr(model, "generation_config", None)
+    )
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -257,4 +301,6 @@ def load_model(
         context_length=ctx,
         eos_token_ids=frozenset(eos),
         source=source.location,
+        sampling=sampling,
+        sampling_source=sampling_source,
     )

@@ -198,6 +198,12 @@ def create_app(
                 config.host,
                 config.port,
             )
+            if loaded.sampling:
+                log.info(
+                    "request defaults: %s (from %s; a request's own values win)",
+                    ", ".join(f"{k} {v:g}" for k, v in loaded.sampling),
+                    loaded.sampling_source,
+                )
         except Exception as exc:
             state.error = f"{type(exc).__name__}: {exc}"
             hint = getattr(exc, "hint", None)
@@ -353,10 +359,11 @@ def create_app(
             raise ApiError(400, "Only n=1 is supported.", param="n")
         max_tokens = _int(body, "max_completion_tokens", None, 1)
         max_tokens = _int(body, "max_tokens", max_tokens, 1)
+        defaults = dict(loaded.sampling)  # the model's own (see loader.sampling_defaults)
         return SamplingParams(
             max_tokens=budget(loaded, prompt_ids, max_tokens, param),
-            temperature=_num(body, "temperature", 1.0, 0.0, 2.0),
-            top_p=_num(body, "top_p", 1.0, 0.0, 1.0),
+            temperature=_num(body, "temperature", defaults.get("temperature", 1.0), 0.0, 2.0),
+            top_p=_num(body, "top_p", defaults.get("top_p", 1.0), 0.0, 1.0),
             seed=_int(body, "seed", None, 0),
             stop=_stops(body.get("stop")),
         )

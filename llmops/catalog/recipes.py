@@ -49,7 +49,10 @@ _TOP_KEYS = {
     "trust_remote_code",
     "released",
     "tier",
+    "sampling",
 }
+#: ``sampling:`` keys and their allowed ranges (the OpenAI API's ranges).
+_SAMPLING_RANGES = {"temperature": (0.0, 2.0), "top_p": (0.0, 1.0)}
 _FORMAT_KEYS = {"safetensors", "gptq", "awq", "gguf", "fp8"}
 TASKS = ("chat", "code", "text")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.\-]*$")
@@ -156,6 +159,23 @@ def _formats(path: Path, where: str, raw: Any, dtype: str) -> Formats:
     return Formats(**kw)
 
 
+def _sampling(path: Path, where: str, raw: Any) -> tuple[tuple[str, float], ...]:
+    """``sampling: {temperature: 0.2, top_p: 0.9}`` -> sorted (key, value) pairs."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise _fail(path, where, "a mapping like {temperature: 0.7, top_p: 0.9}", raw)
+    out: list[tuple[str, float]] = []
+    for key, value in raw.items():
+        if key not in _SAMPLING_RANGES:
+            raise _fail(path, f"{where}.{key}", f"one of {', '.join(sorted(_SAMPLING_RANGES))}")
+        lo, hi = _SAMPLING_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+            raise _fail(path, f"{where}.{key}", f"a number from {lo} to {hi}", value)
+        out.append((key, float(value)))
+    return tuple(sorted(out))
+
+
 def parse_model(path: Path, name: Any, raw: Any) -> ModelSpec:
     """One ``models:`` entry -> ModelSpec (validated).
 
@@ -216,6 +236,7 @@ def parse_model(path: Path, name: Any, raw: Any) -> ModelSpec:
     trc = raw.get("trust_remote_code", False)
     if not isinstance(trc, bool):
         raise _fail(path, f"{where}.trust_remote_code", "true or false", trc)
+    sampling = _sampling(path, f"{where}.sampling", raw.get("sampling"))
     return ModelSpec(
         name=name,
         arch=arch,
@@ -230,6 +251,7 @@ def parse_model(path: Path, name: Any, raw: Any) -> ModelSpec:
         released=released or "",
         tier=tier,
         trust_remote_code=trc,
+        sampling=sampling,
         notes=str(raw.get("notes") or ""),
         source=f"recipes/{path.name}",
     )

@@ -216,6 +216,9 @@ class ModelSpec:
     released: str = ""  # YYYY-MM-DD the weights were published (recipes)
     tier: int | None = None  # quality tier 1..5 (5: frontier open weights); `recommend` ranks by it
     trust_remote_code: bool = False
+    # the authors' recommended sampling ({"temperature": .., "top_p": ..}) for servers to use
+    # as request defaults where the weights ship no generation_config with them
+    sampling: tuple[tuple[str, float], ...] = ()
     notes: str = ""
     source: str = ""  # recipes/FILE.yaml | hub:REPO | gguf:PATH
     # (folder, file, bytes) of a GGUF file a Python package ships for this model (found by

@@ -128,6 +128,24 @@ def test_seeded_sampling_is_reproducible(oai) -> None:  # type: ignore[no-untype
     assert len({ask(s) for s in (1, 2, 3)}) > 1
 
 
+def test_sampling_defaults_come_from_the_recipe(oai, server: Any) -> None:  # type: ignore[no-untyped-def]
+    """The bundled GGUF ships no generation_config: a request without temperature/top_p gets
+    the model card's 0.2/0.9 (recipes/smollm.yaml), so a flag-less chat answers sensibly."""
+    assert "request defaults: temperature 0.2, top_p 0.9 (from recipes/smollm.yaml" in server.log()
+
+    def ask(seed: int, **sampling: float) -> str:
+        r = oai.chat.completions.create(
+            model=MODEL_NAME, messages=QUESTION, max_tokens=24, seed=seed, **sampling
+        )
+        return str(r.choices[0].message.content)
+
+    answers = [ask(seed) for seed in (1, 2, 3, 4, 5)]
+    assert answers[:2] == [ask(seed, temperature=0.2, top_p=0.9) for seed in (1, 2)]
+    # sensible without flags: most answers name Paris (a 135M model at 0.2 still wanders)
+    assert sum("Paris" in a for a in answers) >= 3, answers
+    assert any(ask(s) != ask(s, temperature=1.0, top_p=1.0) for s in (1, 2, 3))
+
+
 def test_text_generation_client_generate_and_stream(server: Any) -> None:
     from text_generation import Client
 

@@ -129,3 +129,48 @@ def test_bad_tier_or_date_is_a_recipe_error(tmp_path: Path) -> None:
         parse_model(tmp_path / "x.yaml", "m", {**raw, "tier": 7})
     with pytest.raises(RecipeError, match="released: expected a date"):
         parse_model(tmp_path / "x.yaml", "m", {**raw, "released": "spring"})
+
+
+def test_recipe_sampling_is_parsed_and_checked(tmp_path: Path) -> None:
+    cfg = {
+        "model_type": "llama",
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 2,
+        "num_hidden_layers": 2,
+        "vocab_size": 100,
+    }
+    raw = {"config": cfg, "formats": {"safetensors": {"repo": "a/b"}}}
+    spec = parse_model(
+        tmp_path / "x.yaml", "m", {**raw, "sampling": {"top_p": 0.9, "temperature": 0}}
+    )
+    assert spec.sampling == (("temperature", 0.0), ("top_p", 0.9))
+    assert parse_model(tmp_path / "x.yaml", "m", raw).sampling == ()
+    with pytest.raises(
+        RecipeError, match=r"sampling\.temperature: expected a number from 0.0 to 2.0"
+    ):
+        parse_model(tmp_path / "x.yaml", "m", {**raw, "sampling": {"temperature": 3}})
+    with pytest.raises(RecipeError, match=r"sampling\.top_k: expected one of temperature, top_p"):
+        parse_model(tmp_path / "x.yaml", "m", {**raw, "sampling": {"top_k": 40}})
+    with pytest.raises(RecipeError, match="sampling: expected a mapping"):
+        parse_model(tmp_path / "x.yaml", "m", {**raw, "sampling": 0.7})
+
+
+def test_backend_sampling_defaults_generation_config_then_recipe() -> None:
+    pytest.importorskip("transformers")
+    from transformers import GenerationConfig
+
+    from llmops.backend.loader import sampling_defaults
+
+    bare = GenerationConfig(bos_token_id=1, eos_token_id=2)
+    assert sampling_defaults("smollm2", "SmolLM2-135M-Instruct", bare) == (
+        (("temperature", 0.2), ("top_p", 0.9)),
+        "recipes/smollm.yaml",
+    )
+    own = GenerationConfig(do_sample=True, temperature=0.6, top_p=0.95)
+    assert sampling_defaults("smollm2", "SmolLM2-135M-Instruct", own) == (
+        (("temperature", 0.6), ("top_p", 0.95)),
+        "generation_config.json",
+    )
+    # not in the catalog and nothing in the config: the OpenAI defaults (none set here)
+    assert sampling_defaults("acme/unknown-model", "acme/unknown-model", bare) == ((), "")
