@@ -148,11 +148,12 @@ def _get_json(url: str, timeout_s: float = 2.0) -> tuple[int | None, Any]:
 
 
 def http_status(url: str, api_key: str | None = None, timeout_s: float = 10.0) -> int | None:
-    """Status of ``GET url`` (with a bearer key), None when nothing answered."""
-    req = urllib.request.Request(url, headers={"ngrok-skip-browser-warning": "1"})
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
+    """Status of ``GET url`` (with a bearer key), None when nothing answered (or ``url`` is not
+    an http(s) URL: ``urllib`` refuses it with a ValueError, which must not escape as a crash)."""
     try:
+        req = urllib.request.Request(url, headers={"ngrok-skip-browser-warning": "1"})
+        if api_key:
+            req.add_header("Authorization", f"Bearer {api_key}")
         with urllib.request.urlopen(req, timeout=timeout_s) as r:
             return int(r.status)
     except urllib.error.HTTPError as e:

@@ -244,3 +244,8 @@ def test_an_unknown_deployment_is_not_found() -> None:
 
     with pytest.raises(NotFound):
         resolve_target("ghost", _deployments(), {})
+
+
+@pytest.mark.parametrize("url", ["not a url", "", "ftp//x", "http://"])
+def test_http_status_of_a_malformed_url_is_none_not_a_crash(url: str) -> None:
+    assert http_status(url, "k", timeout_s=0.5) is None
