@@ -175,15 +175,6 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _any_free_port() -> int:
-    """A port the kernel says is free on 127.0.0.1 right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _tail(path: Path, n: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -325,7 +316,9 @@ def quickstart(
         if port is None:
             port = QUICKSTART_PORT
             if not _port_free(port):
-                port = _any_free_port()
+                from llmops.run.tunnels import free_port
+
+                port = free_port()
                 output.info(
                     f"port {QUICKSTART_PORT} on 127.0.0.1 is taken by another program; "
                     f"serving on port {port} instead"

@@ -115,16 +115,18 @@ def test_layer_types_list_wins_over_the_pattern() -> None:
     assert architecture_from_config(typed).local_layers == (1, 2, 3)
 
 
+TINY_CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 2,
+    "num_hidden_layers": 2,
+    "vocab_size": 100,
+}
+
+
 def test_bad_tier_or_date_is_a_recipe_error(tmp_path: Path) -> None:
-    cfg = {
-        "model_type": "llama",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 2,
-        "num_hidden_layers": 2,
-        "vocab_size": 100,
-    }
-    raw = {"config": cfg, "formats": {"safetensors": {"repo": "a/b"}}}
+    raw = {"config": TINY_CONFIG, "formats": {"safetensors": {"repo": "a/b"}}}
     with pytest.raises(RecipeError, match="tier: expected an integer from 1 to 5"):
         parse_model(tmp_path / "x.yaml", "m", {**raw, "tier": 7})
     with pytest.raises(RecipeError, match="released: expected a date"):
@@ -132,15 +134,7 @@ def test_bad_tier_or_date_is_a_recipe_error(tmp_path: Path) -> None:
 
 
 def test_recipe_sampling_is_parsed_and_checked(tmp_path: Path) -> None:
-    cfg = {
-        "model_type": "llama",
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 2,
-        "num_hidden_layers": 2,
-        "vocab_size": 100,
-    }
-    raw = {"config": cfg, "formats": {"safetensors": {"repo": "a/b"}}}
+    raw = {"config": TINY_CONFIG, "formats": {"safetensors": {"repo": "a/b"}}}
     spec = parse_model(
         tmp_path / "x.yaml", "m", {**raw, "sampling": {"top_p": 0.9, "temperature": 0}}
     )
