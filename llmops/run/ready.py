@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmops.net import http_status as http_status  # also imported from here by run/deployments
 from llmops.plan.launch import HealthProbe
 from llmops.run.docker import RuntimeState
 
@@ -30,20 +29,6 @@ class ReadyResult:
     elapsed_s: float
     phase: str
     status: RuntimeState | None = None
-
-
-def http_status(url: str, api_key: str | None = None, timeout_s: float = 3.0) -> int | None:
-    """HTTP status of a GET, or None when nothing answered (refused, reset, timeout)."""
-    req = urllib.request.Request(url, method="GET")
-    if api_key:
-        req.add_header("Authorization", f"Bearer {api_key}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None
 
 
 def log_phase(log_tail: str) -> str | None:

@@ -19,15 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import LlmopsError, UsageError
-
-
-def llmops_home(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    base = env.get("LLMOPS_HOME") or os.path.join(
-        env.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "llmops"
-    )
-    return Path(base)
-
+from llmops.paths import llmops_home as llmops_home  # also imported from here by run/launching
 
 #: The container label that says which llmops install (one ``$LLMOPS_HOME``) started it.
 INSTALL_LABEL = "llmops.install"

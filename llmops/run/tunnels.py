@@ -53,11 +53,12 @@ from llmops.errors import (
     TunnelUnreachable,
     UsageError,
 )
+from llmops.net import free_port, http_status
+from llmops.paths import llmops_home
 from llmops.plan import audit as pa
 from llmops.plan import tunnel as tp
 from llmops.run.native import process_alive as _alive
 from llmops.run.native import process_create_time as _create_time
-from llmops.run.state import llmops_home
 
 INSTALL_HINTS = {
     "cloudflared": (
@@ -71,6 +72,8 @@ INSTALL_HINTS = {
         "apt repository), then `ngrok config add-authtoken TOKEN`; or use `--via cloudflared`"
     ),
 }
+#: How long one probe through a public URL waits: a tunnel's first answers can be slow.
+PROBE_TIMEOUT_S = 10.0
 SSH_READY = "llmops-ssh-forward: listening on "
 SSH_ERROR = "llmops-ssh-forward: error "
 
@@ -125,12 +128,6 @@ class TunnelStatus:
 # ------------------------------------------------------------------------------ helpers
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def _get_json(url: str, timeout_s: float = 2.0) -> tuple[int | None, Any]:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as r:
@@ -145,21 +142,6 @@ def _get_json(url: str, timeout_s: float = 2.0) -> tuple[int | None, Any]:
         return status, json.loads(body or b"null")
     except ValueError:
         return status, None
-
-
-def http_status(url: str, api_key: str | None = None, timeout_s: float = 10.0) -> int | None:
-    """Status of ``GET url`` (with a bearer key), None when nothing answered (or ``url`` is not
-    an http(s) URL: ``urllib`` refuses it with a ValueError, which must not escape as a crash)."""
-    try:
-        req = urllib.request.Request(url, headers={"ngrok-skip-browser-warning": "1"})
-        if api_key:
-            req.add_header("Authorization", f"Bearer {api_key}")
-        with urllib.request.urlopen(req, timeout=timeout_s) as r:
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -586,8 +568,8 @@ def check_exposure(
     deadline = time.monotonic() + timeout_s
     target = url.rstrip("/") + "/v1/models"
     while True:
-        with_key = http_status(target, api_key) if api_key else None
-        without = http_status(target, None)
+        with_key = http_status(target, api_key, PROBE_TIMEOUT_S) if api_key else None
+        without = http_status(target, None, PROBE_TIMEOUT_S)
         check = tp.judge_exposure(
             url,
             with_key_status=with_key,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import shutil
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 from llmops.errors import LlmopsError, UsageError
 from llmops.hw.facts import HostFacts
+from llmops.net import port_free as port_free  # also imported from here by run/launching
 from llmops.plan.diagnose import Diagnosis, diagnose
 from llmops.plan.launch import LaunchPlan
 from llmops.plan.render import plan_json
@@ -56,17 +56,6 @@ class StartupFailed(LlmopsError):
         super().__init__(message, hint)
         self.log_tail = log_tail
         self.diagnosis = diagnosis
-
-
-def port_free(port: int, host: str = "0.0.0.0") -> bool:
-    """True when nothing listens on ``port`` (we can bind it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def pick_port(preferred: int, taken: set[int], *, limit: int = 200) -> int:

@@ -12,9 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from llmops.cli import app
+from llmops.net import http_status
+from llmops.paths import llmops_home
 from llmops.run import launching
-from llmops.run.ready import http_status
-from llmops.run.state import DeploymentStore, llmops_home
+from llmops.run.state import DeploymentStore
 
 # A stand-in for the bundled torch backend, run by the native runtime exactly where
 # `python -m llmops serve ...` would run: it serves /health, and /v1/models with the API key.

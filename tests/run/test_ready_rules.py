@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from llmops.net import http_status
 from llmops.plan.launch import HealthProbe
 from llmops.run.docker import RuntimeState
-from llmops.run.ready import ReadyResult, http_status, log_phase, wait_ready
+from llmops.run.ready import ReadyResult, log_phase, wait_ready
 from tests.client.servers import Handler, ScriptedServer
 
 KEY = "sk-llmops-ready-rules-0123"
