@@ -31,9 +31,9 @@ def _admin() -> Any:
 
 
 def _gpus(text: str | None) -> tuple[int, ...] | None:
-    from llmops.run.gpu_admin import parse_gpus
+    from llmops.plan.gpus import admin_gpus
 
-    return parse_gpus(text)
+    return admin_gpus(text)
 
 
 def _fmt(w: float | None) -> str:

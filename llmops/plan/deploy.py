@@ -37,6 +37,7 @@ from llmops.hw.facts import HostFacts
 from llmops.plan import artifacts
 from llmops.plan.engines import ENGINES, RECORDS
 from llmops.plan.engines.base import LaunchOptions, LaunchPlan, ModelArtifact, RopeScaling
+from llmops.plan.gpus import launch_gpus
 from llmops.plan.hardware import GIB, Device, devices_from_facts
 from llmops.plan.launch import default_name, plan_launch
 from llmops.plan.memory import FitOptions, FitReport, estimate
@@ -213,21 +214,11 @@ def _gib(b: int) -> str:
 
 
 def parse_gpus(text: str | None, facts: HostFacts) -> tuple[int, ...] | None:
-    """``--gpus 0,1`` → (0, 1): GPU indices as NVML numbers them, checked against the host."""
-    if text is None:
-        return None
-    if text.strip().lower() in ("", "none", "cpu"):
-        return ()
-    try:
-        wanted = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError as e:
-        raise UsageError(
-            f"--gpus takes GPU indices like 0,1, not {text!r}",
-            "give NVML indices as `llmops doctor --check gpu` lists them, e.g. `--gpus 0,1`",
-        ) from e
-    if len(set(wanted)) != len(wanted):
-        raise UsageError(f"--gpus lists a GPU index twice: {text}", "e.g. `--gpus 0,1`")
-    check_gpus(wanted, facts)
+    """``--gpus 0,1`` → (0, 1): the flag read by ``plan.gpus.launch_gpus``, then each index
+    checked against the host (it exists and is usable)."""
+    wanted = launch_gpus(text)
+    if wanted:
+        check_gpus(wanted, facts)
     return wanted
 
 

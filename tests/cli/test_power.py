@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from llmops.cli import app, deps
+from llmops.plan.gpus import admin_gpus as parse_gpus
 from llmops.run import gpu_admin
-from llmops.run.gpu_admin import GpuAdmin, parse_gpus
+from llmops.run.gpu_admin import GpuAdmin
 from tests.fakes import FakeNvml, fake_nvml
 
 
