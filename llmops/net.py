@@ -2,13 +2,16 @@
 
 Small and side-effect free apart from the socket or request each function exists to make; the
 callers (``up``, the quickstart, tunnels, readiness, ``ps``) pass their own host and timeout.
+A probe never raises for a network failure: "nothing answered" is a value (None).
 """
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.error
 import urllib.request
+from typing import Any
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -58,3 +61,25 @@ def http_status(url: str, api_key: str | None = None, timeout_s: float = 3.0) ->
         return int(e.code)
     except (urllib.error.URLError, OSError, ValueError):
         return None
+
+
+def get_json(url: str, timeout_s: float = 2.0) -> tuple[int | None, Any]:
+    """``GET url`` read as JSON: ``(status, document)``.
+
+    ``(None, None)`` when nothing answered (or ``url`` is malformed); an HTTP error keeps its
+    status and its body is read the same way; an empty body or one that is not JSON is
+    ``(status, None)``. Used for local agent APIs (cloudflared's metrics, ngrok's API).
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            body = r.read()
+            status = int(r.status)
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        status = int(e.code)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None, None
+    try:
+        return status, json.loads(body or b"null")
+    except ValueError:
+        return status, None

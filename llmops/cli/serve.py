@@ -155,12 +155,9 @@ def _alive(pid: int) -> bool:
 
 
 def _healthy(port: int, timeout_s: float = 2.0) -> bool:
-    import httpx
+    from llmops.net import http_status
 
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return http_status(f"http://127.0.0.1:{port}/health", timeout_s=timeout_s) == 200
 
 
 def _tail(path: Path, n: int = 15) -> str:

@@ -36,8 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,7 +51,7 @@ from llmops.errors import (
     TunnelUnreachable,
     UsageError,
 )
-from llmops.net import free_port, http_status
+from llmops.net import free_port, get_json, http_status
 from llmops.paths import llmops_home
 from llmops.plan import audit as pa
 from llmops.plan import tunnel as tp
@@ -126,22 +124,6 @@ class TunnelStatus:
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def _get_json(url: str, timeout_s: float = 2.0) -> tuple[int | None, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            body = r.read()
-            status = int(r.status)
-    except urllib.error.HTTPError as e:
-        body = e.read()
-        status = int(e.code)
-    except (urllib.error.URLError, OSError, ValueError):
-        return None, None
-    try:
-        return status, json.loads(body or b"null")
-    except ValueError:
-        return status, None
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -374,10 +356,10 @@ class TunnelManager:
             if proc.poll() is not None:
                 self._forget_keep_log(spec.name)
                 raise self._died(spec, proc, log_path)
-            _, ready = _get_json(f"http://{metrics}/ready")
+            _, ready = get_json(f"http://{metrics}/ready")
             connected = isinstance(ready, dict) and tp.ready_connections(ready) >= 1
             if not named and url is None:
-                _, qt = _get_json(f"http://{metrics}/quicktunnel")
+                _, qt = get_json(f"http://{metrics}/quicktunnel")
                 if isinstance(qt, dict):
                     url = tp.quicktunnel_url(qt)
                 if url is None:
@@ -449,9 +431,9 @@ class TunnelManager:
                         hint = "`ngrok config add-authtoken TOKEN`, or export NGROK_AUTHTOKEN"
                     raise TunnelStartError(f"ngrok for {spec.name} failed: {err}", hint)
                 web_addr = tp.ngrok_web_addr_from_log(lines) or web_addr
-            status, doc = _get_json(f"http://{web_addr}/api/endpoints")
+            status, doc = get_json(f"http://{web_addr}/api/endpoints")
             if status == 404 or not isinstance(doc, dict):
-                status, doc = _get_json(f"http://{web_addr}/api/tunnels")
+                status, doc = get_json(f"http://{web_addr}/api/tunnels")
             if isinstance(doc, dict):
                 url = tp.pick_ngrok_url(tp.parse_ngrok_api(doc), spec.port)
             if url is None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from llmops.net import free_port, http_status, port_free
+from llmops.net import free_port, get_json, http_status, port_free
 
 KEY = "sk-llmops-net-0123"
 
@@ -70,13 +70,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
+        body = b"{}"
         if self.path == "/health":
             code = 200
+        elif self.path == "/doc":
+            code, body = 200, b'{"tunnels": [1]}'
+        elif self.path == "/text":
+            code, body = 200, b"<html>not json</html>"
+        elif self.path == "/empty":
+            code, body = 200, b""
+        elif self.path == "/gone":
+            code, body = 410, b'{"error": "gone"}'
         elif self.path == "/v1/models":
             code = 200 if self.headers.get("Authorization") == f"Bearer {KEY}" else 401
         else:
             code = 404
-        body = b"{}"
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -135,6 +143,18 @@ def test_a_silent_listener_is_none_after_the_timeout() -> None:
 @pytest.mark.parametrize("url", ["not a url", "", "ftp//x", "http://", "http://[::1"])
 def test_a_malformed_url_is_none_not_a_crash(url: str) -> None:
     assert http_status(url, KEY, timeout_s=0.5) is None
+
+
+def test_get_json_reads_the_document_of_any_status(server: str) -> None:
+    assert get_json(server + "/doc") == (200, {"tunnels": [1]})
+    assert get_json(server + "/gone") == (410, {"error": "gone"})  # an HTTP error keeps its body
+    assert get_json(server + "/text") == (200, None)
+    assert get_json(server + "/empty") == (200, None)
+
+
+def test_get_json_of_nothing_or_a_malformed_url_is_none() -> None:
+    assert get_json(f"http://127.0.0.1:{free_port()}/api", timeout_s=2.0) == (None, None)
+    assert get_json("not a url") == (None, None)
 
 
 def test_the_default_timeout_is_readiness_pollings() -> None:
