@@ -14,9 +14,9 @@ from typing import Any
 
 from llmops.errors import DockerError, LlmopsError, UsageError
 from llmops.hw.facts import GpuInfo
+from llmops.net import http_status
 from llmops.run.docker import DockerRuntime, RuntimeState
 from llmops.run.native import BrokenPidRecord, NativeRuntime
-from llmops.run.ready import http_status
 from llmops.run.state import BrokenDeployment, Deployment, DeploymentStore
 
 

@@ -16,9 +16,11 @@ from typing import Any
 
 from llmops.errors import LlmopsError, UsageError
 from llmops.hw.facts import HostFacts
+from llmops.net import port_free
+from llmops.paths import llmops_home
 from llmops.plan.deploy import Decision, HostCaps, Request, decide, require_fit
 from llmops.plan.launch import ENGINES, LaunchPlan, ModelArtifact
-from llmops.run.state import DeploymentStore, llmops_home, new_api_key
+from llmops.run.state import DeploymentStore, new_api_key
 
 STAGES = ("render", "up")
 
@@ -108,7 +110,7 @@ def prepare(
         ``force``. LlmopsError: preflight refusals (exit 1).
     """
     from llmops.catalog.resolve import resolve
-    from llmops.run.up import pick_port, port_free, preflight
+    from llmops.run.up import pick_port, preflight
 
     if stage not in STAGES:
         raise ValueError(stage)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmops.net import http_status as http_status  # also imported from here by run/deployments
+from llmops.net import http_status
 from llmops.plan.launch import HealthProbe
 from llmops.run.docker import RuntimeState
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops.errors import LlmopsError, UsageError
-from llmops.paths import llmops_home as llmops_home  # also imported from here by run/launching
+from llmops.paths import llmops_home
 
 #: The container label that says which llmops install (one ``$LLMOPS_HOME``) started it.
 INSTALL_LABEL = "llmops.install"

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from llmops.errors import LlmopsError, UsageError
 from llmops.hw.facts import HostFacts
-from llmops.net import port_free as port_free  # also imported from here by run/launching
+from llmops.net import port_free
 from llmops.plan.diagnose import Diagnosis, diagnose
 from llmops.plan.launch import LaunchPlan
 from llmops.plan.render import plan_json
