@@ -81,19 +81,6 @@ class EccChange:
     changed: bool  # False: it was already set (or already pending) that way
 
 
-def parse_gpus(text: str | None) -> tuple[int, ...] | None:
-    """``--gpu 0,1`` → (0, 1); None/"" → None (all GPUs)."""
-    if not text:
-        return None
-    try:
-        out = tuple(int(p) for p in text.split(",") if p.strip() != "")
-    except ValueError as e:
-        raise UsageError(f"bad --gpu {text!r}", "give GPU indices like `--gpu 0,1`") from e
-    if not out or any(g < 0 for g in out):
-        raise UsageError(f"bad --gpu {text!r}", "give GPU indices like `--gpu 0,1`")
-    return tuple(dict.fromkeys(out))
-
-
 def local_container_evidence() -> tuple[str, ...]:
     """Reasons to think llmops runs in a container (see ``llmops.hw.system``)."""
     from llmops.hw.system import container_evidence
@@ -402,5 +389,4 @@ __all__ = [
     "GpuPower",
     "PowerChange",
     "local_container_evidence",
-    "parse_gpus",
 ]
