@@ -227,7 +227,18 @@ GROUPS: dict[str, tuple[Target, ...]] = {
                 "tests/cli/test_tunnel_cli.py",
                 "tests/run/test_kill.py",
             ),
-            only=("check_exposure", "open_tunnel", "resolve_target", "http_status"),
+            only=("check_exposure", "open_tunnel", "resolve_target"),
+        ),
+        # the probe behind the exposure check: a key only when given, an HTTP error a status
+        Target(
+            "llmops/net.py",
+            (
+                "tests/unit/test_net.py",
+                "tests/run/test_mutants_tunnel.py",
+                "tests/run/test_tunnels.py",
+                "tests/cli/test_tunnel_cli.py",
+            ),
+            only=("http_status",),
         ),
     ),
     # SSH trust: host key policy, known_hosts files, ProxyJump/ProxyCommand.
@@ -315,6 +326,17 @@ GROUPS: dict[str, tuple[Target, ...]] = {
                 "tests/run/test_launch_docker.py",
                 "tests/cli/test_launch_cli.py",
             ),
+        ),
+        # the probe readiness polls with (also in "tunnel", mapped to the exposure check's tests)
+        Target(
+            "llmops/net.py",
+            (
+                "tests/unit/test_net.py",
+                "tests/run/test_ready_rules.py",
+                "tests/run/test_planted_bugs_run.py",
+                "tests/run/test_launch_native.py",
+            ),
+            only=("http_status",),
         ),
     ),
 }
