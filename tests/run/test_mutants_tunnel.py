@@ -8,19 +8,32 @@ test's own ``LLMOPS_HOME``; nothing is faked.
 
 from __future__ import annotations
 
+import http.server
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
-from llmops.errors import UsageError
+from llmops.errors import TunnelUnreachable, UsageError
 from llmops.plan import tunnel as tp
 from llmops.run.deployments import Deployments
 from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentStore
-from llmops.run.tunnels import check_exposure, http_status, resolve_target
+from llmops.run.tunnels import (
+    TunnelManager,
+    TunnelSpec,
+    check_exposure,
+    http_status,
+    open_tunnel,
+    resolve_target,
+)
 from tests.client.servers import Handler, ScriptedServer
+from tests.tunnel_fakes import endpoint, free_port, install_fake, path_with
 
 URL = "https://quick.trycloudflare.com"
 KEY = "sk-llmops-tunnel-mutants-0123"
@@ -249,3 +262,161 @@ def test_an_unknown_deployment_is_not_found() -> None:
 @pytest.mark.parametrize("url", ["not a url", "", "ftp//x", "http://"])
 def test_http_status_of_a_malformed_url_is_none_not_a_crash(url: str) -> None:
     assert http_status(url, "k", timeout_s=0.5) is None
+
+
+# ------------------------------------------------------------------ open_tunnel's public audit
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[TunnelManager]:
+    """A manager whose `cloudflared` is the fake of tests/tunnel_fakes.py (a real program)."""
+    bin_dir = tmp_path / "bin"
+    install_fake(bin_dir, "cloudflared")
+    env = {
+        **os.environ,
+        "PATH": path_with(bin_dir),
+        "HOME": str(tmp_path / "user-home"),
+        "FAKE_TUNNEL_RECORD": str(tmp_path / "calls.jsonl"),
+        "FAKE_CLOUDFLARED_PUBLIC_PORT": str(free_port()),
+    }
+    m = TunnelManager(tmp_path / "home", env)
+    yield m
+    for rec in m.records():
+        m.stop(rec.name, 2)
+
+
+#: (method, path, has the key, sent by the audit) -> status, or None: hang up without answering
+OriginRule = Callable[[str, str, bool, bool], "int | None"]
+
+
+@contextmanager
+def origin(rule: OriginRule) -> Iterator[int]:
+    """What the named tunnel's public hostname reaches: a real HTTP server answering by ``rule``.
+
+    The audit's requests carry its ``User-Agent: llmops-audit``; the exposure check's do not, so
+    an origin can answer the check and then behave differently to the audit, as an engine that
+    falls over (or starts loading again) between the two does."""
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+        def _answer(self) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)
+            keyed = self.headers.get("Authorization") == f"Bearer {KEY}"
+            by_audit = self.headers.get("User-Agent") == "llmops-audit"
+            status = rule(self.command, self.path, keyed, by_audit)
+            if status is None:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            body = b"{}"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = _answer
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield int(srv.server_address[1])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _named(local: int, public: int) -> TunnelSpec:
+    return TunnelSpec(
+        "named",
+        local,
+        "cloudflared",
+        cf_token="eyJ-test-token",
+        cf_hostname=f"127.0.0.1:{public}",
+    )
+
+
+def _check_then(audit_rule: Callable[[str, str], int | None]) -> OriginRule:
+    """The exposure check's two requests get a keyed engine's answers; the audit's get ``audit_rule``."""
+
+    def rule(method: str, path: str, keyed: bool, by_audit: bool) -> int | None:
+        if not by_audit:
+            return 200 if keyed and path == "/v1/models" else 401
+        return audit_rule(method, path)
+
+    return rule
+
+
+def test_a_public_side_that_answers_nothing_to_the_audit_is_unreachable_and_stopped(
+    manager: TunnelManager,
+) -> None:
+    with (
+        endpoint(KEY) as local,
+        origin(_check_then(lambda _m, _p: None)) as public,
+        pytest.raises(TunnelUnreachable) as e,
+    ):
+        open_tunnel(manager, _named(local.port, public), KEY, verify_timeout_s=5)
+    msg = e.value.message
+    assert msg.startswith(f"the cloudflared tunnel for port {local.port} started but ")
+    assert f"nothing answered at http://127.0.0.1:{public}" in msg and msg.endswith("stopped")
+    assert "a new quick tunnel can take a minute" in (e.value.hint or "")
+    assert manager.records() == []
+
+
+def test_a_public_side_that_never_answers_the_check_is_unreachable_and_stopped(
+    manager: TunnelManager,
+) -> None:
+    nowhere = free_port()
+    with endpoint(KEY) as local, pytest.raises(TunnelUnreachable) as e:
+        open_tunnel(manager, _named(local.port, nowhere), KEY, verify_timeout_s=1)
+    assert e.value.message.startswith(f"the cloudflared tunnel for port {local.port} started but ")
+    assert manager.records() == []
+
+
+def test_a_public_side_still_loading_is_inconclusive_and_stopped(manager: TunnelManager) -> None:
+    """Every generating route answers 503 (an engine loading again): not "exposed", but no
+    proof of a key either; the tunnel is refused as unreachable, with its own hint."""
+
+    def loading(method: str, path: str) -> int:
+        return 503 if method == "POST" else 401
+
+    with (
+        endpoint(KEY) as local,
+        origin(_check_then(loading)) as public,
+        pytest.raises(TunnelUnreachable) as e,
+    ):
+        open_tunnel(manager, _named(local.port, public), KEY, verify_timeout_s=5)
+    msg = e.value.message
+    assert msg.startswith(f"refusing to keep the tunnel for port {local.port}: could not tell")
+    assert "(503)" in msg and msg.endswith("; it was stopped")
+    assert e.value.hint == "try again once it answers; `llmops audit URL` shows every route"
+    assert manager.records() == []
+
+
+def test_the_kept_tunnels_final_check_reports_the_public_audits_models_answer(
+    manager: TunnelManager,
+) -> None:
+    """The check saw 401 without the key; the audit, later, 403: the final row says 403."""
+
+    def guarded(method: str, path: str) -> int:
+        return 403 if (method, path) == ("GET", "/v1/models") else 401
+
+    with endpoint(KEY) as local, origin(_check_then(guarded)) as public:
+        opened = open_tunnel(manager, _named(local.port, public), KEY, verify_timeout_s=5)
+        c = opened.check
+        assert (c.url, c.with_key_status, c.without_key_status) == (
+            f"http://127.0.0.1:{public}",
+            200,
+            403,
+        )
+        assert (c.reachable, c.protected, c.verdict) == (True, True, "ok")
+        assert opened.public_audit is not None and opened.public_audit.verdict == "protected"
+        assert c.detail == (
+            f"/v1/models: 200 with the key, 403 without; {opened.public_audit.detail}"
+        )
+        assert manager.stop("named", 2)

@@ -3,6 +3,9 @@ the mutation benchmark found gaps (benchmarks/MUTATION.md)."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from llmops.plan import audit as pa
@@ -185,3 +188,150 @@ def test_unprotected_with_a_silent_models_route_says_nothing_about_it() -> None:
     a = _audit((GEN, 404), (LST, None))
     assert a.verdict == "unprotected"
     assert a.detail == f"no route at {URL} asked for an API key"
+
+
+# ------------------------------------------------------------------------- the tables' shape
+
+_PATH = re.compile(r"/([a-z0-9_\-]+(/[a-z0-9_\-]+)*)?")
+_FILE = r"[a-z0-9_]+(/[a-z0-9_]+)*\.(py|rs|cpp)"
+_LINES = r" l\.\d+(-\d+)?(, (l\.)?\d+(-\d+)?)*"
+_PARENS = r"( \([^()]+\))?"
+_CITE = _FILE + _LINES + _PARENS
+_CITES = rf"{_CITE}((, |; ){_CITE})*"
+#: Where each engine's rows point: the pinned release, then ``file l.N`` (a parenthesis says
+#: when the route is mounted or why it answers without a key).
+_SOURCE = {
+    "tgi": re.compile(r"TGI v3\.3\.7 " + _CITES),
+    "vllm": re.compile(r"vLLM 0\.33\.0 vllm/entrypoints/" + _CITES),
+    "sglang": re.compile(r"SGLang 0\.5\.23 sglang/srt/" + _CITES),
+    "llamacpp": re.compile(r"llama\.cpp b11434 tools/server/" + _CITES),
+    "torch": re.compile(r"llmops/backend/server\.py [a-z_]+" + _PARENS),
+}
+
+
+@pytest.mark.parametrize("engine", pa.ENGINE_NAMES)
+def test_every_row_is_a_lowercase_absolute_path_with_a_cited_source(engine: str) -> None:
+    """The audit requests exactly these paths, and the README shows each source: a path with
+    anything but lowercase segments, or a citation that is not ``file l.N``, is a typo."""
+    for r in pa.ROUTES[engine]:
+        assert _PATH.fullmatch(r.path), r
+        assert _SOURCE[engine].fullmatch(r.source), r.source
+        assert r.method in ("GET", "POST") and r.probe in ("GET", "POST", "PUT"), r
+        assert r.kind in pa.KINDS, r
+        if r.probe == "POST":
+            json.loads(r.body)  # a POST probe carries a JSON body
+        else:
+            assert r.body == "", r
+
+
+def test_the_kinds_are_the_names_the_json_output_uses() -> None:
+    assert set(pa.KINDS) == {"generate", "admin", "tokenize", "list"}
+    assert (pa.GENERATE, pa.ADMIN, pa.TOKENIZE, pa.LIST) == pa.KINDS
+    kinds = {row["kind"] for row in pa.routes_table()}
+    assert kinds == {"generate", "admin", "tokenize", "list"}
+    assert {r.kind for r in pa.routes_for(None)} == {"generate", "admin", "tokenize", "list"}
+
+
+def test_a_row_without_a_note_has_none_and_a_get_post_admin_says_why_it_is_put() -> None:
+    assert pa.Route("GET", "/x", pa.LIST, "s").note == ""
+    assert pa.Route("GET", "/x", pa.LIST, "s").body == ""
+    sgl = {r.path: r for r in pa.ROUTES["sglang"]}
+    assert sgl["/flush_cache"].note == "acts on GET and POST: probed with PUT"
+    assert sgl["/flush_cache"].probe == "PUT" and sgl["/flush_cache"].method == "POST"
+    assert sgl["/update_weights_from_disk"].note == ""
+    assert sgl["/update_weights_from_disk"].probe == "GET"
+
+
+def test_the_route_label_is_method_then_path() -> None:
+    assert pa.Route("POST", "/v1/completions", pa.GENERATE, "s").label == "POST /v1/completions"
+    rows = pa.routes_table(["tgi"])
+    assert rows[-1]["route"] == "GET /metrics" and rows[0]["route"] == "POST /"
+
+
+@pytest.mark.parametrize(
+    ("engine", "paths"),
+    [
+        # vLLM's dev-mode, RL and pooling routes outside the guarded prefixes: the reason its
+        # tunnel is refused; each must be probed
+        (
+            "vllm",
+            {
+                "/server_info",
+                "/pooling",
+                "/classify",
+                "/score",
+                "/rerank",
+                "/wake_up",
+                "/sleep",
+                "/pause",
+                "/resume",
+                "/collective_rpc",
+                "/reset_prefix_cache",
+                "/reset_mm_cache",
+                "/reset_encoder_cache",
+                "/start_weight_update",
+                "/update_weights",
+                "/finish_weight_update",
+                "/init_weight_transfer_engine",
+                "/fault_tolerance/apply",
+                "/scale_elastic_ep",
+                "/invocations",
+                "/generative_scoring",
+                "/tokenize",
+                "/detokenize",
+            },
+        ),
+        (
+            "sglang",
+            {
+                "/generate",
+                "/encode",
+                "/classify",
+                "/flush_cache",
+                "/abort_request",
+                "/pause_generation",
+                "/continue_generation",
+                "/set_internal_state",
+                "/freeze_gc",
+                "/slow_down",
+                "/configure_logging",
+                "/server_info",
+                "/model_info",
+                "/v1/loads",
+                "/api/chat",
+                "/api/generate",
+                "/vertex_generate",
+            },
+        ),
+        ("llamacpp", {"/completion", "/infill", "/slots", "/props", "/lora-adapters"}),
+        ("tgi", {"/", "/generate", "/generate_stream", "/vertex", "/invocations", "/info"}),
+    ],
+)
+def test_the_routes_that_need_probing_are_in_the_table(engine: str, paths: set[str]) -> None:
+    assert paths <= {r.path for r in pa.ROUTES[engine]}
+
+
+def test_a_route_that_lists_on_one_engine_and_tokenizes_on_another_is_tokenize(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lst = pa.Route("GET", "/x", pa.LIST, "a")
+    tok = pa.Route("GET", "/x", pa.TOKENIZE, "b")
+    gen = pa.Route("GET", "/x", pa.GENERATE, "c")
+    for eng in pa.ENGINE_NAMES:
+        monkeypatch.setitem(pa.ROUTES, eng, ())
+    monkeypatch.setitem(pa.ROUTES, "tgi", (lst,))
+    monkeypatch.setitem(pa.ROUTES, "vllm", (tok,))
+    (merged,) = pa.routes_for(None)
+    assert (merged.kind, merged.source) == (pa.TOKENIZE, "a; b")
+    monkeypatch.setitem(pa.ROUTES, "sglang", (lst,))
+    assert pa.routes_for(None)[0].kind == pa.TOKENIZE  # a later, milder row keeps it
+    monkeypatch.setitem(pa.ROUTES, "llamacpp", (gen,))
+    assert pa.routes_for(None)[0].kind == pa.GENERATE
+
+
+def test_base_url_keeps_a_host_name_in_capitals() -> None:
+    assert pa.base_url("http://GPU-BOX/") == "http://GPU-BOX"
+    assert pa.base_url("http://GPU-BOX:8000/v1") == "http://GPU-BOX:8000"
+    assert pa.judge_audit("http://GPU-BOX/", None, [pa.probe_result(GEN, 401)]).url == (
+        "http://GPU-BOX"
+    )

@@ -177,3 +177,63 @@ def test_devices_without_nvidia_facts() -> None:
     f = HostFacts(llmops_version="0", collected_at="t", system=SystemFacts(ram_total_mib=1024))
     gpus, host = devices_from_facts(f)
     assert gpus == () and host is not None and host.capacity_bytes == 1024 * MIB
+
+
+#: Every card ``--hw`` knows by name: ``memory.total`` in MiB as NVML reports it (nvidia-smi
+#: ``--query-gpu=memory.total,compute_cap``; the marketing GB where NVML shows the full size)
+#: and the compute capability (None: not an NVIDIA part).
+_NVML = {
+    "H200": (143771, "9.0"),
+    "H100": (81559, "9.0"),
+    "H100-80GB": (81559, "9.0"),
+    "H100-94GB": (95830, "9.0"),
+    "H100-NVL": (95830, "9.0"),
+    "GH200": (97871, "9.0"),
+    "B200": (183359, "10.0"),
+    "A100": (81920, "8.0"),
+    "A100-80GB": (81920, "8.0"),
+    "A100-40GB": (40960, "8.0"),
+    "A10G": (23028, "8.6"),
+    "A10": (23028, "8.6"),
+    "A40": (46068, "8.6"),
+    "A6000": (49140, "8.6"),
+    "RTX-A6000": (49140, "8.6"),
+    "L40S": (46068, "8.9"),
+    "L40": (46068, "8.9"),
+    "L4": (23034, "8.9"),
+    "RTX6000-ADA": (49140, "8.9"),
+    "RTX5090": (32607, "12.0"),
+    "RTX4090": (24564, "8.9"),
+    "RTX4080": (16376, "8.9"),
+    "RTX4070TI": (12282, "8.9"),
+    "RTX4060TI-16GB": (16380, "8.9"),
+    "RTX3090": (24576, "8.6"),
+    "RTX3090TI": (24564, "8.6"),
+    "RTX3080": (10240, "8.6"),
+    "RTX3060": (12288, "8.6"),
+    "RTX2080TI": (11264, "7.5"),
+    "T4": (15360, "7.5"),
+    "V100": (32768, "7.0"),
+    "V100-32GB": (32768, "7.0"),
+    "V100-16GB": (16384, "7.0"),
+    "P100": (16384, "6.0"),
+    "MI300X": (196608, None),
+}
+
+
+@pytest.mark.parametrize(("card", "nvml"), sorted(_NVML.items()))
+def test_every_named_card_is_planned_with_its_nvml_memory_and_capability(
+    card: str, nvml: tuple[int, str | None]
+) -> None:
+    (g,) = parse_hw(f"1x{card}").gpus
+    assert (g.name, g.memory_total_mib, g.compute_capability) == (card, *nvml)
+    assert g.memory_free_mib == nvml[0]
+    # as typed by hand: lower case, spaces or underscores, the vendor's prefix
+    loose = "nvidia " + card.lower().replace("-", " ")
+    assert parse_hw(f"1x{loose}").gpus[0].memory_total_mib == nvml[0]
+
+
+def test_the_smallest_gpu_is_one_mib_and_less_is_zero_memory() -> None:
+    assert parse_hw("1x1MB").gpus[0].memory_total_mib == 1
+    with pytest.raises(UsageError, match="zero memory"):
+        parse_hw("1x0.5MB")
