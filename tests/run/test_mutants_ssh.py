@@ -10,6 +10,7 @@ is covered against a real sshd in tests/run/test_ssh_real.py.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import stat
 from pathlib import Path
@@ -17,18 +18,19 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from llmops.errors import UnknownHostKey, UsageError
+from llmops.errors import SshAuthError, SshConnectError, UnknownHostKey, UsageError
 from llmops.run.ssh import (
     SshEndpoint,
     SshHost,
     SshTarget,
     _TrustPolicy,
     llmops_known_hosts,
+    open_host,
     parse_target,
     resolve,
     ssh_config_from_text,
 )
-from tests.sshd import fingerprint, new_key
+from tests.sshd import Client, Sshd, fingerprint, free_port, new_key, start_sshd
 
 
 def _key() -> tuple[paramiko.PKey, str]:
@@ -279,3 +281,91 @@ def test_a_changed_key_known_nowhere_points_at_llmops_own_file(
     host = SshHost(SshEndpoint("h", "h", 22, "u"), known_hosts=own)
     err = host._mismatch(paramiko.BadHostKeyException("h", new, old))
     assert f"ssh-keygen -R 'h' -f {own}`" in (err.hint or "")
+
+
+# ------------------------------------------------------------------ against a real sshd
+
+
+@pytest.mark.sshd
+def test_connecting_quiets_paramikos_own_logger(
+    ssh_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paramiko's transport thread logs its failures with tracebacks, which Python's last-resort
+    handler prints to stderr: llmops gives its logger a handler before the first connection."""
+    log = logging.getLogger("paramiko")
+    monkeypatch.setattr(log, "handlers", [])
+    with pytest.raises(SshConnectError):
+        open_host(f"root@127.0.0.1:{free_port()}").connect()
+    assert any(isinstance(h, logging.NullHandler) for h in log.handlers)
+
+
+@pytest.mark.sshd
+def test_a_failed_login_behind_a_jump_closes_the_jump(
+    sshd_server: Sshd, ssh_client: Client, tmp_path: Path
+) -> None:
+    """The target behind the jump refuses this key (another user's): the jump's session is
+    closed and forgotten, not left open behind the error."""
+    _priv, other_pub = new_key()
+    inner = start_sshd(tmp_path / "inner", [other_pub])
+    try:
+        ssh_client.trust(sshd_server, inner)
+        ssh_client.ssh_config(
+            f"Host jump\n  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User root\n"
+            f"Host behind\n  HostName 127.0.0.1\n  Port {inner.port}\n  User root\n"
+            "  ProxyJump jump\n"
+        )
+        h = open_host("behind")
+        with pytest.raises(SshAuthError):
+            h.connect()
+        assert h._jumps == [] and h._client is None
+    finally:
+        inner.stop()
+
+
+@pytest.mark.sshd
+def test_an_unknown_key_behind_a_jump_closes_the_jump(
+    sshd_server: Sshd, ssh_client: Client, tmp_path: Path, ssh_user_key: tuple[bytes, str]
+) -> None:
+    inner = start_sshd(tmp_path / "inner", [ssh_user_key[1]])
+    try:
+        ssh_client.trust(sshd_server)  # the jump only
+        ssh_client.ssh_config(
+            f"Host jump\n  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User root\n"
+            f"Host behind\n  HostName 127.0.0.1\n  Port {inner.port}\n  User root\n"
+            "  ProxyJump jump\n"
+        )
+        h = open_host("behind")
+        with pytest.raises(UnknownHostKey):
+            h.connect()
+        assert h._jumps == [] and h._client is None
+    finally:
+        inner.stop()
+
+
+@pytest.mark.sshd
+def test_two_jumps_in_a_row_ignore_the_second_hops_own_proxy_settings(
+    sshd_server: Sshd, ssh_client: Client, tmp_path: Path, ssh_user_key: tuple[bytes, str]
+) -> None:
+    """``ProxyJump jump, mid``: the second hop is reached through the first, whatever its own
+    config says (a ProxyJump of its own, here to nowhere, would make the chain fail)."""
+    mid = start_sshd(tmp_path / "mid", [ssh_user_key[1]])
+    inner = start_sshd(tmp_path / "inner", [ssh_user_key[1]])
+    try:
+        ssh_client.trust(sshd_server, mid, inner)
+        ssh_client.ssh_config(
+            f"Host jump\n  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User root\n"
+            f"Host mid\n  HostName 127.0.0.1\n  Port {mid.port}\n  User root\n"
+            f"  ProxyJump root@127.0.0.1:{free_port()}\n"
+            f"  ProxyCommand false\n"
+            f"Host behind\n  HostName 127.0.0.1\n  Port {inner.port}\n  User root\n"
+            "  ProxyJump jump , mid\n"
+        )
+        mid_logins = mid.log.count("Accepted publickey")
+        with open_host("behind") as h:
+            assert h.run("echo two-hops").stdout == "two-hops\n"
+            assert [j.endpoint.port for j in h._jumps] == [sshd_server.port, mid.port]
+            assert h._jumps[1].via is h._jumps[0]
+        assert mid.log.count("Accepted publickey") == mid_logins + 1
+    finally:
+        inner.stop()
+        mid.stop()
