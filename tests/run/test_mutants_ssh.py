@@ -365,7 +365,73 @@ def test_two_jumps_in_a_row_ignore_the_second_hops_own_proxy_settings(
             assert h.run("echo two-hops").stdout == "two-hops\n"
             assert [j.endpoint.port for j in h._jumps] == [sshd_server.port, mid.port]
             assert h._jumps[1].via is h._jumps[0]
+            # each session runs inside a direct-tcpip channel of the hop before it
+            mid_sock = h._jumps[1].transport.sock
+            assert isinstance(mid_sock, paramiko.Channel)
+            assert mid_sock.get_transport() is h._jumps[0].transport
+            own_sock = h.transport.sock
+            assert isinstance(own_sock, paramiko.Channel)
+            assert own_sock.get_transport() is h._jumps[1].transport
         assert mid.log.count("Accepted publickey") == mid_logins + 1
     finally:
         inner.stop()
         mid.stop()
+
+
+@pytest.mark.sshd
+def test_the_first_hop_keeps_its_own_proxy_jump(
+    sshd_server: Sshd, ssh_client: Client, tmp_path: Path, ssh_user_key: tuple[bytes, str]
+) -> None:
+    """``ProxyJump mid`` where mid's own config says ``ProxyJump jump``: as with ssh, the first
+    hop is reached the way its config says, so we log in at jump too."""
+    mid = start_sshd(tmp_path / "mid", [ssh_user_key[1]])
+    inner = start_sshd(tmp_path / "inner", [ssh_user_key[1]])
+    try:
+        ssh_client.trust(sshd_server, mid, inner)
+        ssh_client.ssh_config(
+            f"Host jump\n  HostName 127.0.0.1\n  Port {sshd_server.port}\n  User root\n"
+            f"Host mid\n  HostName 127.0.0.1\n  Port {mid.port}\n  User root\n"
+            "  ProxyJump jump\n"
+            f"Host behind\n  HostName 127.0.0.1\n  Port {inner.port}\n  User root\n"
+            "  ProxyJump mid\n"
+        )
+        jump_logins = sshd_server.log.count("Accepted publickey")
+        with open_host("behind") as h:
+            assert h.run("echo nested").stdout == "nested\n"
+            (first,) = h._jumps
+            assert [j.endpoint.port for j in first._jumps] == [sshd_server.port]
+        assert sshd_server.log.count("Accepted publickey") == jump_logins + 1
+    finally:
+        inner.stop()
+        mid.stop()
+
+
+def test_a_key_recorded_into_a_new_state_directory_creates_it(tmp_path: Path) -> None:
+    key, pub = _key()
+    own = tmp_path / "fresh" / "state" / "ssh" / "known_hosts"  # none of it exists yet
+    host = SshHost(
+        SshEndpoint("gpu", "10.0.0.9", 2222, "root"), known_hosts=own, trust_new_host=True
+    )
+    _TrustPolicy(host).missing_host_key(paramiko.SSHClient(), "[10.0.0.9]:2222", key)
+    assert own.read_text().split() == ["[10.0.0.9]:2222", *pub.split()[:2]]
+
+
+def test_a_changed_key_in_two_files_gives_one_command_line_for_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, old_pub = _key()
+    new, _ = _key()
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    entry = f"[10.0.0.9]:2222 {old_pub}\n"
+    (home / ".ssh" / "known_hosts").write_text(entry)
+    own = tmp_path / "own_known_hosts"
+    own.write_text(entry)
+    host = SshHost(SshEndpoint("gpu", "10.0.0.9", 2222, "root"), known_hosts=own)
+    err = host._mismatch(paramiko.BadHostKeyException("[10.0.0.9]:2222", new, old))
+    user = home / ".ssh" / "known_hosts"
+    assert (
+        f"ssh-keygen -R '[10.0.0.9]:2222' -f {user} && ssh-keygen -R '[10.0.0.9]:2222' -f {own}"
+        in (err.hint or "")
+    )
