@@ -435,3 +435,15 @@ def test_a_changed_key_in_two_files_gives_one_command_line_for_both(
         f"ssh-keygen -R '[10.0.0.9]:2222' -f {user} && ssh-keygen -R '[10.0.0.9]:2222' -f {own}"
         in (err.hint or "")
     )
+
+
+@pytest.mark.sshd
+def test_connect_is_idempotent(sshd_server: Sshd, ssh_client: Client) -> None:
+    ssh_client.trust(sshd_server)
+    logins = sshd_server.log.count("Accepted publickey")
+    with open_host(sshd_server.target()) as h:
+        assert h.connect() is h
+        session = h._client
+        assert h.connect() is h and h._client is session  # the same session, no new login
+        assert h.run("echo once").stdout == "once\n"
+    assert sshd_server.log.count("Accepted publickey") == logins + 1
