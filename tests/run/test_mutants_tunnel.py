@@ -407,8 +407,16 @@ def test_the_kept_tunnels_final_check_reports_the_public_audits_models_answer(
         return 403 if (method, path) == ("GET", "/v1/models") else 401
 
     with endpoint(KEY) as local, origin(_check_then(guarded)) as public:
-        opened = open_tunnel(manager, _named(local.port, public), KEY, verify_timeout_s=5)
+        said: list[str] = []
+        opened = open_tunnel(
+            manager, _named(local.port, public), KEY, verify_timeout_s=5, on_progress=said.append
+        )
         c = opened.check
+        assert said == [  # what `llmops tunnel` prints while it works
+            f"auditing port {local.port} at http://127.0.0.1:{local.port} (requests without a key)",
+            f"starting cloudflared tunnel for port {local.port}",
+            f"auditing http://127.0.0.1:{public} through the tunnel",
+        ]
         assert (c.url, c.with_key_status, c.without_key_status) == (
             f"http://127.0.0.1:{public}",
             200,
