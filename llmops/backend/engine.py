@@ -29,10 +29,15 @@ from typing import Any
 
 from llmops.backend.loader import LoadedModel
 from llmops.backend.metrics import Metrics
+from llmops.errors import LlmopsError
 
 log = logging.getLogger("llmops.backend")
 
 _ids = itertools.count(1)
+
+
+class EngineSetupError(LlmopsError):
+    """The engine cannot run this model the way it was asked to."""
 
 
 class QueueFull(Exception):
@@ -117,16 +122,18 @@ def _growing_layer_class() -> Any:
     global _growing_layer
     if _growing_layer is not None:
         return _growing_layer
-    try:
-        from transformers.cache_utils import DynamicLayer
-    except ImportError:
+    import importlib
+
+    try:  # as an untyped module: transformers' own annotations vary between releases
+        DynamicLayer: Any = importlib.import_module("transformers.cache_utils").DynamicLayer
+    except (ImportError, AttributeError):
         return None
     import torch
 
-    class GrowingLayer(DynamicLayer):
-        def update(self, key_states: Any, value_states: Any, cache_kwargs: Any = None) -> Any:
+    class GrowingLayer(DynamicLayer):  # type: ignore[misc]
+        def update(self, key_states: Any, value_states: Any, *_: Any, **__: Any) -> Any:
             if not self.is_initialized:
-                self.lazy_initialization(key_states)
+                self.lazy_initialization(key_states, value_states)
                 self._n = 0
                 self._kbuf: Any = None
                 self._vbuf: Any = None
@@ -164,6 +171,168 @@ def _make_cache(kv: list[tuple[Any, Any]]) -> Any:
     return cache
 
 
+class _PaddedBatch:
+    """The general path: transformers' own cache, rows left-padded to a common length.
+
+    Used for models the slot cache does not cover (sliding-window, hybrid or linear-attention
+    layers, non-SDPA attention). Joining or leaving re-pads every layer's cache.
+    """
+
+    kind = "padded"
+
+    def __init__(self, torch: Any, model: Any, device: Any) -> None:
+        import inspect
+
+        self.torch, self.model, self.device = torch, model, device
+        params = inspect.signature(model.forward).parameters
+        self._kw = "cache" if "cache" in params else "past_key_values"
+        self._cache: Any = None
+        self._mask: Any = None
+        self._pending: list[list[tuple[Any, Any]]] = []
+
+    @property
+    def rows(self) -> int:
+        return 0 if self._mask is None else int(self._mask.shape[0])
+
+    def prefill(self, ids: list[int]) -> Any:
+        torch = self.torch
+        cache = _make_cache([])
+        t = torch.tensor([ids], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=t, use_cache=True, logits_to_keep=1, **{self._kw: cache})
+        self._pending.append(_cache_kv(cache))
+        return out.logits[:, -1, :]
+
+    def commit(self) -> None:
+        """Merge the rows prefilled since the last call into the running batch."""
+        if self._pending:
+            self._merge(self._pending)
+            self._pending = []
+
+    def _merge(self, kvs: list[list[tuple[Any, Any]]]) -> None:
+        torch = self.torch
+        parts: list[list[tuple[Any, Any]]] = []
+        masks: list[Any] = []
+        lengths: list[int] = []
+        if self._mask is not None:
+            parts.append(_cache_kv(self._cache))
+            masks.append(self._mask)
+            lengths.append(self._mask.shape[1])
+        for kv in kvs:
+            parts.append(kv)
+            n = kv[0][0].shape[-2]
+            masks.append(torch.ones((1, n), dtype=torch.long, device=self.device))
+            lengths.append(n)
+        total = max(lengths)
+
+        def pad(t: Any, width: int) -> Any:
+            if width == 0:
+                return t
+            shape = list(t.shape)
+            shape[-2] = width
+            return torch.cat([t.new_zeros(shape), t], dim=-2)
+
+        layers = []
+        for li in range(len(parts[0])):
+            ks = [pad(p[li][0], total - n) for p, n in zip(parts, lengths, strict=True)]
+            vs = [pad(p[li][1], total - n) for p, n in zip(parts, lengths, strict=True)]
+            layers.append((torch.cat(ks, dim=0), torch.cat(vs, dim=0)))
+        padded = [
+            torch.cat([m.new_zeros((m.shape[0], total - n)), m], dim=1) if total > n else m
+            for m, n in zip(masks, lengths, strict=True)
+        ]
+        self._cache = _make_cache(layers)
+        self._mask = torch.cat(padded, dim=0)
+
+    def decode(self, tokens: list[int], positions: list[int]) -> Any:
+        torch = self.torch
+        n = len(tokens)
+        ids = torch.tensor([[t] for t in tokens], dtype=torch.long, device=self.device)
+        pos = torch.tensor([[p] for p in positions], dtype=torch.long, device=self.device)
+        self._mask = torch.cat(
+            [self._mask, torch.ones((n, 1), dtype=torch.long, device=self.device)], dim=1
+        )
+        out = self.model(
+            input_ids=ids,
+            attention_mask=self._mask,
+            position_ids=pos,
+            use_cache=True,
+            **{self._kw: self._cache},
+        )
+        return out.logits[:, -1, :]
+
+    def keep(self, keep: list[int]) -> None:
+        """Keep only these rows (in this order); trim columns that now hold only padding."""
+        torch = self.torch
+        if not keep:
+            self._cache, self._mask = None, None
+            return
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        mask = self._mask.index_select(0, index)
+        start = int((mask.sum(dim=0) > 0).nonzero()[0].item())
+        self._mask = mask[:, start:]
+        self._cache = _make_cache(
+            [
+                (k.index_select(0, index)[:, :, start:], v.index_select(0, index)[:, :, start:])
+                for k, v in _cache_kv(self._cache)
+            ]
+        )
+
+
+class _SlotBatch:
+    """The fast path: :class:`~llmops.backend.kvslots.SlotKV`, a row per request, no re-padding."""
+
+    kind = "slots"
+
+    def __init__(self, torch: Any, model: Any, device: Any, max_rows: int, max_len: int) -> None:
+        from llmops.backend.kvslots import SlotKV
+
+        self.torch, self.model, self.device = torch, model, device
+        self.kv = SlotKV(torch, device, max_rows=max_rows, max_len=max_len)
+
+    @property
+    def rows(self) -> int:
+        return self.kv.rows
+
+    def prefill(self, ids: list[int]) -> Any:
+        torch = self.torch
+        _, mask = self.kv.begin_prefill(len(ids))
+        t = torch.tensor([ids], dtype=torch.long, device=self.device)
+        pos = torch.arange(len(ids), device=self.device)[None]
+        out = self.model(
+            input_ids=t, attention_mask=mask, position_ids=pos, cache=self.kv, logits_to_keep=1
+        )
+        return out.logits[:, -1, :]
+
+    def commit(self) -> None:
+        """Prefilled rows are already in place."""
+
+    def decode(self, tokens: list[int], positions: list[int]) -> Any:
+        torch = self.torch
+        pos, mask = self.kv.begin_decode()
+        ids = torch.tensor([[t] for t in tokens], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=self.kv)
+        return out.logits[:, -1, :]
+
+    def keep(self, keep: list[int]) -> None:
+        """Keep rows ``keep`` (ascending); the rest are removed from the highest slot down.
+
+        Removal moves the last row into the freed slot, so the surviving order is the one
+        :func:`slot_order` computes for the same removals.
+        """
+        gone = sorted(set(range(self.kv.rows)) - set(keep), reverse=True)
+        for slot in gone:
+            self.kv.remove(slot)
+
+
+def slot_order(n: int, gone: set[int]) -> list[int]:
+    """The row order after removing ``gone`` from ``n`` rows the way :class:`_SlotBatch` does."""
+    order = list(range(n))
+    for slot in sorted(gone, reverse=True):
+        order[slot] = order[-1]
+        order.pop()
+    return order
+
+
 class Engine:
     """The scheduler thread and its batch state. Create it, ``start()`` it, ``submit()`` to it."""
 
@@ -174,6 +343,7 @@ class Engine:
         max_batch_size: int = 16,
         max_queue: int = 64,
         metrics: Metrics | None = None,
+        kv: str = "auto",
     ) -> None:
         import torch
 
@@ -190,11 +360,39 @@ class Engine:
         self._wakeup = threading.Event()
         self._stop = threading.Event()
         self._rows: list[GenRequest] = []
-        self._cache: Any = None
-        self._mask: Any = None
         self._thread: threading.Thread | None = None
         self.steps = 0
         self.error: BaseException | None = None
+        self.kv_reason = ""
+        self._batch = self._pick_batch(kv)
+        self._special = frozenset(getattr(self.tokenizer, "all_special_ids", ()) or ())
+
+    def _pick_batch(self, kv: str) -> _PaddedBatch | _SlotBatch:
+        """The slot cache when the model passes its self-check, else transformers' cache."""
+        from llmops.backend.kvslots import self_check, supports_slots
+
+        torch = self.torch
+        if kv == "padded":
+            self.kv_reason = "asked for"
+            return _PaddedBatch(torch, self.model, self.device)
+        why = supports_slots(self.model) or self_check(self.model, torch, self.device)
+        if why is None:
+            self.kv_reason = "passed its self-check against a plain forward pass"
+            return _SlotBatch(
+                torch, self.model, self.device, self.max_batch_size, self.loaded.context_length
+            )
+        if kv == "slots":
+            raise EngineSetupError(
+                f"--kv-cache slots does not work with this model: {why}",
+                "leave --kv-cache out (auto) to use transformers' own cache for it",
+            )
+        self.kv_reason = f"slot cache not used: {why}"
+        return _PaddedBatch(torch, self.model, self.device)
+
+    @property
+    def kv_kind(self) -> str:
+        """``slots`` or ``padded``: which KV cache this engine runs on."""
+        return self._batch.kind
 
     # ---- handler side -------------------------------------------------------------------
     def submit(self, req: GenRequest) -> None:
@@ -246,9 +444,8 @@ class Engine:
 
     def _admit(self) -> None:
         torch = self.torch
-        new_rows: list[GenRequest] = []
-        new_kv: list[list[tuple[Any, Any]]] = []
-        while len(self._rows) + len(new_rows) < self.max_batch_size:
+        admitted = False
+        while len(self._rows) < self.max_batch_size:
             with self._lock:
                 if not self._waiting:
                     break
@@ -262,131 +459,72 @@ class Engine:
             else:
                 gen.seed()
             req.generator = gen
-            cache = _make_cache([])
-            ids = torch.tensor([req.prompt_ids], dtype=torch.long, device=self.device)
-            out = self.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            self._rows.append(req)  # first, so that a failing forward pass reaches its handler
+            admitted = True
+            logits = self._batch.prefill(req.prompt_ids)
             req.position = len(req.prompt_ids)
             self.metrics.add_tokens(prompt=len(req.prompt_ids))
-            token, logprob = self._sample(out.logits[:, -1, :], [req])[0]
-            new_rows.append(req)
-            new_kv.append(_cache_kv(out.past_key_values))
+            token, logprob = self._sample(logits, [req])[0]
             self._accept_token(req, token, logprob)
-        if new_rows:
-            self._merge(new_rows, new_kv)
+        if admitted:
+            self._batch.commit()
             self._drop(lambda r: r.done)
         with self._lock:
             self.metrics.set_load(queue_depth=len(self._waiting), active=len(self._rows))
 
-    def _merge(self, rows: list[GenRequest], kvs: list[list[tuple[Any, Any]]]) -> None:
-        """Append prefilled rows to the batch, left-padding every cache to a common length."""
-        torch = self.torch
-        parts: list[list[tuple[Any, Any]]] = []
-        masks: list[Any] = []
-        lengths: list[int] = []
-        if self._rows:
-            parts.append(_cache_kv(self._cache))
-            masks.append(self._mask)
-            lengths.append(self._mask.shape[1])
-        for kv in kvs:
-            parts.append(kv)
-            n = kv[0][0].shape[-2]
-            masks.append(torch.ones((1, n), dtype=torch.long, device=self.device))
-            lengths.append(n)
-        total = max(lengths)
-
-        def pad(t: Any, width: int) -> Any:
-            if width == 0:
-                return t
-            shape = list(t.shape)
-            shape[-2] = width
-            return torch.cat([t.new_zeros(shape), t], dim=-2)
-
-        layers = []
-        for li in range(len(parts[0])):
-            ks = [pad(p[li][0], total - n) for p, n in zip(parts, lengths, strict=True)]
-            vs = [pad(p[li][1], total - n) for p, n in zip(parts, lengths, strict=True)]
-            layers.append((torch.cat(ks, dim=0), torch.cat(vs, dim=0)))
-        padded_masks = [
-            torch.cat([m.new_zeros((m.shape[0], total - n)), m], dim=1) if total > n else m
-            for m, n in zip(masks, lengths, strict=True)
-        ]
-        self._cache = _make_cache(layers)
-        self._mask = torch.cat(padded_masks, dim=0)
-        self._rows.extend(rows)
-
     def _drop(self, predicate: Any, *, cancelled: bool = False) -> None:
-        """Remove rows matching ``predicate`` from the batch, and trim all-padding columns."""
-        keep = [i for i, r in enumerate(self._rows) if not predicate(r)]
-        if len(keep) == len(self._rows):
+        """Remove rows matching ``predicate`` from the batch."""
+        gone = {i for i, r in enumerate(self._rows) if predicate(r)}
+        if not gone:
             return
         if cancelled:
-            for r in self._rows:
-                if predicate(r):
-                    self.metrics.count_cancelled()
-        torch = self.torch
-        if not keep:
-            self._rows, self._cache, self._mask = [], None, None
-            return
-        index = torch.tensor(keep, dtype=torch.long, device=self.device)
-        mask = self._mask.index_select(0, index)
-        start = int((mask.sum(dim=0) > 0).nonzero()[0].item())
-        self._mask = mask[:, start:]
-        self._cache = _make_cache(
-            [
-                (k.index_select(0, index)[:, :, start:], v.index_select(0, index)[:, :, start:])
-                for k, v in _cache_kv(self._cache)
-            ]
-        )
-        self._rows = [self._rows[i] for i in keep]
+            for _ in gone:
+                self.metrics.count_cancelled()
+        keep = [i for i in range(len(self._rows)) if i not in gone]
+        self._batch.keep(keep)
+        order = keep if self._batch.kind == "padded" else slot_order(len(self._rows), gone)
+        self._rows = [self._rows[i] for i in order]
 
     def _decode_step(self) -> None:
-        torch = self.torch
         rows = self._rows
-        n = len(rows)
-        ids = torch.tensor([[r.last_token] for r in rows], dtype=torch.long, device=self.device)
-        pos = torch.tensor([[r.position] for r in rows], dtype=torch.long, device=self.device)
-        self._mask = torch.cat(
-            [self._mask, torch.ones((n, 1), dtype=torch.long, device=self.device)], dim=1
-        )
-        out = self.model(
-            input_ids=ids,
-            attention_mask=self._mask,
-            position_ids=pos,
-            past_key_values=self._cache,
-            use_cache=True,
-        )
-        self._cache = out.past_key_values
+        logits = self._batch.decode([r.last_token for r in rows], [r.position for r in rows])
         self.steps += 1
-        self.metrics.observe_batch(n)
+        self.metrics.observe_batch(len(rows))
         for r in rows:
             r.position += 1
-        for r, (token, logprob) in zip(rows, self._sample(out.logits[:, -1, :], rows), strict=True):
+        for r, (token, logprob) in zip(rows, self._sample(logits, rows), strict=True):
             self._accept_token(r, token, logprob)
         self._drop(lambda r: r.done)
 
     def _sample(self, logits: Any, rows: list[GenRequest]) -> list[tuple[int, float]]:
+        """One token per row: greedy rows take the argmax, the others sample with their own
+        temperature, top-p and generator. The whole batch is scaled, sorted and cut at once;
+        only the draw itself is per row (each request has its own seeded generator)."""
         torch = self.torch
         logits = logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
-        greedy = logits.argmax(dim=-1).tolist()
-        picked: list[tuple[int, float]] = []
-        for i, r in enumerate(rows):
-            p = r.params
-            if p.temperature <= 0:
-                tok = int(greedy[i])
-            else:
-                row = logits[i] / p.temperature
-                if p.top_p < 1.0:
-                    sorted_logits, order = torch.sort(row, descending=True)
-                    probs = torch.softmax(sorted_logits, dim=-1)
-                    # drop tokens once the mass before them already exceeds top_p (keep >= 1)
-                    cut = (probs.cumsum(dim=-1) - probs) > p.top_p
-                    sorted_logits[cut] = float("-inf")
-                    row = torch.full_like(row, float("-inf")).scatter(0, order, sorted_logits)
-                probs = torch.softmax(row, dim=-1)
-                tok = int(torch.multinomial(probs, 1, generator=r.generator).item())
-            picked.append((tok, float(logprobs[i, tok].item())))
-        return picked
+        picked = logits.argmax(dim=-1)
+        hot = [i for i, r in enumerate(rows) if r.params.temperature > 0]
+        if hot:
+            index = torch.tensor(hot, device=logits.device)
+            temps = torch.tensor(
+                [rows[i].params.temperature for i in hot], device=logits.device
+            ).unsqueeze(1)
+            scaled = logits.index_select(0, index) / temps
+            top_p = [rows[i].params.top_p for i in hot]
+            if any(p < 1.0 for p in top_p):
+                sorted_logits, order = torch.sort(scaled, dim=-1, descending=True)
+                probs = torch.softmax(sorted_logits, dim=-1)
+                # drop tokens once the mass before them already exceeds top_p (keep >= 1)
+                limit = torch.tensor(top_p, device=logits.device).unsqueeze(1)
+                cut = (probs.cumsum(dim=-1) - probs) > limit
+                sorted_logits = sorted_logits.masked_fill(cut, float("-inf"))
+                scaled = torch.full_like(scaled, float("-inf")).scatter(1, order, sorted_logits)
+            probs = torch.softmax(scaled, dim=-1)
+            for j, i in enumerate(hot):
+                picked[i] = torch.multinomial(probs[j], 1, generator=rows[i].generator)[0]
+        chosen = logprobs.gather(1, picked.unsqueeze(1)).squeeze(1)
+        return list(zip(picked.tolist(), chosen.tolist(), strict=True))
 
     def _accept_token(self, req: GenRequest, token: int, logprob: float) -> None:
         """Record a sampled token, stream the text it completes, and decide whether to stop."""
@@ -425,7 +563,7 @@ class Engine:
         else:
             delta = text[req.sent_chars :]
         req.sent_chars += len(delta)
-        special = eos or token in self.tokenizer.all_special_ids
+        special = eos or token in self._special
         req._post(Event("token", text=delta, token_id=token, logprob=logprob, special=special))
         if stop_kind is not None:
             req.done = True

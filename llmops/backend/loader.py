@@ -144,7 +144,13 @@ def ensure_gguf_converted(gguf: Path) -> Path:
         model: Any = AutoModelForCausalLM.from_pretrained(
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
         )
-        model.save_pretrained(str(tmp), safe_serialization=True)
+        # transformers 5 marks a GGUF-loaded model as quantized (its GgufHfQuantizer) and refuses
+        # to save it; the weights are already de-quantized to float32, so drop the marker.
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
         (tmp / "llmops-source.json").write_text(json.dumps({"gguf": str(gguf)}) + "\n")
         try:

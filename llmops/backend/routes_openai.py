@@ -184,8 +184,10 @@ def openai_routes(state: ServerState) -> APIRouter:
                 f"Model '{loaded.served_name}' has no chat template; use /v1/completions.",
                 param="messages",
             )
-        ids = loaded.tokenizer.apply_chat_template(convo, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict):  # BatchEncoding from newer transformers
+        ids = loaded.tokenizer.apply_chat_template(
+            convo, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        if hasattr(ids, "keys"):  # a BatchEncoding (a UserDict, not a dict) all the same
             ids = ids["input_ids"]
         return await openai_generate(state, request, body, [int(t) for t in ids], chat=True)
 

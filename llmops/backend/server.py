@@ -59,6 +59,7 @@ def create_app(
                 max_batch_size=config.max_batch_size,
                 max_queue=config.max_queue,
                 metrics=state.metrics,
+                kv=config.kv_cache,
             )
             engine.start()
             state.loaded, state.engine = loaded, engine
@@ -71,6 +72,7 @@ def create_app(
                 config.host,
                 config.port,
             )
+            log.info("KV cache: %s (%s)", engine.kv_kind, engine.kv_reason)
             if loaded.sampling:
                 log.info(
                     "request defaults: %s (from %s; a request's own values win)",

@@ -74,12 +74,31 @@ def serve(
         int | None,
         typer.Option("--context-length", min=1, help="Cap the model's context (tokens)."),
     ] = None,
+    kv_cache: Annotated[
+        str,
+        typer.Option(
+            "--kv-cache",
+            help="slots (a row per request, the fast path), padded (transformers' own cache), "
+            "or auto: slots when the model passes a self-check at load.",
+        ),
+    ] = "auto",
 ) -> None:
     """Serve a model with OpenAI- and TGI-compatible routes (continuous batching)."""
-    from llmops.backend.config import ServerConfig, check_address, check_precision, read_api_key
+    from llmops.backend.config import (
+        KV_CACHES,
+        ServerConfig,
+        check_address,
+        check_precision,
+        read_api_key,
+    )
     from llmops.run.state import check_secret
 
     check_address(host, port)
+    if kv_cache not in KV_CACHES:
+        raise UsageError(
+            f"--kv-cache must be one of {', '.join(KV_CACHES)}, got {kv_cache!r}",
+            "leave it out (auto) unless you are comparing the two caches",
+        )
     try:
         api_key = read_api_key(api_key_file)
     except UnicodeDecodeError:
@@ -106,6 +125,7 @@ def serve(
         max_batch_size=max_batch_size,
         max_queue=max_queue,
         context_length=context_length,
+        kv_cache=kv_cache,
     )
     output.info(
         f"serving {model} on http://{host}:{port}/v1 ({precision}, {device}); "

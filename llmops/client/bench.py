@@ -411,11 +411,10 @@ def token_counter(tokenizer: str | None, model: str | None) -> Callable[[str], i
     if tokenizer is None and "/" not in name:  # not a Hub repo id: nothing to find in the cache
         return None
     try:
-        from transformers import AutoTokenizer
+        import importlib
 
-        tok = AutoTokenizer.from_pretrained(  # type: ignore[no-untyped-call]
-            name, local_files_only=tokenizer is None
-        )
+        auto_tokenizer: Any = importlib.import_module("transformers").AutoTokenizer
+        tok = auto_tokenizer.from_pretrained(name, local_files_only=tokenizer is None)
     except Exception as exc:
         if tokenizer is None:
             return None

