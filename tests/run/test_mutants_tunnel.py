@@ -250,6 +250,8 @@ def test_a_deployment_target_uses_its_port_engine_and_key() -> None:
         KEY,
         "llamacpp",
     )
+    o = resolve_target("other", d, {})  # each name its own row, whichever is listed last
+    assert (o.port, o.api_key, o.engine) == (18124, "sk-llmops-o-0000", "vllm")
 
 
 def test_an_unknown_deployment_is_not_found() -> None:
