@@ -447,3 +447,13 @@ def test_connect_is_idempotent(sshd_server: Sshd, ssh_client: Client) -> None:
         assert h.connect() is h and h._client is session  # the same session, no new login
         assert h.run("echo once").stdout == "once\n"
     assert sshd_server.log.count("Accepted publickey") == logins + 1
+
+
+def test_an_unreadable_llmops_known_hosts_is_a_connect_error_naming_it(tmp_path: Path) -> None:
+    own = tmp_path / "known_hosts"
+    own.mkdir()  # present but not a file: it cannot be read
+    host = SshHost(SshEndpoint("gpu", "127.0.0.1", free_port(), "root"), known_hosts=own)
+    with pytest.raises(SshConnectError) as e:
+        host.connect()
+    assert e.value.message.startswith(f"cannot read llmops' known_hosts {own}: ")
+    assert e.value.hint == f"fix or remove the bad line in {own}"
