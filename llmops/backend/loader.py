@@ -285,6 +285,14 @@ def load_model(
         model.to(device)
     model.eval()
     model_device = str(next(model.parameters()).device)
+    if model_device == "cpu" and precision == "bf16":
+        from llmops.backend.cpu_kernels import prepack_linears
+
+        packed, why = prepack_linears(model, torch)
+        if packed:
+            log.info("bf16 weights packed for oneDNN once: %d linear layers", packed)
+        else:
+            log.info("bf16 weights not packed (each matmul reorders them): %s", why)
 
     eos: set[int] = set()
     for value in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
