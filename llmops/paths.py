@@ -1,4 +1,4 @@
-"""llmops' directories: the one place that decides where llmops keeps its state."""
+"""llmops' directories: the one place that decides where llmops keeps its state and its caches."""
 
 from __future__ import annotations
 
@@ -20,3 +20,15 @@ def llmops_home(env: Mapping[str, str] | None = None) -> Path:
         env.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "llmops"
     )
     return Path(base)
+
+
+def cache_home(env: Mapping[str, str] | None = None) -> Path:
+    """The bundled backend's cache (converted models, the quickstart's server record):
+    ``$LLMOPS_HOME`` (``~`` expanded), else ``~/.cache/llmops``.
+
+    Kept apart from :func:`llmops_home` because a converted model can be rebuilt at any time
+    while deployment records cannot; with ``$LLMOPS_HOME`` set both live under it.
+    """
+    env = os.environ if env is None else env
+    base = env.get("LLMOPS_HOME")
+    return Path(base).expanduser() if base else Path.home() / ".cache" / "llmops"

@@ -51,12 +51,6 @@ class ServerConfig:
         )
 
 
-def llmops_home() -> Path:
-    """``$LLMOPS_HOME``, default ``~/.cache/llmops``: where converted models are cached."""
-    env = os.environ.get("LLMOPS_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "llmops"
-
-
 def check_address(host: str, port: int) -> None:
     """Refuse a listen address the server could not bind, before anything loads.
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmops.backend.config import SMOLLM2_ALIASES, SMOLLM2_SERVED_NAME, llmops_home
+from llmops.backend.config import SMOLLM2_ALIASES, SMOLLM2_SERVED_NAME
 from llmops.errors import LlmopsError, UsageError
+from llmops.paths import cache_home
 
 log = logging.getLogger("llmops.backend")
 
@@ -120,7 +121,7 @@ def gguf_cache_dir(gguf: Path) -> Path:
     """The safetensors cache directory for a GGUF file (keyed by name, size and mtime)."""
     st = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}|{st.st_size}|{int(st.st_mtime)}".encode()).hexdigest()
-    return llmops_home() / "models" / f"{gguf.stem}-{key[:12]}"
+    return cache_home() / "models" / f"{gguf.stem}-{key[:12]}"
 
 
 def ensure_gguf_converted(gguf: Path) -> Path:

@@ -142,9 +142,9 @@ def serve(
 
 
 def _qs_dir() -> Path:
-    from llmops.backend.config import llmops_home
+    from llmops.paths import cache_home
 
-    d = llmops_home() / "quickstart"
+    d = cache_home() / "quickstart"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -293,9 +293,9 @@ def quickstart(
     if not question.strip():
         raise UsageError("--question is empty", "e.g. --question 'What is the capital of France?'")
     if stop:  # nothing to create for a stop
-        from llmops.backend.config import llmops_home
+        from llmops.paths import cache_home
 
-        pid = _stop(llmops_home() / "quickstart")
+        pid = _stop(cache_home() / "quickstart")
         if json_:
             output.emit_json({"stopped": pid is not None, "pid": pid})
         else:

@@ -44,3 +44,11 @@ def test_the_host_probe_reports_the_state_disk_at_the_probed_environments_home(
     facts = probe_system(env={"LLMOPS_HOME": str(home), "HF_HOME": str(tmp_path / "hf")})
     (state,) = [d for d in facts.disks if d.purpose == "state"]
     assert state.path == str(home)
+
+
+def test_cache_home_is_llmops_home_when_set_else_the_user_cache() -> None:
+    from llmops.paths import cache_home
+
+    assert cache_home({"LLMOPS_HOME": "~/x"}) == Path.home() / "x"
+    assert cache_home({"XDG_STATE_HOME": "/s"}) == Path.home() / ".cache" / "llmops"
+    assert llmops_home({"LLMOPS_HOME": "/srv/l"}) == Path("/srv/l")
