@@ -7,6 +7,7 @@ about a second. Heavy imports (torch, transformers) happen inside functions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -180,8 +181,15 @@ def _download_gguf(spec: str) -> Path:
 
 
 def _transformers() -> Any:
-    """transformers as an untyped module (its stubs are incomplete and slow mypy down)."""
-    return importlib.import_module("transformers")
+    """transformers as an untyped module (its stubs are incomplete and slow mypy down).
+
+    Its per-tensor progress bars are switched off: they would fill the server's log (and
+    ``llmops logs``) with carriage-return lines; llmops logs what it loads itself.
+    """
+    tf = importlib.import_module("transformers")
+    with contextlib.suppress(AttributeError):
+        tf.utils.logging.disable_progress_bar()
+    return tf
 
 
 def _torch_dtype(precision: str) -> Any:
