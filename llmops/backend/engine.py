@@ -36,6 +36,11 @@ log = logging.getLogger("llmops.backend")
 _ids = itertools.count(1)
 
 
+#: Prompt tokens prefilled together in one packed forward pass (a longer prompt goes alone).
+#: Bounds the packed attention mask and activations (1,024 tokens: a few tens of MB).
+PREFILL_TOKENS = 1024
+
+
 class EngineSetupError(LlmopsError):
     """The engine cannot run this model the way it was asked to."""
 
@@ -194,13 +199,17 @@ class _PaddedBatch:
     def rows(self) -> int:
         return 0 if self._mask is None else int(self._mask.shape[0])
 
-    def prefill(self, ids: list[int]) -> Any:
+    def prefill_many(self, prompts: list[list[int]]) -> Any:
+        """Prefill each prompt on its own; returns each one's last logits, shape (k, vocab)."""
         torch = self.torch
-        cache = _make_cache([])
-        t = torch.tensor([ids], dtype=torch.long, device=self.device)
-        out = self.model(input_ids=t, use_cache=True, logits_to_keep=1, **{self._kw: cache})
-        self._pending.append(_cache_kv(cache))
-        return out.logits[:, -1, :]
+        rows = []
+        for ids in prompts:
+            cache = _make_cache([])
+            t = torch.tensor([ids], dtype=torch.long, device=self.device)
+            out = self.model(input_ids=t, use_cache=True, logits_to_keep=1, **{self._kw: cache})
+            self._pending.append(_cache_kv(cache))
+            rows.append(out.logits[:, -1, :])
+        return torch.cat(rows, dim=0)
 
     def commit(self) -> None:
         """Merge the rows prefilled since the last call into the running batch."""
@@ -293,15 +302,22 @@ class _SlotBatch:
     def rows(self) -> int:
         return self.kv.rows
 
-    def prefill(self, ids: list[int]) -> Any:
+    def prefill_many(self, prompts: list[list[int]]) -> Any:
+        """All prompts in one forward pass, packed into one sequence (see ``SlotKV``); returns
+        each one's last logits, shape (k, vocab)."""
         torch = self.torch
-        _, mask = self.kv.begin_prefill(len(ids))
-        t = torch.tensor([ids], dtype=torch.long, device=self.device)
-        pos = torch.arange(len(ids), device=self.device)[None]
+        sizes = [len(p) for p in prompts]
+        _, pos, mask = self.kv.begin_packed_prefill(sizes)
+        flat = torch.tensor([[t for p in prompts for t in p]], dtype=torch.long, device=self.device)
+        last = torch.tensor(sizes, device=self.device).cumsum(0) - 1
         out = self.model(
-            input_ids=t, attention_mask=mask, position_ids=pos, cache=self.kv, logits_to_keep=1
+            input_ids=flat,
+            attention_mask=mask,
+            position_ids=pos,
+            cache=self.kv,
+            logits_to_keep=last,
         )
-        return out.logits[:, -1, :]
+        return out.logits[0]
 
     def commit(self) -> None:
         """Prefilled rows are already in place."""
@@ -443,29 +459,44 @@ class Engine:
                 req._post(Event("error", text=f"{type(exc).__name__}: {exc}"))
 
     def _admit(self) -> None:
+        """Move waiting requests into free rows: prefill them (together where the KV cache
+        allows: one packed forward pass of up to :data:`PREFILL_TOKENS` prompt tokens) and
+        sample each one's first token."""
         torch = self.torch
         admitted = False
         while len(self._rows) < self.max_batch_size:
-            with self._lock:
-                if not self._waiting:
-                    break
-                req = self._waiting.popleft()
-            if req.cancelled.is_set():
-                self.metrics.count_cancelled()
-                continue
-            gen = torch.Generator(device=self.device)
-            if req.params.seed is not None:
-                gen.manual_seed(req.params.seed)
-            else:
-                gen.seed()
-            req.generator = gen
-            self._rows.append(req)  # first, so that a failing forward pass reaches its handler
+            group: list[GenRequest] = []
+            budget = PREFILL_TOKENS
+            while len(self._rows) + len(group) < self.max_batch_size:
+                with self._lock:
+                    if not self._waiting:
+                        break
+                    n = len(self._waiting[0].prompt_ids)
+                    if group and n > budget:
+                        break
+                    req = self._waiting.popleft()
+                if req.cancelled.is_set():
+                    self.metrics.count_cancelled()
+                    continue
+                budget -= n
+                group.append(req)
+            if not group:
+                break
+            for req in group:
+                gen = torch.Generator(device=self.device)
+                if req.params.seed is not None:
+                    gen.manual_seed(req.params.seed)
+                else:
+                    gen.seed()
+                req.generator = gen
+            self._rows.extend(group)  # first, so that a failing forward pass reaches them
             admitted = True
-            logits = self._batch.prefill(req.prompt_ids)
-            req.position = len(req.prompt_ids)
-            self.metrics.add_tokens(prompt=len(req.prompt_ids))
-            token, logprob = self._sample(logits, [req])[0]
-            self._accept_token(req, token, logprob)
+            logits = self._batch.prefill_many([r.prompt_ids for r in group])
+            for req in group:
+                req.position = len(req.prompt_ids)
+                self.metrics.add_tokens(prompt=len(req.prompt_ids))
+            for req, (token, logprob) in zip(group, self._sample(logits, group), strict=True):
+                self._accept_token(req, token, logprob)
         if admitted:
             self._batch.commit()
             self._drop(lambda r: r.done)

@@ -39,7 +39,7 @@ class SlotKV:
         self._rows_cap = 0
         self._cols_cap = 0
         self._mode = "decode"
-        self._slot = 0
+        self._segments: list[tuple[int, int, int]] = []
         self._index: Any = None  # decode: the column each row writes, shape (rows,)
         self._arange: Any = None
         self._cols = 0
@@ -78,13 +78,36 @@ class SlotKV:
 
     def begin_prefill(self, n_tokens: int) -> tuple[int, Any]:
         """Open a new row for an ``n_tokens`` prompt; returns its slot and the causal mask."""
+        slots, _, mask = self.begin_packed_prefill([n_tokens])
+        return slots[0], mask
+
+    def begin_packed_prefill(self, sizes: list[int]) -> tuple[list[int], Any, Any]:
+        """Open a row per prompt for one forward pass over all of them, packed in one sequence.
+
+        The prompts are concatenated into a single row of ``sum(sizes)`` tokens; each attends
+        only to itself (a block-diagonal causal mask) and counts its positions from 0, and each
+        segment's keys and values land in its own row at columns ``[0, n)``. Returns the new
+        slots, the packed ``position_ids`` and the 4-D mask; the logits to keep are each
+        segment's last index (``offsets``).
+        """
         torch = self.torch
-        slot = self.rows
-        self.reserve(slot + 1, n_tokens + 1)
-        self._mode, self._slot = "prefill", slot
-        self.lengths.append(n_tokens)
-        mask = torch.ones((n_tokens, n_tokens), dtype=torch.bool, device=self.device).tril()
-        return slot, mask[None, None]
+        first = self.rows
+        total = sum(sizes)
+        self.reserve(first + len(sizes), max(sizes) + 1)
+        self._mode = "prefill"
+        self._segments = []
+        pos_parts, offset = [], 0
+        seg = torch.empty(total, dtype=torch.long, device=self.device)
+        for i, n in enumerate(sizes):
+            self._segments.append((first + i, offset, n))
+            self.lengths.append(n)
+            pos_parts.append(torch.arange(n, device=self.device))
+            seg[offset : offset + n] = i
+            offset += n
+        positions = torch.cat(pos_parts)
+        causal = torch.ones((total, total), dtype=torch.bool, device=self.device).tril()
+        mask = causal & (seg[:, None] == seg[None, :])
+        return list(range(first, first + len(sizes))), positions[None], mask[None, None]
 
     def begin_decode(self) -> tuple[Any, Any]:
         """Set up one decode step for every row: returns ``(position_ids, attention_mask)``."""
@@ -127,11 +150,11 @@ class SlotKV:
             self.k.append(key_states.new_zeros(shape))
             self.v.append(value_states.new_zeros(vshape))
         k, v = self.k[layer_idx], self.v[layer_idx]
-        if self._mode == "prefill":
-            s, n = self._slot, key_states.shape[-2]
-            k[s : s + 1, :, :n] = key_states
-            v[s : s + 1, :, :n] = value_states
-            return k[s : s + 1, :, :n], v[s : s + 1, :, :n]
+        if self._mode == "prefill":  # one packed row: scatter each prompt into its own row
+            for slot, offset, n in self._segments:
+                k[slot, :, :n] = key_states[0, :, offset : offset + n]
+                v[slot, :, :n] = value_states[0, :, offset : offset + n]
+            return key_states, value_states
         rows = key_states.shape[0]
         ar = self._arange[:rows]
         k[ar, :, self._index] = key_states[:, :, 0]
@@ -172,8 +195,8 @@ def supports_slots(model: Any) -> str | None:
 def self_check(model: Any, torch: Any, device: Any) -> str | None:
     """Run a short prompt through :class:`SlotKV` and through a plain forward; compare logits.
 
-    Two rows at different lengths, one prefill each and two decode steps, so that per-row
-    columns, masks and positions are all exercised. None when they agree, else what differed.
+    Two rows at different lengths, prefilled together in one packed pass, then two decode
+    steps, so that per-row columns, masks and positions are all exercised. None when they agree, else what differed.
     """
     vocab = int(getattr(model.config, "vocab_size", 0) or 0)
     if vocab < 8:
@@ -188,14 +211,15 @@ def self_check(model: Any, torch: Any, device: Any) -> str | None:
     got: list[list[Any]] = [[], []]
     try:
         with torch.inference_mode():
-            for i, p in enumerate(prompts):
-                _, mask = kv.begin_prefill(len(p))
-                ids = torch.tensor([p], device=device)
-                pos = torch.arange(len(p), device=device)[None]
-                out = model(
-                    input_ids=ids, attention_mask=mask, position_ids=pos, cache=kv, logits_to_keep=1
-                )
-                got[i].append(out.logits[0, -1].float())
+            # both prompts in one packed prefill, as the engine admits them
+            _, pos, mask = kv.begin_packed_prefill([len(p) for p in prompts])
+            ids = torch.tensor([prompts[0] + prompts[1]], device=device)
+            last = torch.tensor([len(prompts[0]) - 1, len(prompts[0]) + len(prompts[1]) - 1])
+            out = model(
+                input_ids=ids, attention_mask=mask, position_ids=pos, cache=kv, logits_to_keep=last
+            )
+            for i in range(2):
+                got[i].append(out.logits[0, i].float())
             for step in range(2):
                 pos, mask = kv.begin_decode()
                 ids = torch.tensor([[n[step]] for n in nxt], device=device)

@@ -202,3 +202,22 @@ def test_bf16_is_auto_only_on_cpus_with_hardware_bf16() -> None:
         "cuda",
     )
     assert check_precision("fp32", "cpu", cuda_available=False, cpu_bf16=True) == ("fp32", "cpu")
+
+
+def test_waiting_prompts_are_prefilled_together_in_one_pass() -> None:
+    model = tiny()
+    engine = Engine(loaded(model), max_batch_size=4)
+    calls: list[tuple[int, ...]] = []
+    forward = model.forward
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    model.forward = counting
+    prompts = PROMPTS[:3]
+    got = generate(engine, prompts, [2, 2, 2])
+    engine_calls = list(calls)
+    assert got == [reference(model, p, 2) for p in prompts]
+    # one packed prefill of all 3 prompts (7 + 3 + 5 tokens in one row), then one decode step
+    assert engine_calls == [(1, 15), (3, 1)]
