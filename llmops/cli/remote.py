@@ -54,6 +54,10 @@ def dispatch(ctx: typer.Context) -> None:
             )
         if ctx.meta.get("llmops.debug"):
             argv = ["--debug", *argv]
+        if sub == "top" and "--once" not in argv:
+            # a live view needs this terminal: frames are read over SSH and drawn here
+            ctx.meta["llmops.remote_top"] = (host, remote)
+            return
         raise typer.Exit(run_llmops(host, remote, argv))
     if sub in FACTS_ONLY:
         output.info(

@@ -71,17 +71,55 @@ class _Session:
         return {"deployments": rows, "gpus": gpus, "gpu_error": gpu_error}
 
 
+class _RemoteSession:
+    """Frames of another host: its own ``llmops top --once --json`` over SSH, one per refresh.
+
+    The rates in each frame are measured there, over the refresh interval, so a frame takes
+    that long to arrive; the live loop waits only for what is left of the interval.
+    """
+
+    def __init__(self, host: Any, remote: Any) -> None:
+        self.host, self.remote = host, remote
+        self.docker_error: str | None = None
+        self.where = host.label
+
+    def close(self) -> None:
+        """The SSH session belongs to the command's context, which closes it."""
+
+    def frame(self, interval_s: float) -> dict[str, Any]:
+        import json
+        from types import SimpleNamespace
+
+        from llmops.run.remote import capture_llmops
+
+        argv = ["top", "--once", "--json", "--interval", f"{interval_s:g}"]
+        code, out, err = capture_llmops(self.host, self.remote, argv, timeout_s=interval_s + 60)
+        if code != 0:
+            why = (err.strip().splitlines() or [f"exit code {code}"])[-1]
+            return {"deployments": [], "gpus": [], "gpu_error": None, "error": why}
+        try:
+            doc = json.loads(out)
+            rows = [SimpleNamespace(**d) for d in doc["deployments"]]
+            gpus = [SimpleNamespace(**g) for g in doc["gpus"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            return {"deployments": [], "gpus": [], "gpu_error": None, "error": f"bad frame: {exc}"}
+        return {"deployments": rows, "gpus": gpus, "gpu_error": doc.get("gpu_error")}
+
+
 def _fmt(x: float | None, spec: str = ".1f") -> str:
     return "-" if x is None else format(x, spec)
 
 
-def render_frame(frame: dict[str, Any], interval_s: float) -> "RenderableType":
+def render_frame(
+    frame: dict[str, Any], interval_s: float, where: str | None = None
+) -> "RenderableType":
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    place = f" · {where}" if where else ""
     head = Text(
-        f"llmops top · {time.strftime('%H:%M:%S')} · every {interval_s:g} s · q quits",
+        f"llmops top{place} · {time.strftime('%H:%M:%S')} · every {interval_s:g} s · q quits",
         style="bold",
     )
     t = Table(box=None, pad_edge=False, header_style="bold", title_justify="left")
@@ -103,7 +141,9 @@ def render_frame(frame: dict[str, Any], interval_s: float) -> "RenderableType":
             Text(r.metrics or "-"),
         )
     parts: list[Any] = [head, Text("")]
-    if frame["deployments"]:
+    if frame.get("error"):
+        parts.append(Text(f"could not read a frame: {frame['error']}", style="red"))
+    elif frame["deployments"]:
         parts.append(t)
     else:
         parts.append(Text("no deployments; start one with `llmops up MODEL`"))
@@ -132,7 +172,7 @@ def render_frame(frame: dict[str, Any], interval_s: float) -> "RenderableType":
     return Group(*parts)
 
 
-def _live(session: _Session, interval_s: float) -> None:
+def _live(session: "_Session | _RemoteSession", interval_s: float) -> None:
     """Redraw in place every ``interval_s`` until ``q`` (or Ctrl-C)."""
     import os
     import select
@@ -170,15 +210,25 @@ def _live(session: _Session, interval_s: float) -> None:
                 size = terminal_size()
                 if size is not None:  # follow a resized terminal
                     console.size = (size.columns, size.lines)
-                live.update(render_frame(session.frame(), interval_s), refresh=True)
-                deadline = time.monotonic() + interval_s
-                while (left := deadline - time.monotonic()) > 0:
+                started = time.monotonic()
+                frame = (
+                    session.frame(interval_s)
+                    if isinstance(session, _RemoteSession)
+                    else session.frame()
+                )
+                where = session.where if isinstance(session, _RemoteSession) else None
+                live.update(render_frame(frame, interval_s, where), refresh=True)
+                deadline = started + interval_s
+                while True:  # at least one look at the keyboard, even when a frame was slow
+                    left = max(0.0, deadline - time.monotonic())
                     if not tty_in:
                         time.sleep(left)
                         break
                     ready, _, _ = select.select([sys.stdin], [], [], left)
                     if ready and sys.stdin.read(1).lower() == "q":
                         return
+                    if not ready:
+                        break
     finally:
         if old is not None:
             import termios
@@ -187,6 +237,7 @@ def _live(session: _Session, interval_s: float) -> None:
 
 
 def top(
+    ctx: typer.Context,
     once: Annotated[
         bool, typer.Option("--once", help="Print one frame (rates over --interval) and exit.")
     ] = False,
@@ -196,7 +247,10 @@ def top(
     ] = 2.0,
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON (with --once).")] = False,
 ) -> None:
-    """Live view of this host: each deployment's req/s, tok/s, queue, KV, p99 TTFT; each GPU."""
+    """Live view of this host: each deployment's req/s, tok/s, queue, KV, p99 TTFT; each GPU.
+
+    With ``llmops --host H top`` the frames come from H's own llmops over SSH and are drawn here.
+    """
     import math
 
     from llmops.errors import UsageError
@@ -205,6 +259,10 @@ def top(
         raise UsageError(f"--interval must be a finite number, got {interval}", "e.g. -i 2")
     if json_ and not once:
         raise UsageError("--json prints one frame: add --once", "llmops top --once --json")
+    remote = ctx.meta.get("llmops.remote_top")
+    if remote is not None:  # `--host H top`: live here, frames from there (--once ran there)
+        _live(_RemoteSession(*remote), interval)
+        return
     session = _Session()
     try:
         if not once:

@@ -381,3 +381,55 @@ def test_bootstrap_with_a_missing_python_names_it(sshd_server: Sshd, ssh_client:
     assert r.exit_code == 1
     assert f"error: root@127.0.0.1:{sshd_server.port} has no python9.9\n" in r.stderr
     assert "python3-venv" in r.stderr
+
+
+def test_top_with_host_is_live_here_with_frames_from_there(
+    sshd_server: Sshd, ssh_client: Client, tmp_path: Path
+) -> None:
+    """`llmops --host H top`: drawn in this terminal (tmux), refreshed from H's own llmops."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    ssh_client.trust(sshd_server)
+    sock, session = f"llmops-rtop-{os.getpid()}", "rtop"
+    done = tmp_path / "exit-code"
+    env = f"env HOME={ssh_client.home} LLMOPS_REMOTE_LLMOPS={REPO_LLMOPS}"
+    command = (
+        f"{env} {REPO_LLMOPS} --host {sshd_server.target()} top --interval 0.5; "
+        f"echo $? > {done}; sleep 30"
+    )
+    base = [tmux, "-L", sock]
+    subprocess.run(
+        [*base, "new-session", "-d", "-s", session, "-x", "160", "-y", "30", command], check=True
+    )
+
+    def screen() -> str:
+        return subprocess.run(
+            [*base, "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        where = f"127.0.0.1:{sshd_server.port}"
+        deadline, text = time.monotonic() + 90, ""
+        while time.monotonic() < deadline and "q quits" not in text:
+            text = screen()
+            time.sleep(0.3)
+        head = next(ln for ln in text.splitlines() if "llmops top ·" in ln)
+        assert where in head, text
+        # the remote llmops runs with sshd's LLMOPS_HOME, which holds no deployment
+        assert "no deployments" in text and "could not read a frame" not in text, text
+        deadline, later = time.monotonic() + 30, text
+        while time.monotonic() < deadline:
+            later = screen()
+            now = next((ln for ln in later.splitlines() if "llmops top ·" in ln), head)
+            if now != head:
+                break
+            time.sleep(0.3)
+        assert later.count("llmops top ·") == 1 and now != head  # redrawn in place
+        subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not done.exists():
+            time.sleep(0.2)
+        assert done.exists() and done.read_text().strip() == "0"
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True)
