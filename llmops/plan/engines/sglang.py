@@ -38,9 +38,14 @@ DEFAULT_HOST_PORT = 30000
 
 # The image: SGLang 0.5.23 is built for CUDA 13 only (the wheel's METADATA: torch==2.14.1,
 # flashinfer_python[cu13]==0.7.2, cuda-python>=13.0, nvidia-cutlass-dsl[cu13]); its release
-# images are tagged v<version>-cu130 (CUDA 13.0; the form seen in public deployments of
-# v0.5.13-cu130-runtime and v0.5.20-cu130, with torch +cu130 inside). No CUDA 12 build of this
-# release is known, so a CUDA 12 driver is refused with the other engines named.
+# images are tagged v<version>-cu130: SGLang's release workflow
+# (.github/workflows/_docker-build-and-publish.yml) builds every release twice, the CUDA 13
+# one with `--build-arg CUDA_VERSION=13.0.1`, and tags it from the caller's tag_config, which
+# its own CI test of scripts/ci/utils/docker_build_metadata_args.py pins as
+# {"cuda": "cu130", "tags": ["v{version}-cu130", "latest-cu130"]} (the plain v{version} tag is
+# the other CUDA build, cu129 then cu134). Seen in public deployments as v0.5.20-cu130 and
+# v0.5.13-cu130-runtime. No CUDA 12 build of this release is known, so a CUDA 12 driver is
+# refused with the other engines named. Checked 2026-12-02 in the stored sglang repository.
 CUDA_IMAGES = (
     CudaImage(
         f"{IMAGE_REPO}:v{VERSION}-cu130",
