@@ -43,7 +43,7 @@ lint: install  ## ruff, mypy, and a check that the README's command reference is
 typecheck: install
 	$(VENV)/bin/mypy
 
-docs: install  ## regenerate the README's command reference from --help, and the JSON schemas
+docs: install  ## regenerate the command reference (docs/cli.md) from --help, and the JSON schemas
 	$(PY) scripts/gen_cli_docs.py
 	$(PY) scripts/gen_schemas.py
 

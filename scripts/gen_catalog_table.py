@@ -1,10 +1,10 @@
-"""Write the catalog table (from recipes/*.yaml) into README.md between its markers.
+"""Write the catalog table (from recipes/*.yaml) into docs/planning.md between its markers.
 
     .venv/bin/python scripts/gen_catalog_table.py [--check]
 
 One row per catalog model: family, release, tier, parameters (active for MoE), attention layout,
 trained context, the formats published (and served) and gating. ``--check`` exits 1 when the
-README's table is out of date (for CI).
+page's table is out of date (for CI).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "planning.md"
 START, END = "<!-- catalog:start -->", "<!-- catalog:end -->"
 
 
@@ -45,21 +46,20 @@ def table() -> str:
 
 
 def main() -> int:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+    text = PAGE.read_text()
     if START not in text or END not in text:
-        print(f"README.md has no {START} ... {END} markers", file=sys.stderr)
+        print(f"{PAGE.name} has no {START} ... {END} markers", file=sys.stderr)
         return 1
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     new = f"{head}{START}\n{table()}\n{END}{tail}"
     if "--check" in sys.argv:
         if new != text:
-            print("README catalog table is out of date: run scripts/gen_catalog_table.py")
+            print(f"{PAGE.name}'s catalog table is out of date: run scripts/gen_catalog_table.py")
             return 1
         return 0
-    readme.write_text(new)
-    print(f"updated {readme}")
+    PAGE.write_text(new)
+    print(f"updated {PAGE}")
     return 0
 
 

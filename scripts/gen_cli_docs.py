@@ -1,7 +1,7 @@
-"""Write the README's command reference from every command's ``--help``.
+"""Write the command reference, docs/cli.md, from every command's ``--help``.
 
-``python scripts/gen_cli_docs.py`` rewrites the block between the ``cli-reference`` markers;
-``--check`` exits 1 when the README is stale (a test runs it).
+``python scripts/gen_cli_docs.py`` rewrites the block between the ``cli-reference`` markers in
+docs/cli.md; ``--check`` exits 1 when that page is stale (a test runs it).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
 START = "<!-- cli-reference:start -->"
 END = "<!-- cli-reference:end -->"
 
@@ -51,29 +51,29 @@ def render() -> str:
     parts = [START, "", "Generated from `--help` by `make docs`; a test keeps it fresh.", ""]
     for args in [[], *_commands(app, [])]:
         title = " ".join(["llmops", *args])
-        parts += [f"### `{title}`", "", "```text", help_text(args).rstrip(), "```", ""]
+        parts += [f"## `{title}`", "", "```text", help_text(args).rstrip(), "```", ""]
     parts.append(END)
     return "\n".join(parts)
 
 
-def updated_readme(text: str) -> str:
+def updated_page(text: str) -> str:
     if START not in text or END not in text:
-        raise SystemExit(f"README.md lacks the {START} / {END} markers")
+        raise SystemExit(f"{PAGE.name} lacks the {START} / {END} markers")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return head + render() + tail
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text()
-    new = updated_readme(text)
+    text = PAGE.read_text()
+    new = updated_page(text)
     if "--check" in argv:
         if new != text:
-            print("README.md's command reference is stale: run `make docs`", file=sys.stderr)
+            print("docs/cli.md, the command reference, is stale: run `make docs`", file=sys.stderr)
             return 1
         return 0
-    README.write_text(new)
-    print(f"updated {README}")
+    PAGE.write_text(new)
+    print(f"updated {PAGE}")
     return 0
 
 
