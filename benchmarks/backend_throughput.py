@@ -102,8 +102,24 @@ async def _one(
 ) -> tuple[float, str]:
     """One streaming chat request: (seconds to the first content chunk, full text).
 
-    The gaps between consecutive content chunks go to ``gaps`` (inter-token latency).
+    The gaps between consecutive content chunks go to ``gaps`` (inter-token latency). A
+    keep-alive connection the server closed before answering (llama-server's HTTP library closes
+    one after 5 requests) is retried once on a new connection: nothing was generated yet.
     """
+    import httpx
+
+    for attempt in (1, 2):
+        try:
+            return await _stream(client, model, prompt, max_tokens, gaps)
+        except httpx.RemoteProtocolError as exc:
+            if attempt == 2 or "without sending a response" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _stream(
+    client: Any, model: str, prompt: str, max_tokens: int, gaps: list[float] | None
+) -> tuple[float, str]:
     t0 = time.perf_counter()
     ttft: float | None = None
     last = t0
