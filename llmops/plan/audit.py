@@ -27,7 +27,7 @@ still loading answers 503); ``unreachable`` when nothing answered; else ``protec
 
 Each row names where the route is declared in the pinned engine's source (TGI 3.3.7, vLLM
 0.33.0, SGLang 0.5.23, llama.cpp b11434; their key rules are recorded in
-``tests/fixtures/engines/*.json`` under ``http_auth``) or in ``llmops/backend/server.py``.
+``tests/fixtures/engines/*.json`` under ``http_auth``) or in ``llmops/backend/routes_*.py``.
 """
 
 from __future__ import annotations
@@ -286,17 +286,19 @@ LLAMACPP: tuple[Route, ...] = (
     Route("GET", "/metrics", LIST, _L + " l.265"),
 )
 
-_B = "llmops/backend/server.py"
+_BO = "llmops/backend/routes_openai.py"
+_BT = "llmops/backend/routes_tgi.py"
+_BM = "llmops/backend/routes_ops.py"
 
 TORCH: tuple[Route, ...] = (
-    Route("POST", "/v1/chat/completions", GENERATE, _B + " chat_completions (check_auth)", body=_CHAT),
-    Route("POST", "/v1/completions", GENERATE, _B + " completions (check_auth)", body=_COMPLETION),
-    Route("POST", "/generate", GENERATE, _B + " generate (check_auth)", body=_TGI),
-    Route("POST", "/generate_stream", GENERATE, _B + " generate_stream (check_auth)", body=_TGI),
-    Route("POST", "/", GENERATE, _B + " compat (check_auth)", body=_TGI),
-    Route("GET", "/v1/models", LIST, _B + " models (no key, like TGI)"),
-    Route("GET", "/info", LIST, _B + " info (no key, like TGI)"),
-    Route("GET", "/metrics", LIST, _B + " metrics"),
+    Route("POST", "/v1/chat/completions", GENERATE, _BO + " chat_completions (check_auth)", body=_CHAT),
+    Route("POST", "/v1/completions", GENERATE, _BO + " completions (check_auth)", body=_COMPLETION),
+    Route("POST", "/generate", GENERATE, _BT + " generate (check_auth)", body=_TGI),
+    Route("POST", "/generate_stream", GENERATE, _BT + " generate_stream (check_auth)", body=_TGI),
+    Route("POST", "/", GENERATE, _BT + " compat (check_auth)", body=_TGI),
+    Route("GET", "/v1/models", LIST, _BO + " models (no key, like TGI)"),
+    Route("GET", "/info", LIST, _BT + " info (no key, like TGI)"),
+    Route("GET", "/metrics", LIST, _BM + " metrics"),
 )
 
 # fmt: on

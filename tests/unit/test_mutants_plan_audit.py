@@ -205,7 +205,7 @@ _SOURCE = {
     "vllm": re.compile(r"vLLM 0\.33\.0 vllm/entrypoints/" + _CITES),
     "sglang": re.compile(r"SGLang 0\.5\.23 sglang/srt/" + _CITES),
     "llamacpp": re.compile(r"llama\.cpp b11434 tools/server/" + _CITES),
-    "torch": re.compile(r"llmops/backend/server\.py [a-z_]+" + _PARENS),
+    "torch": re.compile(r"llmops/backend/routes_(openai|tgi|ops)\.py [a-z_]+" + _PARENS),
 }
 
 
@@ -335,3 +335,14 @@ def test_base_url_keeps_a_host_name_in_capitals() -> None:
     assert pa.judge_audit("http://GPU-BOX/", None, [pa.probe_result(GEN, 401)]).url == (
         "http://GPU-BOX"
     )
+
+
+def test_torch_rows_name_a_handler_that_exists_in_the_cited_file() -> None:
+    """A torch row cites ``llmops/backend/routes_*.py HANDLER``: that file defines the handler."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for r in pa.ROUTES["torch"]:
+        path, handler = r.source.split(" (")[0].split(" ")
+        text = (root / path).read_text()
+        assert f"def {handler}(" in text, r.source
