@@ -253,6 +253,7 @@ def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
             i for i in range(layers) if i < first_dense or (i - first_dense) % freq != 0
         )
         arch["router_bias"] = cfg.get("topk_method") == "noaux_tc"  # e_score_correction_bias
+        arch["router_fp32"] = mt == "deepseek_v3"
     if mt in ("gpt_oss", "deepseek_v3", "qwen3_moe", "llama4_text", "gemma3_text"):
         qc = cfg.get("quantization_config")
         if isinstance(qc, Mapping) and qc.get("quant_method") in ("mxfp4", "fp8"):

@@ -31,7 +31,7 @@ from llmops.errors import UsageError
 from llmops.plan import artifacts
 from llmops.plan.engines import ENGINES, RECORDS
 from llmops.plan.hardware import GIB, MIB, Device
-from llmops.plan.model import ModelSpec, RopeScaling, WeightInventory
+from llmops.plan.model import Architecture, ModelSpec, RopeScaling, WeightInventory
 from llmops.plan.quant import (
     QUANT_SPECS,
     compute_dtype_bytes,
@@ -136,14 +136,12 @@ class FitReport:
 def kv_layer_elems(spec: ModelSpec, heads: int | None = None, engine: str = "") -> int:
     """KV elements one token adds to one layer: 2 x KV heads x head_dim (K and V), or for MLA
     one shared latent of ``kv_lora_rank + qk_rope_head_dim`` (vLLM's MLA cache: one "head",
-    the same on every tensor-parallel rank). transformers (the torch engine) caches MLA
-    decompressed: per head a key of ``qk_nope + qk_rope`` and a value of ``v_head_dim``
-    (DeepseekV3Attention passes key_states/value_states to the cache)."""
+    the same on every tensor-parallel rank). transformers 5 (the torch engine) caches the same
+    latent: DeepseekV3Attention passes the compressed ``kv_nope`` and ``k_rot`` to the cache
+    and expands them after reading (modeling_deepseek_v3.py l.445-460 at 5.24; 4.x cached
+    per-head keys and values)."""
     a = spec.arch
     if a.mla is not None:
-        if engine == "torch":
-            m = a.mla
-            return a.attention_heads * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
         return a.mla.latent
     return 2 * (a.kv_heads if heads is None else heads) * a.head_dim
 
@@ -538,6 +536,18 @@ def _fits(plan: _Plan, host: Device | None) -> bool:
     return all(r.fits for r in plan.per_gpu) and _host_fits(plan, host)
 
 
+def _torch_router(arch: Architecture, opts: FitOptions, inv: WeightInventory) -> WeightInventory:
+    """The torch engine (transformers 5) keeps some MoE routers in float32 whatever the model
+    dtype (``Architecture.router_fp32``): their weight and bias take 4 bytes, not 2."""
+    if opts.engine != "torch" or not arch.router_fp32 or opts.quant not in ("bf16", "fp16"):
+        return inv
+    extra = (arch.hidden_size * arch.experts + (arch.experts if arch.router_bias else 0)) * 2
+    layers = tuple(
+        b + (extra if arch.is_moe_layer(i) else 0) for i, b in enumerate(inv.layer_bytes)
+    )
+    return replace(inv, layer_bytes=layers)
+
+
 def estimate(
     spec: ModelSpec,
     gpus: tuple[Device, ...],
@@ -576,7 +586,7 @@ def estimate(
         hint = "choose another --engine or --quant; `llmops recommend` lists what runs here"
         raise UsageError(why, hint)
     kv_name, kvb = resolve_kv_dtype(opts.kv_dtype, opts.quant, opts.engine)
-    inv = inventory or weight_inventory(spec.arch, opts.quant)
+    inv = inventory or _torch_router(spec.arch, opts, weight_inventory(spec.arch, opts.quant))
 
     plan = _estimate_once(spec, inv, gpus, host, opts, kvb)
     fits = _fits(plan, host)

@@ -76,6 +76,10 @@ class Architecture:
     qk_norm: bool = False  # RMSNorm on q and k per head (Qwen3, Gemma 3): 2 x head_dim
     attention_sinks: bool = False  # one learned sink logit per head per layer (gpt-oss)
     router_bias: bool = False  # the MoE router has a bias (gpt-oss)
+    # transformers 5 holds this router (weight and e_score_correction_bias) in float32 whatever
+    # the model dtype: DeepSeek-V3's `_keep_in_fp32_modules_strict` (modeling_deepseek_v3.py
+    # l.551 at 5.24); what the torch engine loads, not what the checkpoint stores
+    router_fp32: bool = False
     mla: Mla | None = None  # DeepSeek multi-head latent attention
     shared_expert_intermediate: int = 0  # width of the always-on shared expert(s), 0 = none
     dense_layers: tuple[int, ...] = ()  # MoE models: layers with a dense MLP instead

@@ -170,7 +170,7 @@ def test_torch_engine_matches_transformers_cache_and_weights(model_type: str) ->
     widths, same layout) has exactly the estimator's weight bytes (its state dict: parameters
     and persistent buffers such as DeepSeek's e_score_correction_bias), and its cache after a prefill
     matches the estimate within 1 % (transformers keeps window - 1 tokens in sliding layers; it
-    caches MLA decompressed, per head, not as vLLM's latent)."""
+    caches MLA as the latent, like vLLM, since transformers 5)."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     import importlib.util
