@@ -169,9 +169,10 @@ def test_the_completion_the_readme_documents_works() -> None:
     readme = (REPO / "README.md").read_text()
     assert "llmops --install-completion" in readme and "llmops --show-completion" in readme
     llmops = str(Path(sys.executable).with_name("llmops"))
-    # the shell is detected from the parent process: run it from bash, as a user would
+    # the shell is detected from the parent process: run it from bash, as a user would (two
+    # commands, so that bash stays the parent instead of exec-ing llmops in its place)
     r = subprocess.run(
-        ["bash", "-c", f"{llmops} --show-completion"], capture_output=True, text=True
+        ["bash", "-c", f"{llmops} --show-completion; exit $?"], capture_output=True, text=True
     )
     assert r.returncode == 0, r.stderr
     assert "_LLMOPS_COMPLETE=complete_bash" in r.stdout
