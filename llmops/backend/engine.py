@@ -195,10 +195,6 @@ class _PaddedBatch:
         self._mask: Any = None
         self._pending: list[list[tuple[Any, Any]]] = []
 
-    @property
-    def rows(self) -> int:
-        return 0 if self._mask is None else int(self._mask.shape[0])
-
     def prefill_many(self, prompts: list[list[int]]) -> Any:
         """Prefill each prompt on its own; returns each one's last logits, shape (k, vocab)."""
         torch = self.torch
@@ -297,10 +293,6 @@ class _SlotBatch:
 
         self.torch, self.model, self.device = torch, model, device
         self.kv = SlotKV(torch, device, max_rows=max_rows, max_len=max_len)
-
-    @property
-    def rows(self) -> int:
-        return self.kv.rows
 
     def prefill_many(self, prompts: list[list[int]]) -> Any:
         """All prompts in one forward pass, packed into one sequence (see ``SlotKV``); returns

@@ -76,11 +76,6 @@ class SlotKV:
         self._rows_cap, self._cols_cap = want_r, want_c
         self._arange = torch.arange(want_r, device=self.device)
 
-    def begin_prefill(self, n_tokens: int) -> tuple[int, Any]:
-        """Open a new row for an ``n_tokens`` prompt; returns its slot and the causal mask."""
-        slots, _, mask = self.begin_packed_prefill([n_tokens])
-        return slots[0], mask
-
     def begin_packed_prefill(self, sizes: list[int]) -> tuple[list[int], Any, Any]:
         """Open a row per prompt for one forward pass over all of them, packed in one sequence.
 
@@ -133,10 +128,6 @@ class SlotKV:
                 k[slot, :, :n] = k[last, :, :n]
                 v[slot, :, :n] = v[last, :, :n]
             self.lengths[slot] = n
-        self.lengths.pop()
-
-    def truncate_last(self) -> None:
-        """Forget the newest row (a prefill whose request finished at its first token)."""
         self.lengths.pop()
 
     def _arange_cols(self, cols: int) -> Any:
