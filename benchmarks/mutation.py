@@ -148,6 +148,23 @@ PLAN_TESTS = (
     "tests/unit/test_mutants_plan_tunnel.py",
     "tests/unit/test_mutants_plan_checks.py",
     "tests/unit/test_mutants_plan_multinode.py",
+    "tests/unit/test_engine_sglang.py",
+    "tests/unit/test_engine_memory_checks.py",
+    "tests/unit/test_engine_conformance.py",
+    "tests/unit/test_estimator_arch.py",
+    "tests/unit/test_catalog_2026.py",
+    "tests/unit/test_recommend_expert.py",
+    "tests/unit/test_agreement.py",
+    "tests/unit/test_gpus_flag.py",
+    "tests/cli/test_render_monitoring.py",
+)
+#: and every ``tests/unit/test_mutants_plan_<file>.py`` (one per plan file, written for its survivors)
+PLAN_TESTS += tuple(
+    t
+    for t in sorted(
+        p.relative_to(REPO).as_posix() for p in (REPO / "tests/unit").glob("test_mutants_plan_*.py")
+    )
+    if t not in PLAN_TESTS
 )
 
 #: ``plan/``: every file; the tests that reach it are found by the baseline trace.
@@ -158,6 +175,7 @@ _PLAN_FILES = (
     "compose",
     "deploy",
     "diagnose",
+    "gpus",
     "hardware",
     "k8s",
     "launch",
@@ -174,6 +192,7 @@ _PLAN_FILES = (
     "engines/base",
     "engines/llamacpp",
     "engines/rules",
+    "engines/sglang",
     "engines/tgi",
     "engines/torch",
     "engines/vllm",
