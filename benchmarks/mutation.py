@@ -112,7 +112,7 @@ class Target:
         return tuple(out)
 
 
-PLAN_TESTS = (
+PLAN_TESTS: tuple[str, ...] = (
     "tests/unit/test_tunnel_parse.py",
     "tests/unit/test_checks.py",
     "tests/unit/test_hardware.py",
