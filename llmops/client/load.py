@@ -6,15 +6,20 @@ bytes were actually about to be written. The difference is the schedule lag: whe
 (or its event loop) falls behind, the lag shows it, so a slow client cannot hide server latency
 by quietly sending later (coordinated omission). The scheduler sleeps until just before a send
 time and then yields to the event loop until the time comes, because ``asyncio.sleep`` alone
-wakes up to a millisecond late (epoll timeouts are whole milliseconds).
+wakes up to a millisecond late (epoll timeouts are whole milliseconds). The cyclic garbage
+collector is paused while a point's requests are sent and answered: its collections stopped the loop for up to
+2.7 ms at 2,000 requests/s here, while a run's requests leave no cyclic garbage behind (0 objects
+found by a collection after 10,000 of them), so nothing accumulates meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from llmops.client.bench import RequestRecord, timed_request
 from llmops.client.protocol import Endpoint
@@ -26,6 +31,23 @@ ARRIVALS = (CONSTANT, POISSON)
 
 #: Below this many seconds to the next send, the scheduler yields instead of sleeping.
 _SPIN_S = 0.0015
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic-GC pauses inside: objects alive now are frozen out of later collections, and
+    collection is off until the block ends (then it is back as it was, and runs once)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+            gc.collect()
 
 
 def arrival_offsets(rate: float, duration_s: float, arrival: str, seed: int) -> list[float]:
@@ -86,17 +108,18 @@ async def run_open_loop(
         if on_done is not None:
             on_done(rec)
 
-    t0 = clock() + 0.001
-    for i, offset in enumerate(offsets):
-        due = t0 + offset
-        while (left := due - clock()) > 0:
-            await asyncio.sleep(left - _SPIN_S if left > 2 * _SPIN_S else 0)
-        await slots.acquire()
-        task = loop.create_task(one(i, due))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    if tasks:
-        await asyncio.gather(*tasks)
+    with gc_paused():
+        t0 = clock() + 0.001
+        for i, offset in enumerate(offsets):
+            due = t0 + offset
+            while (left := due - clock()) > 0:
+                await asyncio.sleep(left - _SPIN_S if left > 2 * _SPIN_S else 0)
+            await slots.acquire()
+            task = loop.create_task(one(i, due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:  # still paused: the last sends and the responses in flight are timed too
+            await asyncio.gather(*tasks)
     wall_s = clock() - t0
     return [r for r in records if r is not None], t0, wall_s
 

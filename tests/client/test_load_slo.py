@@ -4,12 +4,14 @@ and the schedule run for real against the built-in mock server."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 
 import pytest
 
+from llmops.client import load
 from llmops.client import metrics_scrape as ms
-from llmops.client.load import arrival_offsets, run_open_loop
+from llmops.client.load import arrival_offsets, gc_paused, run_open_loop
 from llmops.client.slo import (
     CLIENT_BEHIND,
     ERROR_RATE,
@@ -62,6 +64,13 @@ def test_open_loop_sends_on_schedule_against_the_mock() -> None:
         )
         offsets = arrival_offsets(50, 2.0, "poisson", seed=3)
 
+        collector_on_at_send: list[bool] = []
+        real_timed_request = load.timed_request
+
+        async def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+            collector_on_at_send.append(gc.isenabled())
+            return await real_timed_request(*args, **kwargs)
+
         async def go():  # type: ignore[no-untyped-def]
             t = RawTransport(mock.url, None)
             try:
@@ -69,8 +78,15 @@ def test_open_loop_sends_on_schedule_against_the_mock() -> None:
             finally:
                 await t.aclose()
 
-        records, t0, wall = asyncio.run(go())
+        load.timed_request = spy  # type: ignore[assignment]
+        try:
+            records, t0, wall = asyncio.run(go())
+        finally:
+            load.timed_request = real_timed_request  # type: ignore[assignment]
     assert len(records) == len(offsets) and all(r.ok for r in records)
+    # no collector pauses while sending; the collector is back afterwards
+    assert collector_on_at_send == [False] * len(offsets)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
     # intended times are exactly the schedule; actual sends never precede them
     assert [r.intended_s - t0 for r in records] == pytest.approx(offsets, abs=1e-9)
     assert all(r.start_s >= r.intended_s for r in records)
@@ -78,6 +94,23 @@ def test_open_loop_sends_on_schedule_against_the_mock() -> None:
     assert lv.schedule_lag_ms is not None and lv.schedule_lag_ms.count == len(offsets)
     assert lv.schedule_lag_ms.p50 < 50  # generous: this machine is shared
     assert lv.ttft_ms is not None and lv.ttft_ms.p50 >= 5.0  # the mock's fixed TTFT
+
+
+def test_gc_paused_restores_the_collector_as_it_was() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("a failing run")
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
 
 
 def test_slo_parsing() -> None:
