@@ -1,4 +1,5 @@
-"""`llmops fleet doctor | ps | up | hosts`: one command on many hosts, in parallel, one table.
+"""`llmops fleet doctor | ps | up | top | hosts`: one command on many hosts, in parallel, one
+table (`top`: one live screen).
 
 Each host runs its own llmops with ``--json`` (hosts without llmops still answer ``fleet
 doctor``, from shell commands and nvidia-smi); the documents are merged into one table, and a
@@ -14,7 +15,7 @@ from llmops.cli import deps, output
 
 fleet_app = typer.Typer(
     name="fleet",
-    help="Run doctor, ps or up on many hosts from a hosts.yaml inventory, in parallel.",
+    help="Run doctor, ps, up or top on many hosts from a hosts.yaml inventory, in parallel.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -206,6 +207,60 @@ def fleet_up(
                 *("-" if mine.get(c) is None else str(mine.get(c)) for c in cols),
             )
     _emit(outcomes, json_, table)
+
+
+@fleet_app.command("top")
+def fleet_top(
+    ctx: typer.Context,
+    inventory: InventoryOpt = None,
+    on: OnOpt = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Print one frame (rates over --interval) and exit.")
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", "-n", min=0.2, max=3600, help="Seconds between refreshes."),
+    ] = 2.0,
+    json_: Annotated[bool, typer.Option("--json", help="Output as JSON (with --once).")] = False,
+) -> None:
+    """Live view of every host in one screen: deployments and GPUs with a host column.
+
+    Each host's own `llmops top --once --json` runs over SSH (one session per host, kept open),
+    all hosts in parallel; a host that cannot be reached is a line with its fix, and the others
+    go on. `q` quits.
+    """
+    import math
+
+    from llmops.cli.top import _FleetSession, _live, render_fleet_frame
+    from llmops.errors import UsageError
+
+    if not math.isfinite(interval):
+        raise UsageError(f"--interval must be a finite number, got {interval}", "e.g. -n 2")
+    if json_ and not once:
+        raise UsageError("--json prints one frame: add --once", "llmops fleet top --once --json")
+    hosts = _hosts(ctx, inventory, on)
+    session = _FleetSession(hosts, _connector(ctx))
+    try:
+        if not once:
+            _live(session, interval)
+            return
+        frame = session.frame(interval)
+    finally:
+        session.close()
+    if json_:
+        hosts = [
+            {
+                **h,
+                "deployments": [vars(r) for r in h["deployments"]],
+                "gpus": [vars(g) for g in h["gpus"]],
+            }
+            for h in frame["hosts"]
+        ]
+        output.emit_json({"interval_s": interval, "hosts": hosts})
+    else:
+        output.stdout().print(render_fleet_frame(frame, interval))
+    if any(not h["ok"] for h in frame["hosts"]):
+        raise typer.Exit(1)
 
 
 @fleet_app.command("hosts")

@@ -1,6 +1,7 @@
 """`llmops top` against two real deployments of the bundled backend (started with `llmops up`):
 once as JSON while one of them is under load (with 8 GPUs through the NVML fake), and live in a
-real terminal (tmux: the screen is read back, redrawn in place, and `q` quits). The tests'
+real terminal (tmux: the screen is read back, redrawn in place, and `q` quits); then `fleet top`
+over two real sshd hosts and one that is down, as JSON and live. The tests'
 environment sets COLUMNS=200, wider than the 160-column pane: the live view must size itself
 from the terminal, or its full-screen frames wrap and scroll."""
 
@@ -22,9 +23,17 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from tests.e2e.conftest import backend_home, free_port  # noqa: F401  (fixture)
 from tests.sentinels import unique
+from tests.sshd import (  # noqa: F401  (pytest fixtures)
+    Client,
+    ssh_client_fixture,
+    ssh_user_key_fixture,
+    start_sshd,
+)
+from tests.sshd import free_port as sshd_free_port
 
 pytestmark = pytest.mark.slow
 A, B = unique("top-a"), unique("top-b")
+LLMOPS = str(Path(sys.executable).with_name("llmops"))
 
 
 def cli(*args: str):  # type: ignore[no-untyped-def]
@@ -149,6 +158,112 @@ def test_live_in_tmux_refreshes_in_place_and_q_quits(
         assert next(ln for ln in later.splitlines() if "llmops top ·" in ln) != stamp
         subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
         deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not done.exists():
+            time.sleep(0.2)
+        assert done.exists() and done.read_text().strip() == "0"
+    finally:
+        subprocess.run([*base, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def fleet_of_two(
+    two: dict[str, object], tmp_path: Path, ssh_client: Client, ssh_user_key: tuple[bytes, str]
+) -> Iterator[Path]:
+    """Inventory: `a` and `b`, two real sshd whose sessions' LLMOPS_HOME is the one holding the
+    two running deployments, and `down`, where nothing listens."""
+    servers = []
+    try:
+        for name in ("a", "b"):
+            d = tmp_path / name
+            d.mkdir()
+            (d / "remote-llmops-home").symlink_to(Path(str(two["home"])))
+            servers.append(start_sshd(d, [ssh_user_key[1]]))
+        ssh_client.trust(*servers)
+        inv = tmp_path / "hosts.yaml"
+        inv.write_text(
+            "hosts:\n"
+            + "".join(
+                f"  {n}:\n    ssh: root@127.0.0.1:{s.port}\n    llmops: {LLMOPS}\n"
+                for n, s in zip(("a", "b"), servers, strict=True)
+            )
+            + f"  down:\n    ssh: root@127.0.0.1:{sshd_free_port()}\n"
+        )
+        yield inv
+    finally:
+        for s in servers:
+            s.stop()
+
+
+@pytest.mark.sshd
+def test_fleet_top_once_json_has_every_host_and_says_why_one_is_missing(
+    fleet_of_two: Path,
+) -> None:
+    r = cli("fleet", "top", "--inventory", str(fleet_of_two), "--once", "--json", "-n", "1")
+    assert r.exit_code == 1, r.output  # one host is down
+    doc = json.loads(r.stdout)
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    assert list(hosts) == ["a", "b", "down"]  # inventory order
+    for name in ("a", "b"):
+        h = hosts[name]
+        assert h["ok"] and h["error"] is None, h
+        rows = {d["name"]: d for d in h["deployments"] if d["name"] in (A, B)}
+        assert set(rows) == {A, B}, h
+        for row in rows.values():  # each host's own llmops scraped the engines' metrics
+            assert (row["engine"], row["status"], row["metrics"]) == ("torch", "running", "llmops")
+    down = hosts["down"]
+    assert not down["ok"] and "refused the connection" in down["error"] and down["hint"]
+    assert down["deployments"] == [] and down["gpus"] == []
+    r = cli("fleet", "top", "--inventory", str(fleet_of_two), "--json")
+    assert r.exit_code != 0 and "add --once" in r.stderr
+
+
+@pytest.mark.sshd
+def test_fleet_top_live_in_tmux_one_screen_for_every_host(
+    fleet_of_two: Path, ssh_client: Client, tmp_path: Path
+) -> None:
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    sock, session = f"llmops-ftop-{os.getpid()}", "ftop"
+    done = tmp_path / "exit-code"
+    command = (
+        f"HOME={ssh_client.home} {LLMOPS} fleet top --inventory {fleet_of_two} -n 0.5; "
+        f"echo $? > {done}; sleep 30"
+    )
+    base = [tmux, "-L", sock]
+    subprocess.run(
+        [*base, "new-session", "-d", "-s", session, "-x", "180", "-y", "40", command], check=True
+    )
+
+    def screen() -> str:
+        return subprocess.run(
+            [*base, "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        deadline, text = time.monotonic() + 90, ""
+        while time.monotonic() < deadline:
+            text = screen()
+            if "2/3 hosts answering" in text and A in text and B in text:
+                break
+            time.sleep(0.3)
+        assert "llmops fleet top · 2/3 hosts answering" in text, text
+        lines = text.splitlines()
+        for host in ("a", "b"):  # one row per host and deployment, the host first
+            for name in (A, B):
+                assert any(ln.split()[:2] == [host, name] for ln in lines), text
+        assert any(ln.startswith("down: ") and "fix:" in ln for ln in lines), text
+        stamp = next(ln for ln in lines if "llmops fleet top ·" in ln)
+        deadline, later = time.monotonic() + 30, text
+        while time.monotonic() < deadline:
+            later = screen()
+            now = next((ln for ln in later.splitlines() if "llmops fleet top ·" in ln), stamp)
+            if now != stamp:
+                break
+            time.sleep(0.3)
+        assert later.count("llmops fleet top ·") == 1 and now != stamp  # redrawn in place
+        subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not done.exists():
             time.sleep(0.2)
         assert done.exists() and done.read_text().strip() == "0"
