@@ -105,8 +105,9 @@ def baseline_rtt(port: int, n: int) -> list[float]:
 def client_run(
     port: int, transport_name: str, concurrency: int, n: int
 ) -> tuple[float, list[float], int]:
-    from llmops.client.bench import request_bodies, run_level
+    from llmops.client.prompts import request_bodies
     from llmops.client.protocol import OPENAI, Endpoint
+    from llmops.client.records import run_level
     from llmops.client.transport import HttpxTransport, RawTransport
 
     url = f"http://127.0.0.1:{port}"
@@ -133,9 +134,10 @@ def client_run(
 
 
 def open_loop_run(port: int, rate: float, seconds: float) -> dict[str, float]:
-    from llmops.client.bench import request_bodies, summarize
     from llmops.client.load import arrival_offsets, run_open_loop
+    from llmops.client.prompts import request_bodies
     from llmops.client.protocol import OPENAI, Endpoint
+    from llmops.client.summary import summarize
     from llmops.client.transport import RawTransport
 
     url = f"http://127.0.0.1:{port}"

@@ -186,8 +186,9 @@ def bench(
     ] = 300.0,
 ) -> None:
     """Measure an endpoint under streamed load: TTFT, inter-token latency, tokens/s, errors."""
-    from llmops.client.bench import BenchSettings, load_prompts
+    from llmops.client.bench import BenchSettings
     from llmops.client.load import ARRIVALS
+    from llmops.client.prompts import load_prompts
     from llmops.client.slo import parse_slo
     from llmops.client.targets import resolve_target
     from llmops.errors import UsageError

@@ -40,9 +40,11 @@ def calibrate(settings: Any, seconds: float = SECONDS_PER_RATE) -> dict[str, Any
 async def _run(
     url: str, rates: tuple[float, ...], settings: Any, seconds: float
 ) -> list[dict[str, Any]]:
-    from llmops.client.bench import make_transport, request_bodies, summarize
+    from llmops.client.bench import make_transport
     from llmops.client.load import arrival_offsets, run_open_loop
+    from llmops.client.prompts import request_bodies
     from llmops.client.protocol import OPENAI, Endpoint
+    from llmops.client.summary import summarize
 
     endpoint = Endpoint(url, OPENAI, "mock", None)
     bodies = request_bodies(

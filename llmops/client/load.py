@@ -21,8 +21,8 @@ import random
 import time
 from collections.abc import Callable, Iterator
 
-from llmops.client.bench import RequestRecord, timed_request
 from llmops.client.protocol import Endpoint
+from llmops.client.records import RequestRecord, timed_request
 from llmops.client.stream import Transport
 
 CONSTANT = "constant"

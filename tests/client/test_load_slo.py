@@ -52,9 +52,10 @@ def test_seeds_fix_poisson_schedules_and_constant_is_even() -> None:
 
 
 def test_open_loop_sends_on_schedule_against_the_mock() -> None:
-    from llmops.client.bench import request_bodies, summarize
     from llmops.client.mock import MockProcess
+    from llmops.client.prompts import request_bodies
     from llmops.client.protocol import OPENAI, Endpoint
+    from llmops.client.summary import summarize
     from llmops.client.transport import RawTransport
 
     with MockProcess(ttft_ms=5, itl_ms=1, tokens=3) as mock:

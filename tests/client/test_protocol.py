@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llmops.client.bench import RequestRecord, load_prompts, summarize
+from llmops.client.prompts import load_prompts
 from llmops.client.protocol import (
     OPENAI,
     TGI,
@@ -18,7 +18,9 @@ from llmops.client.protocol import (
     read_tgi,
     tgi_prompt,
 )
+from llmops.client.records import RequestRecord
 from llmops.client.stats import distribution, percentile
+from llmops.client.summary import summarize
 from llmops.client.targets import normalize_url, resolve_target
 from llmops.errors import MalformedStreamError, StreamInterrupted, UsageError
 from llmops.run.state import resolve_deployment

@@ -7,8 +7,9 @@ import asyncio
 
 import pytest
 
-from llmops.client.bench import BenchSettings, bench_endpoint, load_prompts
+from llmops.client.bench import BenchSettings, bench_endpoint
 from llmops.client.chat import ChatSession
+from llmops.client.prompts import load_prompts
 from llmops.client.protocol import TGI, Endpoint, StreamResult, build_request
 from llmops.client.stream import detect, stream_tokens
 from llmops.client.transport import HttpxTransport, RawTransport

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from llmops.client.bench import timed_request
 from llmops.client.chat import ChatSession
 from llmops.client.protocol import OPENAI, TGI, Endpoint, StreamResult, build_request
+from llmops.client.records import timed_request
 from llmops.client.stream import Transport, detect, stream_tokens
 from llmops.client.transport import HttpxTransport, RawTransport
 from llmops.errors import (
