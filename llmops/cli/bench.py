@@ -186,14 +186,11 @@ def bench(
     ] = 300.0,
 ) -> None:
     """Measure an endpoint under streamed load: TTFT, inter-token latency, tokens/s, errors."""
-    from llmops.client.bench import BenchSettings
-    from llmops.client.load import ARRIVALS
+    from llmops.cli import deps
     from llmops.client.prompts import load_prompts
-    from llmops.client.slo import parse_slo
     from llmops.client.targets import resolve_target
-    from llmops.errors import UsageError
-    from llmops.run.state import resolve_deployment
 
+    # (the options are the signature; the body parses, calls and prints)
     _check_finite(timeout_s=timeout_s, cooldown=cooldown, max_rate=max_rate)
     if duration is not None:
         _check_finite(duration=duration)
@@ -203,6 +200,70 @@ def bench(
         from llmops.client.plot import check_plot_path
 
         check_plot_path(plot)
+    settings = _settings(
+        concurrency=concurrency,
+        requests=requests,
+        max_tokens=max_tokens,
+        warmup=warmup,
+        cooldown=cooldown,
+        transport=transport,
+        timeout_s=timeout_s,
+        tokenizer=tokenizer,
+        rate=rate,
+        arrival=arrival,
+        duration=duration,
+        fixed_output=fixed_output,
+        seed=seed,
+        repeat=repeat,
+        sweep=sweep,
+        max_concurrency=max_concurrency,
+        slo=slo,
+        search=search,
+        max_rate=max_rate,
+        search_steps=search_steps,
+        monitor=monitor,
+    )
+    lookup = deps.deployment_resolver()
+    targets = [resolve_target(target, api_key, lookup)]
+    if compare is not None:
+        targets.append(resolve_target(compare, compare_api_key or api_key, lookup))
+    calibration = None
+    if calibrate:
+        from llmops.client.calibrate import calibrate as run_calibration
+
+        calibration = run_calibration(settings)
+        if not json_:
+            render_calibration(output.stderr(), calibration)
+    results = _run(targets, model, load_prompts(prompts), settings)
+    _report(results, settings, calibration, plot=plot, out=out, json_=json_)
+    _exit_status(results)
+
+
+def _settings(
+    *,
+    concurrency: str,
+    warmup: str,
+    cooldown: float,
+    transport: str,
+    timeout_s: float,
+    rate: str | None,
+    arrival: str,
+    duration: float | None,
+    slo: str | None,
+    search: bool,
+    sweep: int,
+    max_rate: float,
+    max_concurrency: int,
+    **same: Any,
+) -> "BenchSettings":
+    """The options checked together (each error names its option and how to fix it; finiteness
+    is checked before) and turned into what the run needs; ``same`` are taken as they are
+    (Typer checked their ranges)."""
+    from llmops.client.bench import BenchSettings
+    from llmops.client.load import ARRIVALS
+    from llmops.client.slo import parse_slo
+    from llmops.errors import UsageError
+
     if arrival not in ARRIVALS:
         raise UsageError(f"--arrival {arrival!r} is not constant or poisson", "--arrival poisson")
     warmup_n, warmup_s = _warmup(warmup)
@@ -223,41 +284,35 @@ def bench(
             f"{duration:g}",
             "make --duration longer than the two windows together",
         )
-    settings = BenchSettings(
+    return BenchSettings(
         concurrency=_levels(concurrency),
-        requests=requests,
-        max_tokens=max_tokens,
         warmup=warmup_n,
         transport=_transport(transport),
         timeout_s=timeout_s,
-        tokenizer=tokenizer,
         rates=_rates(rate) if rate is not None else (),
         arrival=arrival,
         duration_s=duration,
         warmup_s=warmup_s,
         cooldown_s=cooldown,
-        fixed_output=fixed_output,
-        seed=seed,
-        repeat=repeat,
         sweep=sweep,
         sweep_concurrency=max_concurrency,
         slo=slo_targets,
         search=search,
         max_rate=max_rate,
-        search_steps=search_steps,
-        monitor=monitor,
+        **same,
     )
-    targets = [resolve_target(target, api_key, resolve_deployment)]
-    if compare is not None:
-        targets.append(resolve_target(compare, compare_api_key or api_key, resolve_deployment))
-    calibration = None
-    if calibrate:
-        from llmops.client.calibrate import calibrate as run_calibration
 
-        calibration = run_calibration(settings)
-        if not json_:
-            render_calibration(output.stderr(), calibration)
-    results = _run(targets, model, load_prompts(prompts), settings)
+
+def _report(
+    results: "list[EndpointResult]",
+    settings: "BenchSettings",
+    calibration: dict[str, Any] | None,
+    *,
+    plot: Path | None,
+    out: Path | None,
+    json_: bool,
+) -> None:
+    """The table (or the JSON document) on stdout, and the plot and ``--out`` file if asked."""
     doc = _document(results, settings)
     if calibration is not None:
         doc["calibration"] = calibration
@@ -275,7 +330,6 @@ def bench(
         output.emit_json(doc)
     else:
         render(output.stdout(), results)
-    _exit_status(results)
 
 
 def _check_finite(**values: float) -> None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from llmops.cli import output
+from llmops.cli import deps, output
 from llmops.cli.params import ApiKeyOpt, ModelNameOpt
 
 if TYPE_CHECKING:
@@ -47,10 +47,9 @@ def chat(
     from llmops.client.stream import detect
     from llmops.client.targets import resolve_target
     from llmops.client.transport import HttpxTransport
-    from llmops.run.state import resolve_deployment
 
     _check_numbers(temperature, timeout_s)
-    tgt = resolve_target(target, api_key, resolve_deployment)
+    tgt = resolve_target(target, api_key, deps.deployment_resolver())
     loop = asyncio.new_event_loop()
     transport = HttpxTransport(tgt.url, tgt.api_key, max_connections=1, timeout_s=timeout_s)
     try:

@@ -113,6 +113,14 @@ def docker_runtime(required: bool = False) -> Any | None:
         return None
 
 
+def deployment_resolver() -> Any:
+    """NAME → the deployment's endpoint and key, for the client layer (which imports no ``run``):
+    ``llmops.run.state.resolve_deployment``."""
+    from llmops.run.state import resolve_deployment
+
+    return resolve_deployment
+
+
 def deployments() -> Any:
     """Both runtimes and the store, merged (``llmops.run.deployments.Deployments``)."""
     from llmops.run.deployments import Deployments

@@ -49,6 +49,7 @@ BASELINE: dict[str, list[str]] = {
     "engine ls": [],
     "fit": ["smollm2", "--hw", "1xA100-80GB", "--offline"],
     "fleet doctor": ["--offline"], "fleet hosts": [], "fleet ps": [],
+    "fleet top": ["--once", "--interval", "0.2"],
     "fleet up": ["smollm2", "--on", "all"],
     "forward": ["8000", "--host", NO_SSH],
     "kill": ["--dry-run"],
