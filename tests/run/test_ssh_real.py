@@ -1,10 +1,13 @@
-"""llmops.run.ssh against a real OpenSSH server: exec, host keys, config, jumps, forwards."""
+"""llmops.run.ssh against a real OpenSSH server: exec, host keys, config, jumps, forwards
+(local and reverse)."""
 
 from __future__ import annotations
 
 import http.server
 import os
+import socket
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ from llmops.errors import (
     UnknownHostKey,
     UsageError,
 )
-from llmops.run.ssh import SshHost, llmops_known_hosts, open_host
+from llmops.run.ssh import ForwardRefused, SshHost, llmops_known_hosts, open_host
 from tests.sshd import Client, Sshd, free_port, new_key, start_sshd
 
 pytestmark = pytest.mark.sshd
@@ -271,4 +274,73 @@ def test_sshhost_is_reusable_after_close(sshd_server: Sshd, ssh_client: Client) 
     with h:
         assert h.run("true").ok
     with h:
+        assert h.run("true").ok
+
+
+def test_reverse_forward_carries_http_back_here_and_stops_on_close(
+    sshd_server: Sshd, ssh_client: Client, http_server: int
+) -> None:
+    ssh_client.trust(sshd_server)
+    with open_host(sshd_server.target()) as h:
+        with h.reverse_forward(http_server, bind="127.0.0.1") as rf:
+            assert rf.remote_port not in (0, http_server)  # the port sshd chose
+            assert rf.alive()
+            for i in range(3):
+                url = f"http://127.0.0.1:{rf.remote_port}/r{i}"
+                with urllib.request.urlopen(url, timeout=10) as resp:
+                    assert resp.read() == f"hello /r{i}".encode()
+            assert rf.connections == 3 and rf.errors == []
+        assert not rf.alive()
+        deadline = time.monotonic() + 5  # sshd stops listening once the forward is cancelled
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", rf.remote_port), timeout=1).close()
+            except OSError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"sshd still listens on {rf.remote_port} after close()")
+        assert h.run("true").ok  # the session itself stays usable
+
+
+def test_reverse_forward_to_a_closed_local_port_reports_it(
+    sshd_server: Sshd, ssh_client: Client
+) -> None:
+    ssh_client.trust(sshd_server)
+    closed = free_port()
+    with open_host(sshd_server.target()) as h, h.reverse_forward(closed, bind="127.0.0.1") as rf:
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{rf.remote_port}/", timeout=10).read()
+        deadline = time.monotonic() + 5
+        while not rf.errors and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"cannot reach 127.0.0.1:{closed}" in rf.errors[0]
+
+
+def test_reverse_forward_on_a_taken_remote_port_is_refused(
+    sshd_server: Sshd, ssh_client: Client
+) -> None:
+    ssh_client.trust(sshd_server)
+    with open_host(sshd_server.target()) as h, pytest.raises(ForwardRefused) as e:
+        h.reverse_forward(80, remote_port=sshd_server.port, bind="127.0.0.1")  # sshd's own
+    assert f"refused to forward its port {sshd_server.port}" in e.value.message
+    assert "AllowTcpForwarding" in (e.value.hint or "")
+    assert isinstance(e.value, SshConnectError)
+
+
+def test_open_host_takes_a_key_and_known_hosts_file_like_ssh_i_and_o(
+    sshd_server: Sshd, ssh_client: Client, tmp_path: Path
+) -> None:
+    key = tmp_path / "elsewhere" / "key"
+    key.parent.mkdir()
+    ssh_client.key.rename(key)  # no default identity left in ~/.ssh
+    kh = tmp_path / "elsewhere" / "known_hosts"
+    kh.write_text(sshd_server.known_hosts_line)  # ~/.ssh/known_hosts stays empty
+    with pytest.raises(UnknownHostKey):
+        open_host(sshd_server.target(), identity_files=[str(key)]).connect()
+    with pytest.raises(SshAuthError):
+        open_host(sshd_server.target(), known_hosts_files=[str(kh)]).connect()
+    with open_host(
+        sshd_server.target(), identity_files=[str(key)], known_hosts_files=[str(kh)]
+    ) as h:
         assert h.run("true").ok
