@@ -13,9 +13,12 @@ import io
 import logging
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import paramiko
+import psutil
 import pytest
 
 from llmops.errors import SshAuthError, SshConnectError, UnknownHostKey, UsageError
@@ -457,3 +460,46 @@ def test_an_unreadable_llmops_known_hosts_is_a_connect_error_naming_it(tmp_path:
         host.connect()
     assert e.value.message.startswith(f"cannot read llmops' known_hosts {own}: ")
     assert e.value.hint == f"fix or remove the bad line in {own}"
+
+
+def _live_transports() -> set[paramiko.Transport]:
+    return {t for t in threading.enumerate() if isinstance(t, paramiko.Transport) and t.is_alive()}
+
+
+def _connections_to(port: int) -> list[object]:
+    return [
+        c
+        for c in psutil.Process().net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    ]
+
+
+def _left_open(before: set[paramiko.Transport], port: int, wait_s: float = 5.0) -> list[object]:
+    """Transports started since ``before`` and connections to ``port`` still open after up to
+    ``wait_s`` (paramiko's close() stops the thread without waiting for it to end)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = [*(_live_transports() - before), *_connections_to(port)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+@pytest.mark.sshd
+def test_a_failed_connect_closes_its_session_at_once(sshd_server: Sshd, ssh_client: Client) -> None:
+    """The ``client.close()`` after a failed connect (host.py, ``connect``): an unknown host key
+    (refused by the trust policy) or a rejected login ends paramiko's transport thread and its
+    TCP connection then, not when sshd gives up on the login (LoginGraceTime, 2 minutes): a
+    running thread is never collected, so nothing else would close it."""
+    before = _live_transports()
+    with pytest.raises(UnknownHostKey):
+        open_host(sshd_server.target()).connect()
+    assert _left_open(before, sshd_server.port) == []
+
+    ssh_client.trust(sshd_server)
+    other_priv, other_pub = new_key()  # a key sshd does not accept, in place of the user's
+    ssh_client.key.write_bytes(other_priv)
+    (ssh_client.key.parent / "id_ed25519.pub").write_text(other_pub + "\n")
+    with pytest.raises(SshAuthError):
+        open_host(sshd_server.target()).connect()
+    assert _left_open(before, sshd_server.port) == []
