@@ -10,23 +10,18 @@ Bootstrap copies wheels over the SSH session, because rented hosts may not reach
 llmops wheel (built from this checkout, or given with ``--wheel``) and its dependencies, either
 re-packed from this machine's own environment when the remote runs the same Python on the same
 platform, or from a ``--wheelhouse`` directory, or (``--from-index``) left to the remote's pip.
+Building and re-packing those wheels is :mod:`llmops.run.wheels`.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import hashlib
 import os
 import re
 import shlex
-import subprocess
-import sys
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +31,13 @@ from llmops.errors import (
     RemoteLlmopsMissing,
     RemotePythonMissing,
     UsageError,
+)
+from llmops.run.wheels import (
+    build_llmops_wheel,
+    dependency_closure,
+    local_platform,
+    repack_distribution,
+    wheel_requirements,
 )
 
 if TYPE_CHECKING:
@@ -180,157 +182,6 @@ def deployment_port(host: SshHost, name: str) -> int:
         ) from e
 
 
-# --------------------------------------------------------------------------- wheels
-
-
-def source_checkout() -> Path | None:
-    """The repository this llmops runs from (editable install), or None for a wheel install."""
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / "llmops" / "__init__.py").is_file():
-        return root
-    return None
-
-
-def build_llmops_wheel(out_dir: Path) -> Path:
-    """Build this checkout's wheel into ``out_dir`` (``pip wheel --no-deps``).
-
-    Raises:
-        UsageError: when llmops is not running from a source checkout, or the build fails.
-    """
-    root = source_checkout()
-    if root is None:
-        raise UsageError(
-            "llmops is installed from a wheel here, so there is no source to build one from",
-            "pass the wheel you installed with `--wheel llmops-X-py3-none-any.whl`",
-        )
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out_dir), str(root)]
-    proc = subprocess.run(
-        [*cmd[:4], "--no-build-isolation", *cmd[4:]], capture_output=True, text=True
-    )
-    if proc.returncode != 0:  # no hatchling here: let pip fetch the build backend
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(out_dir.glob("llmops-*.whl"))
-    if proc.returncode != 0 or not wheels:
-        detail = (proc.stderr.strip().splitlines() or ["no wheel produced"])[-1]
-        raise UsageError(
-            f"building the llmops wheel from {root} failed: {detail}",
-            "build one yourself (`pip wheel --no-deps .`) and pass it with --wheel",
-        )
-    return wheels[-1]
-
-
-def _req_name(req: str) -> tuple[str, str]:
-    """(distribution name, marker text) of a ``Requires-Dist`` string."""
-    name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
-    marker = req.split(";", 1)[1] if ";" in req else ""
-    return (name.group(1) if name else req.strip()), marker
-
-
-def wheel_requirements(wheel: Path) -> list[str]:
-    """The ``Requires-Dist`` lines of a wheel's METADATA."""
-    with zipfile.ZipFile(wheel) as z:
-        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
-        text = z.read(name).decode("utf-8", "replace")
-    return [
-        ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Requires-Dist:")
-    ]
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def dependency_closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
-    """The installed distributions that ``requirements`` need, transitively.
-
-    Extras are not followed. A direct requirement without a marker that is not installed here
-    raises; any other one is skipped (its environment marker excluded it, e.g. a backport for an
-    older Python).
-
-    Raises:
-        UsageError: naming the direct requirement missing here.
-    """
-    seen: dict[str, metadata.Distribution] = {}
-    todo: list[tuple[str, bool]] = []
-    for req in requirements:
-        name, marker = _req_name(req)
-        if "extra" not in marker:
-            todo.append((name, not marker))  # a marker may exclude it here: then skip it
-    while todo:
-        name, direct = todo.pop()
-        if _key(name) in seen:
-            continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            if direct:
-                raise UsageError(
-                    f"llmops needs {name}, which is not installed here, so it cannot be copied "
-                    "to the host",
-                    f"install it here (`pip install {name}`), or use --from-index / --wheelhouse",
-                ) from None
-            continue
-        seen[_key(dist.metadata["Name"])] = dist
-        for req in dist.requires or []:
-            dep, marker = _req_name(req)
-            if "extra" not in marker:
-                todo.append((dep, False))
-    return list(seen.values())
-
-
-def _record_hash(data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
-
-
-def repack_distribution(dist: metadata.Distribution, out_dir: Path) -> Path:
-    """Re-create a wheel of an installed distribution from the files its RECORD lists.
-
-    Console scripts are regenerated by pip from ``entry_points.txt``; files installed outside
-    site-packages (``../../bin/...``) are left out. Only valid for a Python and platform like
-    this one: the wheel keeps the tags from the distribution's own ``WHEEL`` file.
-    """
-    files = dist.files or []
-    info_dir = next(
-        (f.parts[0] for f in files if f.parts and f.parts[0].endswith(".dist-info")), None
-    )
-    if info_dir is None:
-        raise UsageError(f"{dist.metadata['Name']} has no .dist-info RECORD to repack", None)
-    wheel_meta = dist.read_text("WHEEL") or ""
-    tags = [ln.split(":", 1)[1].strip() for ln in wheel_meta.splitlines() if ln.startswith("Tag:")]
-    if not tags:
-        tags = ["py3-none-any"]
-    parts = [t.split("-") for t in tags]
-    tag = "-".join(".".join(sorted({p[i] for p in parts})) for i in range(3))
-    stem = info_dir[: -len(".dist-info")]
-    whl = out_dir / f"{stem}-{tag}.whl"
-    skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
-    record: list[str] = []
-    with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in files:
-            arc = f.as_posix()
-            if arc.startswith("../") or "__pycache__" in f.parts or arc.endswith(".pyc"):
-                continue
-            if f.parts[0] == info_dir and f.name in skip:
-                continue
-            src = Path(str(f.locate()))
-            if not src.is_file():
-                continue
-            data = src.read_bytes()
-            z.writestr(arc, data)
-            record.append(f"{arc},{_record_hash(data)},{len(data)}")
-        record.append(f"{info_dir}/RECORD,,")
-        z.writestr(f"{info_dir}/RECORD", "\n".join(record) + "\n")
-    return whl
-
-
-def local_platform() -> tuple[str, str]:
-    """(``X.Y`` Python version, machine) of this interpreter, for the compatibility check."""
-    import platform
-
-    return f"{sys.version_info.major}.{sys.version_info.minor}", platform.machine()
-
-
 # --------------------------------------------------------------------------- bootstrap
 
 
@@ -398,122 +249,128 @@ def _probe_python(host: SshHost, python: str) -> tuple[str, str, str]:
     return lines[0], lines[1], lines[2]
 
 
-def bootstrap(
-    host: SshHost,
-    *,
-    wheel: Path | None = None,
-    wheelhouse: Path | None = None,
-    from_index: bool = False,
-    python: str = "python3",
-    log: Log = _quiet,
-) -> BootstrapReport:
-    """Install llmops into ``~/.llmops/venv`` on ``host`` and pick its runtime.
-
-    Args:
-        host: a connected (or connectable) SshHost.
-        wheel: the llmops wheel to install (default: build one from this checkout).
-        wheelhouse: a directory of dependency wheels for the remote's Python and platform.
-        from_index: let the remote's pip fetch dependencies from its index instead.
-        python: the remote interpreter that creates the venv.
-        log: progress lines (stderr in the CLI).
-    """
-    rep = BootstrapReport(host=host.label)
-    host.connect()
+def _remote_base(host: SshHost, python: str, rep: BootstrapReport, log: Log) -> tuple[str, str]:
+    """Find the remote Python and llmops' directory there; (interpreter path, base dir)."""
     exe, pyver, arch = _probe_python(host, python)
     rep.python, rep.python_version, rep.arch = exe, pyver, arch
-    rep.steps.append(f"found Python {pyver} ({exe}) on {arch}")
-    log(rep.steps[-1])
+    _step(rep, log, f"found Python {pyver} ({exe}) on {arch}")
     home = host.run(["sh", "-c", 'printf %s "$HOME"']).stdout.strip() or "~"
     base = f"{home}/{REMOTE_HOME_DIR}"
     rep.venv = f"{base}/venv"
+    return exe, base
 
-    with tempfile.TemporaryDirectory(prefix="llmops-bootstrap-") as tmp:
-        tmpd = Path(tmp)
-        if wheel is None:
-            log("building the llmops wheel from this checkout")
-            wheel = build_llmops_wheel(tmpd)
-        if not wheel.is_file():
-            raise UsageError(f"wheel {wheel} does not exist", "check the --wheel path")
-        deps: list[Path] = []
-        if wheelhouse is not None:
-            deps = sorted(wheelhouse.glob("*.whl"))
-            if not deps:
-                raise UsageError(f"no wheels in {wheelhouse}", "fill it with `pip download`")
-            rep.deps_from = "wheelhouse"
-        elif from_index:
-            rep.deps_from = "index"
-        elif (pyver, arch) == local_platform():
-            log("packing the dependencies installed here (same Python and platform)")
-            for dist in dependency_closure(wheel_requirements(wheel)):
-                deps.append(repack_distribution(dist, tmpd))
-            rep.deps_from = "local-environment"
-        else:
-            lv, la = local_platform()
-            raise UsageError(
-                f"{host.label} runs Python {pyver} on {arch}, this machine {lv} on {la}, so the "
-                "dependencies installed here cannot be copied",
-                f"let the host fetch them (`--from-index`), or pass wheels built for it: "
-                f"`pip download --only-binary=:all: --python-version {pyver} "
-                f"--platform manylinux2014_{arch} -d wheels {wheel}` then `--wheelhouse wheels`",
-            )
-        wheels_dir = f"{base}/wheels"
-        host.run(
-            ["sh", "-c", f"rm -rf {shlex.quote(wheels_dir)} && mkdir -p {shlex.quote(wheels_dir)}"]
-        )
-        sent = 0
-        for w in [wheel, *deps]:
-            data = w.read_bytes()
-            host.put_bytes(data, f"{wheels_dir}/{w.name}")
-            sent += len(data)
-        rep.wheels_sent = 1 + len(deps)
-        rep.sent_mib = round(sent / 2**20, 1)
-        rep.steps.append(
-            f"copied {rep.wheels_sent} wheel(s), {rep.sent_mib} MiB, to {wheels_dir} "
-            f"(dependencies from {rep.deps_from})"
-        )
-        log(rep.steps[-1])
 
-        venv_q = shlex.quote(rep.venv)
-        r = host.run(
-            ["sh", "-c", f"[ -x {venv_q}/bin/python ] || {shlex.quote(exe)} -m venv {venv_q}"],
-            timeout_s=300,
+def _step(rep: BootstrapReport, log: Log, text: str) -> None:
+    rep.steps.append(text)
+    log(text)
+
+
+def _dependency_wheels(
+    host: SshHost,
+    rep: BootstrapReport,
+    wheel: Path,
+    *,
+    wheelhouse: Path | None,
+    from_index: bool,
+    tmpd: Path,
+    log: Log,
+) -> list[Path]:
+    """The dependency wheels to send (none: the remote's pip fetches them); sets ``deps_from``.
+
+    Raises:
+        UsageError: an empty wheelhouse, or a remote Python/platform unlike this one.
+    """
+    if wheelhouse is not None:
+        deps = sorted(wheelhouse.glob("*.whl"))
+        if not deps:
+            raise UsageError(f"no wheels in {wheelhouse}", "fill it with `pip download`")
+        rep.deps_from = "wheelhouse"
+        return deps
+    if from_index:
+        rep.deps_from = "index"
+        return []
+    pyver, arch = rep.python_version, rep.arch
+    if (pyver, arch) == local_platform():
+        log("packing the dependencies installed here (same Python and platform)")
+        deps = [repack_distribution(d, tmpd) for d in dependency_closure(wheel_requirements(wheel))]
+        rep.deps_from = "local-environment"
+        return deps
+    lv, la = local_platform()
+    raise UsageError(
+        f"{host.label} runs Python {pyver} on {arch}, this machine {lv} on {la}, so the "
+        "dependencies installed here cannot be copied",
+        f"let the host fetch them (`--from-index`), or pass wheels built for it: "
+        f"`pip download --only-binary=:all: --python-version {pyver} "
+        f"--platform manylinux2014_{arch} -d wheels {wheel}` then `--wheelhouse wheels`",
+    )
+
+
+def _send_wheels(
+    host: SshHost, rep: BootstrapReport, wheels: list[Path], wheels_dir: str, log: Log
+) -> None:
+    """Copy ``wheels`` (llmops' first) into a fresh ``wheels_dir`` on the host."""
+    q = shlex.quote(wheels_dir)
+    host.run(["sh", "-c", f"rm -rf {q} && mkdir -p {q}"])
+    sent = 0
+    for w in wheels:
+        data = w.read_bytes()
+        host.put_bytes(data, f"{wheels_dir}/{w.name}")
+        sent += len(data)
+    rep.wheels_sent = len(wheels)
+    rep.sent_mib = round(sent / 2**20, 1)
+    _step(
+        rep,
+        log,
+        f"copied {rep.wheels_sent} wheel(s), {rep.sent_mib} MiB, to {wheels_dir} "
+        f"(dependencies from {rep.deps_from})",
+    )
+
+
+def _make_venv(host: SshHost, rep: BootstrapReport, exe: str, log: Log) -> str:
+    """Create the venv unless it is there; its path."""
+    venv = rep.venv or ""
+    venv_q = shlex.quote(venv)
+    r = host.run(
+        ["sh", "-c", f"[ -x {venv_q}/bin/python ] || {shlex.quote(exe)} -m venv {venv_q}"],
+        timeout_s=300,
+    )
+    if not r.ok:
+        raise RemotePythonMissing(
+            f"creating the venv {venv} on {host.label} failed: "
+            f"{(r.stderr.strip().splitlines() or ['?'])[-1]}",
+            "install the venv module there (Debian/Ubuntu: `apt-get install -y python3-venv`)",
         )
+    _step(rep, log, f"venv {venv}")
+    return venv
+
+
+def _pip_install(
+    host: SshHost, rep: BootstrapReport, venv: str, wheels_dir: str, remote_wheel: str, log: Log
+) -> RemoteLlmops:
+    """pip-install the llmops wheel (and its dependencies) into the venv; the llmops it made."""
+    pip = [f"{venv}/bin/python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    if rep.deps_from == "index":
+        first = [*pip, remote_wheel]
+    else:
+        first = [*pip, "--no-index", "--find-links", wheels_dir, remote_wheel]
+    for argv in (first, [*pip, "--no-deps", "--force-reinstall", "--no-index", remote_wheel]):
+        r = host.run(argv, timeout_s=900)
         if not r.ok:
-            raise RemotePythonMissing(
-                f"creating the venv {rep.venv} on {host.label} failed: "
-                f"{(r.stderr.strip().splitlines() or ['?'])[-1]}",
-                "install the venv module there (Debian/Ubuntu: `apt-get install -y python3-venv`)",
+            detail = (r.stderr.strip().splitlines() or [r.stdout.strip() or "?"])[-1]
+            raise RemoteCommandError(
+                f"pip install on {host.label} failed: {detail}",
+                "pass dependency wheels for that host with --wheelhouse DIR, or let it use "
+                "its package index with --from-index",
             )
-        rep.steps.append(f"venv {rep.venv}")
-        log(rep.steps[-1])
-        pip = [
-            f"{rep.venv}/bin/python",
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-        ]
-        remote_wheel = f"{wheels_dir}/{wheel.name}"
-        if rep.deps_from == "index":
-            first = [*pip, remote_wheel]
-        else:
-            first = [*pip, "--no-index", "--find-links", wheels_dir, remote_wheel]
-        for argv in (first, [*pip, "--no-deps", "--force-reinstall", "--no-index", remote_wheel]):
-            r = host.run(argv, timeout_s=900)
-            if not r.ok:
-                detail = (r.stderr.strip().splitlines() or [r.stdout.strip() or "?"])[-1]
-                raise RemoteCommandError(
-                    f"pip install on {host.label} failed: {detail}",
-                    "pass dependency wheels for that host with --wheelhouse DIR, or let it use "
-                    "its package index with --from-index",
-                )
-        found = find_llmops(host, f"{rep.venv}/bin/llmops")
-        assert found is not None  # find_llmops raises for an explicit path that does not work
-        rep.llmops_path, rep.llmops_version = found.path, found.version
-        rep.steps.append(f"installed llmops {found.version} at {found.path}")
-        log(rep.steps[-1])
+    found = find_llmops(host, f"{venv}/bin/llmops")
+    assert found is not None  # find_llmops raises for an explicit path that does not work
+    rep.llmops_path, rep.llmops_version = found.path, found.version
+    _step(rep, log, f"installed llmops {found.version} at {found.path}")
+    return found
 
+
+def _pick_runtime(host: SshHost, rep: BootstrapReport, found: RemoteLlmops, log: Log) -> None:
+    """Ask the installed llmops for its docker/platform facts; choose the runtime from them."""
     code, out, err = capture_llmops(
         host,
         found,
@@ -542,8 +399,46 @@ def bootstrap(
         for line in r.stdout.splitlines():
             k, _, v = line.partition("=")
             rep.engines[k] = v or None
-    rep.steps.append(f"runtime: {rep.runtime} ({rep.runtime_reason})")
-    log(rep.steps[-1])
+    _step(rep, log, f"runtime: {rep.runtime} ({rep.runtime_reason})")
+
+
+def bootstrap(
+    host: SshHost,
+    *,
+    wheel: Path | None = None,
+    wheelhouse: Path | None = None,
+    from_index: bool = False,
+    python: str = "python3",
+    log: Log = _quiet,
+) -> BootstrapReport:
+    """Install llmops into ``~/.llmops/venv`` on ``host`` and pick its runtime.
+
+    Args:
+        host: a connected (or connectable) SshHost.
+        wheel: the llmops wheel to install (default: build one from this checkout).
+        wheelhouse: a directory of dependency wheels for the remote's Python and platform.
+        from_index: let the remote's pip fetch dependencies from its index instead.
+        python: the remote interpreter that creates the venv.
+        log: progress lines (stderr in the CLI).
+    """
+    rep = BootstrapReport(host=host.label)
+    host.connect()
+    exe, base = _remote_base(host, python, rep, log)
+    with tempfile.TemporaryDirectory(prefix="llmops-bootstrap-") as tmp:
+        tmpd = Path(tmp)
+        if wheel is None:
+            log("building the llmops wheel from this checkout")
+            wheel = build_llmops_wheel(tmpd)
+        if not wheel.is_file():
+            raise UsageError(f"wheel {wheel} does not exist", "check the --wheel path")
+        deps = _dependency_wheels(
+            host, rep, wheel, wheelhouse=wheelhouse, from_index=from_index, tmpd=tmpd, log=log
+        )
+        wheels_dir = f"{base}/wheels"
+        _send_wheels(host, rep, [wheel, *deps], wheels_dir, log)
+        venv = _make_venv(host, rep, exe, log)
+        found = _pip_install(host, rep, venv, wheels_dir, f"{wheels_dir}/{wheel.name}", log)
+    _pick_runtime(host, rep, found, log)
     return rep
 
 
@@ -553,17 +448,13 @@ __all__ = [
     "BootstrapReport",
     "RemoteLlmops",
     "bootstrap",
-    "build_llmops_wheel",
     "capture_llmops",
     "choose_runtime",
     "collect_remote_facts",
-    "dependency_closure",
-    "wheel_requirements",
     "find_llmops",
     "parse_find_output",
     "deployment_port",
     "port_from_deployment_json",
     "remote_env",
-    "repack_distribution",
     "run_llmops",
 ]

@@ -1,0 +1,178 @@
+"""Wheels for ``llmops remote bootstrap``: build this checkout's llmops wheel, find the installed
+distributions it needs, and re-pack them into wheels from their RECORD, so a host that cannot
+reach PyPI gets the same dependencies as this machine (same Python and platform only).
+
+Runs locally: ``pip wheel`` in a subprocess, reads ``importlib.metadata`` and zip files.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+from llmops.errors import UsageError
+
+
+def source_checkout() -> Path | None:
+    """The repository this llmops runs from (editable install), or None for a wheel install."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "llmops" / "__init__.py").is_file():
+        return root
+    return None
+
+
+def build_llmops_wheel(out_dir: Path) -> Path:
+    """Build this checkout's wheel into ``out_dir`` (``pip wheel --no-deps``).
+
+    Raises:
+        UsageError: when llmops is not running from a source checkout, or the build fails.
+    """
+    root = source_checkout()
+    if root is None:
+        raise UsageError(
+            "llmops is installed from a wheel here, so there is no source to build one from",
+            "pass the wheel you installed with `--wheel llmops-X-py3-none-any.whl`",
+        )
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out_dir), str(root)]
+    proc = subprocess.run(
+        [*cmd[:4], "--no-build-isolation", *cmd[4:]], capture_output=True, text=True
+    )
+    if proc.returncode != 0:  # no hatchling here: let pip fetch the build backend
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(out_dir.glob("llmops-*.whl"))
+    if proc.returncode != 0 or not wheels:
+        detail = (proc.stderr.strip().splitlines() or ["no wheel produced"])[-1]
+        raise UsageError(
+            f"building the llmops wheel from {root} failed: {detail}",
+            "build one yourself (`pip wheel --no-deps .`) and pass it with --wheel",
+        )
+    return wheels[-1]
+
+
+def _req_name(req: str) -> tuple[str, str]:
+    """(distribution name, marker text) of a ``Requires-Dist`` string."""
+    name = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+    marker = req.split(";", 1)[1] if ";" in req else ""
+    return (name.group(1) if name else req.strip()), marker
+
+
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The ``Requires-Dist`` lines of a wheel's METADATA."""
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        text = z.read(name).decode("utf-8", "replace")
+    return [
+        ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("Requires-Dist:")
+    ]
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def dependency_closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
+    """The installed distributions that ``requirements`` need, transitively.
+
+    Extras are not followed. A direct requirement without a marker that is not installed here
+    raises; any other one is skipped (its environment marker excluded it, e.g. a backport for an
+    older Python).
+
+    Raises:
+        UsageError: naming the direct requirement missing here.
+    """
+    seen: dict[str, metadata.Distribution] = {}
+    todo: list[tuple[str, bool]] = []
+    for req in requirements:
+        name, marker = _req_name(req)
+        if "extra" not in marker:
+            todo.append((name, not marker))  # a marker may exclude it here: then skip it
+    while todo:
+        name, direct = todo.pop()
+        if _key(name) in seen:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            if direct:
+                raise UsageError(
+                    f"llmops needs {name}, which is not installed here, so it cannot be copied "
+                    "to the host",
+                    f"install it here (`pip install {name}`), or use --from-index / --wheelhouse",
+                ) from None
+            continue
+        seen[_key(dist.metadata["Name"])] = dist
+        for req in dist.requires or []:
+            dep, marker = _req_name(req)
+            if "extra" not in marker:
+                todo.append((dep, False))
+    return list(seen.values())
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"sha256={digest}"
+
+
+def repack_distribution(dist: metadata.Distribution, out_dir: Path) -> Path:
+    """Re-create a wheel of an installed distribution from the files its RECORD lists.
+
+    Console scripts are regenerated by pip from ``entry_points.txt``; files installed outside
+    site-packages (``../../bin/...``) are left out. Only valid for a Python and platform like
+    this one: the wheel keeps the tags from the distribution's own ``WHEEL`` file.
+    """
+    files = dist.files or []
+    info_dir = next(
+        (f.parts[0] for f in files if f.parts and f.parts[0].endswith(".dist-info")), None
+    )
+    if info_dir is None:
+        raise UsageError(f"{dist.metadata['Name']} has no .dist-info RECORD to repack", None)
+    wheel_meta = dist.read_text("WHEEL") or ""
+    tags = [ln.split(":", 1)[1].strip() for ln in wheel_meta.splitlines() if ln.startswith("Tag:")]
+    if not tags:
+        tags = ["py3-none-any"]
+    parts = [t.split("-") for t in tags]
+    tag = "-".join(".".join(sorted({p[i] for p in parts})) for i in range(3))
+    stem = info_dir[: -len(".dist-info")]
+    whl = out_dir / f"{stem}-{tag}.whl"
+    skip = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+    record: list[str] = []
+    with zipfile.ZipFile(whl, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            arc = f.as_posix()
+            if arc.startswith("../") or "__pycache__" in f.parts or arc.endswith(".pyc"):
+                continue
+            if f.parts[0] == info_dir and f.name in skip:
+                continue
+            src = Path(str(f.locate()))
+            if not src.is_file():
+                continue
+            data = src.read_bytes()
+            z.writestr(arc, data)
+            record.append(f"{arc},{_record_hash(data)},{len(data)}")
+        record.append(f"{info_dir}/RECORD,,")
+        z.writestr(f"{info_dir}/RECORD", "\n".join(record) + "\n")
+    return whl
+
+
+def local_platform() -> tuple[str, str]:
+    """(``X.Y`` Python version, machine) of this interpreter, for the compatibility check."""
+    import platform
+
+    return f"{sys.version_info.major}.{sys.version_info.minor}", platform.machine()
+
+
+__all__ = [
+    "build_llmops_wheel",
+    "dependency_closure",
+    "local_platform",
+    "repack_distribution",
+    "source_checkout",
+    "wheel_requirements",
+]
