@@ -5,9 +5,6 @@ docker and httpx are imported inside the commands (``llmops --help`` stays fast)
 """
 
 import importlib.util
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -150,28 +147,24 @@ def _qs_dir() -> Path:
 
 
 def _read_pid(d: Path) -> tuple[int, int] | None:
+    """The running quickstart server's (pid, port) from ``server.pid``, or None.
+
+    The file holds ``PID PORT START_TIME`` (older versions wrote no start time). A pid counts
+    only while it runs ``llmops.backend`` (and was started at that time, when recorded)."""
+    from llmops.run import process
+
     try:
-        pid_s, port_s = (d / "server.pid").read_text().split()
-        pid, port = int(pid_s), int(port_s)
-    except (OSError, ValueError):
+        fields = (d / "server.pid").read_text().split()
+        pid, port = int(fields[0]), int(fields[1])
+        created = float(fields[2]) if len(fields) > 2 else None
+    except (OSError, ValueError, IndexError):
         return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        if not _alive(pid):
-            return None
-        cmdline = b"llmops.backend"  # no /proc (macOS): trust the pid file
-    return (pid, port) if b"llmops.backend" in cmdline else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    if not process.alive(pid, created):
+        return None
+    cmdline = process.cmdline(pid)
+    if cmdline is not None and not any("llmops.backend" in a for a in cmdline):
+        return None
+    return pid, port
 
 
 def _healthy(port: int, timeout_s: float = 2.0) -> bool:
@@ -180,25 +173,16 @@ def _healthy(port: int, timeout_s: float = 2.0) -> bool:
     return http_status(f"http://127.0.0.1:{port}/health", timeout_s=timeout_s) == 200
 
 
-def _tail(path: Path, n: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
 def _start_server(d: Path, port: int, timeout_s: float) -> int:
+    from llmops.run import process
+
     log_path = d / "server.log"
     argv = [sys.executable, "-m", "llmops.backend", QUICKSTART_MODEL, "--port", str(port)]
-    with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives this command; stopped by `quickstart --stop`
-        )
-    (d / "server.pid").write_text(f"{proc.pid} {port}\n")
+    # its own session: outlives this command; stopped by `quickstart --stop`
+    child = process.spawn(argv, log_path)
+    proc = child.proc
+    created = "" if child.create_time is None else f" {child.create_time!r}"
+    (d / "server.pid").write_text(f"{proc.pid} {port}{created}\n")
     deadline = time.monotonic() + timeout_s
     with output.stderr().status(
         "loading SmolLM2-135M-Instruct (the first run converts the GGUF to safetensors)"
@@ -208,7 +192,7 @@ def _start_server(d: Path, port: int, timeout_s: float) -> int:
                 (d / "server.pid").unlink(missing_ok=True)
                 raise LlmopsError(
                     f"the quickstart server exited with code {proc.returncode} while loading:\n"
-                    + _tail(log_path),
+                    + process.tail(log_path),
                     f"read {log_path} for the whole log",
                 )
             if _healthy(port, 1.0):
@@ -221,22 +205,18 @@ def _start_server(d: Path, port: int, timeout_s: float) -> int:
 
 
 def _stop(d: Path) -> int | None:
+    from llmops.run import process
+
     found = _read_pid(d)
     (d / "server.pid").unlink(missing_ok=True)
     if found is None:
         return None
     pid, _ = found
     try:
-        os.killpg(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
+        stopped = process.stop_group(pid, None, 5.0)
+    except PermissionError:
         return None
-    for _ in range(50):
-        if not _alive(pid):
-            break
-        time.sleep(0.1)
-    else:
-        os.killpg(pid, signal.SIGKILL)
-    return pid
+    return pid if stopped else None
 
 
 def _ask(port: int, question: str) -> dict[str, Any]:

@@ -7,70 +7,19 @@ records the process start time too, so a recycled pid is never mistaken for our 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from llmops.errors import LlmopsError
 from llmops.hw.engines import PROGRAMS, find_program
 from llmops.plan.launch import LaunchPlan
+from llmops.run import process
 from llmops.run.docker import LaunchError, RuntimeState
 from llmops.run.state import DeploymentStore, write_atomic
-
-
-def process_create_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
-        return None
-
-
-def process_cmdline(pid: int) -> list[str] | None:
-    import psutil
-
-    try:
-        return list(psutil.Process(pid).cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
-        return None
-
-
-def argv_matches(cmdline: Sequence[str], argv: Sequence[str]) -> bool:
-    """Whether a process's command line is the one recorded: equal, or the same after an
-    interpreter the kernel put in front (a ``#!`` script started as ``argv[0]``)."""
-    cmd, want = list(cmdline), list(argv)
-    if not cmd or not want:
-        return False
-    if cmd == want:
-        return True
-    n = len(want)
-    if len(cmd) > n and cmd[len(cmd) - n + 1 :] == want[1:]:
-        return os.path.basename(cmd[len(cmd) - n]) == os.path.basename(want[0])
-    return False
-
-
-def process_alive(pid: int, created: float | None, argv: Sequence[str] | None = None) -> bool:
-    """True when ``pid`` runs and (when ``created`` is known) is the process started then,
-    and (when ``argv`` is given) runs that command line."""
-    import psutil
-
-    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        p = psutil.Process(pid)
-        if p.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if created is not None and abs(p.create_time() - created) >= 1.0:
-            return False
-        return argv is None or argv_matches(p.cmdline(), argv)
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
-        return False
 
 
 @dataclass(frozen=True)
@@ -83,7 +32,7 @@ class PidRecord:
     argv: tuple[str, ...]
 
     def alive(self) -> bool:
-        return process_alive(self.pid, self.create_time, self.argv)
+        return process.alive(self.pid, self.create_time, self.argv)
 
 
 class BrokenPidRecord(LlmopsError):
@@ -133,17 +82,8 @@ class NativeRuntime:
         argv = list(plan.argv)
         if argv and argv[0] in PROGRAMS:  # an engine `llmops engine install` built, else PATH
             argv[0] = find_program(argv[0], env) or argv[0]
-        log = open(self.store.log_path(plan.name), "ab", buffering=0)  # noqa: SIM115 - kept by child
         try:
-            proc = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=d,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own session and process group: survives us, stoppable
-            )
+            child = process.spawn(argv, self.store.log_path(plan.name), env=env, cwd=d)
         except FileNotFoundError as e:
             raise LaunchError(
                 f"{plan.argv[0]} is not installed on this host (needed for {plan.engine} "
@@ -152,17 +92,8 @@ class NativeRuntime:
             ) from e
         except OSError as e:
             raise LaunchError(f"cannot start {plan.argv[0]}: {e}", "check the command") from e
-        finally:
-            log.close()
-        self._procs[plan.name] = proc
-        # What identifies the process later: its start time and command line (as given, and
-        # as the kernel shows it: a #! script runs under its interpreter).
-        cmdline = process_cmdline(proc.pid)
-        record = {
-            "pid": proc.pid,
-            "create_time": process_create_time(proc.pid),
-            "argv": cmdline if cmdline and argv_matches(cmdline, argv) else argv,
-        }
+        self._procs[plan.name] = child.proc
+        record = {"pid": child.pid, "create_time": child.create_time, "argv": list(child.argv)}
         write_atomic(self.store.pid_path(plan.name), json.dumps(record), 0o600)
         return self.state(plan.name)
 
@@ -242,36 +173,18 @@ class NativeRuntime:
         return out
 
     def logs(self, name: str, tail: int | None = 200) -> str:
-        path = self.store.log_path(name)
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return ""
-        text = data.decode(errors="replace")
-        if tail is None:
-            return text
-        return "".join(text.splitlines(keepends=True)[-tail:])
+        return process.read_log(self.store.log_path(name), tail)
 
     def follow(self, name: str, tail: int | None = 50) -> Iterator[str]:
         path = self.store.log_path(name)
         try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below
+            lines = process.follow(path, lambda: self.state(name).running, tail)
         except OSError as e:
             raise LlmopsError(
                 f"deployment {name} has no log file to follow ({path}: {e.strerror or e})",
                 f"`llmops ps` shows whether it still runs; `llmops down {name}` removes it",
             ) from e
-        with f:
-            yield self.logs(name, tail)
-            f.seek(0, os.SEEK_END)
-            while True:
-                chunk = f.read()
-                if chunk:
-                    yield chunk.decode(errors="replace")
-                    continue
-                if not self.state(name).running:
-                    return
-                time.sleep(0.5)
+        yield from lines
 
     def stop(self, name: str, grace_s: int = 20) -> bool:
         """SIGTERM the process group, wait up to ``grace_s``, then SIGKILL. False if not running.
@@ -292,58 +205,15 @@ class NativeRuntime:
                 f"remove the record with `llmops down {name} --force`; if its engine still "
                 "runs, `llmops kill --all --dry-run` lists it",
             )
-        pid = rec.pid
-        if not rec.alive():
-            return False
         try:
-            pgid = os.getpgid(pid)
-        except ProcessLookupError:
-            return False
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            return True
+            return process.stop_group(
+                rec.pid, rec.create_time, grace_s, proc=self._procs.get(name), argv=rec.argv
+            )
         except PermissionError as e:
             raise LlmopsError(
-                f"not allowed to stop deployment {name} (pid {pid})",
+                f"not allowed to stop deployment {name} (pid {rec.pid})",
                 "run as the user who started it",
             ) from e
-        deadline = time.monotonic() + grace_s
-        proc = self._procs.get(name)
-        while time.monotonic() < deadline:
-            if proc is not None:
-                proc.poll()
-            if _gone(pid, rec.create_time):
-                break
-            time.sleep(0.05)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            # SIGKILL is delivered asynchronously: return once the engine is gone (or a zombie)
-            gone_by = time.monotonic() + 5
-            while not _gone(pid, rec.create_time) and time.monotonic() < gone_by:
-                if proc is not None:
-                    proc.poll()
-                time.sleep(0.05)
-        if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        return True
-
-
-def _gone(pid: int, created: float) -> bool:
-    """The process that was started at ``created`` has exited (or is a zombie). Not the same as
-    "not alive": while a process exits its command line is already empty, so an argv check
-    would call it gone before it is."""
-    import psutil
-
-    try:
-        p = psutil.Process(pid)
-        return p.status() == psutil.STATUS_ZOMBIE or abs(p.create_time() - created) >= 1.0
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return True
-    except psutil.AccessDenied:
-        return False
 
 
 def _install_hint(engine: str) -> str:

@@ -55,8 +55,7 @@ from llmops.net import free_port, get_json, http_status
 from llmops.paths import llmops_home
 from llmops.plan import audit as pa
 from llmops.plan import tunnel as tp
-from llmops.run.native import process_alive as _alive
-from llmops.run.native import process_create_time as _create_time
+from llmops.run import process
 
 INSTALL_HINTS = {
     "cloudflared": (
@@ -126,14 +125,6 @@ class TunnelStatus:
 # ------------------------------------------------------------------------------ helpers
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -180,7 +171,7 @@ class TunnelManager:
         proc = self._procs.get(rec.name)
         if proc is not None and proc.poll() is not None:
             return False
-        return _alive(rec.pid, rec.create_time)
+        return process.alive(rec.pid, rec.create_time)
 
     def status(self) -> list[TunnelStatus]:
         out = []
@@ -216,7 +207,7 @@ class TunnelManager:
             return False
         was_running = self.running(rec)
         if was_running:
-            _stop_group(rec.pid, rec.create_time, grace_s, self._procs.get(name))
+            process.stop_group(rec.pid, rec.create_time, grace_s, proc=self._procs.get(name))
         self._forget(name)
         return was_running
 
@@ -264,27 +255,16 @@ class TunnelManager:
         self, spec: TunnelSpec, argv: list[str], env: Mapping[str, str]
     ) -> tuple[subprocess.Popen[bytes], Path]:
         log_path = self._path(spec.name, ".log")
-        log = open(log_path, "wb", buffering=0)  # noqa: SIM115 - the child keeps it
         try:
-            proc = subprocess.Popen(
-                argv,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own session: outlives llmops, stoppable as a group
-                cwd=self.root,
-            )
+            child = process.spawn(argv, log_path, env=env, cwd=self.root, append=False)
         except FileNotFoundError as e:
             raise TunnelToolMissing(
                 f"{argv[0]} is not installed", INSTALL_HINTS.get(Path(argv[0]).name)
             ) from e
         except OSError as e:
             raise TunnelStartError(f"cannot start {argv[0]}: {e}", "check the installation") from e
-        finally:
-            log.close()
-        self._procs[spec.name] = proc
-        return proc, log_path
+        self._procs[spec.name] = child.proc
+        return child.proc, log_path
 
     def _record(
         self,
@@ -300,7 +280,7 @@ class TunnelManager:
             port=spec.port,
             deployment=spec.deployment,
             pid=proc.pid,
-            create_time=_create_time(proc.pid),
+            create_time=process.create_time(proc.pid),
             url=url,
             started_at=_now(),
             log=str(log_path),
@@ -312,7 +292,7 @@ class TunnelManager:
     def _died(
         self, spec: TunnelSpec, proc: subprocess.Popen[bytes], log_path: Path
     ) -> TunnelStartError:
-        tail = _tail(log_path)
+        tail = process.tail(log_path)
         hint = "see the log above; `llmops tunnel ls` shows running tunnels"
         if spec.via == "ngrok":
             err = tp.ngrok_error_from_log(tail.splitlines())
@@ -325,8 +305,8 @@ class TunnelManager:
     def _give_up(
         self, spec: TunnelSpec, proc: subprocess.Popen[bytes], log_path: Path, what: str
     ) -> TunnelStartError:
-        tail = _tail(log_path)
-        _stop_group(proc.pid, None, 3.0, proc)
+        tail = process.tail(log_path)
+        process.stop_group(proc.pid, None, 3.0, proc=proc)
         self._forget(spec.name)
         return TunnelStartError(
             f"{spec.via} for {spec.name} did not report {what} within "
@@ -424,7 +404,7 @@ class TunnelManager:
                 lines = log_path.read_text(errors="replace").splitlines()
                 err = tp.ngrok_error_from_log(lines)
                 if err:
-                    _stop_group(proc.pid, None, 3.0, proc)
+                    process.stop_group(proc.pid, None, 3.0, proc=proc)
                     self._forget_keep_log(spec.name)
                     hint = "see `ngrok diagnose`; https://ngrok.com/docs/errors/"
                     if "4018" in err or "authtoken" in err.lower():
@@ -496,39 +476,6 @@ _SSH_HINTS = {
     "forward": "the server refused the forward: set `AllowTcpForwarding yes` (and `GatewayPorts "
     "yes` for outside clients) in its sshd_config, or choose another `--remote-port`",
 }
-
-
-def _stop_group(
-    pid: int, created: float | None, grace_s: float, proc: subprocess.Popen[bytes] | None
-) -> None:
-    if not _alive(pid, created):
-        return
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return
-    if pgid != pid:  # not a session leader we started: signal only the process
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if proc is not None:
-            proc.poll()
-        if not _alive(pid, created):
-            break
-        time.sleep(0.05)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            if pgid == pid:
-                os.killpg(pgid, signal.SIGKILL)
-            else:
-                os.kill(pid, signal.SIGKILL)
-    if proc is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
 
 
 # ------------------------------------------------------------------------------ the check
