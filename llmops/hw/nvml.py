@@ -1,11 +1,12 @@
 """NVIDIA GPUs through NVML (``nvidia-ml-py``, import name ``pynvml``): the ``nvidia`` facts.
 
-This is the only module in llmops that imports ``pynvml``, and it does so lazily inside
-:func:`probe_nvidia`. Every NVML call goes through one choke point (:meth:`_Nvml.query`, after
-nvitop's ``nvmlQuery``) that turns "this field is not available here" errors (NotSupported,
-NoPermission, FunctionNotFound, InvalidArgument) into ``None``, so consumer GPUs, vGPUs, MIG
-slices and old drivers still produce facts. Errors that mean the GPU itself is broken (GpuIsLost,
-Unknown, ...) turn that GPU into an error row; the other GPUs still report.
+NVML itself is reached through :mod:`llmops.hw.libnvml` (the one adapter, shared with the power
+and ECC settings in :mod:`llmops.run.gpu_admin`). Every read goes through its choke point
+(:meth:`~llmops.hw.libnvml.Nvml.query`, after nvitop's ``nvmlQuery``) that turns "this field is
+not available here" errors (NotSupported, NoPermission, FunctionNotFound, InvalidArgument) into
+``None``, so consumer GPUs, vGPUs, MIG slices and old drivers still produce facts. Errors that
+mean the GPU itself is broken (GpuIsLost, Unknown, ...) turn that GPU into an error row; the
+other GPUs still report.
 
 Units: NVML reports bytes and milliwatts; the facts carry MiB and watts.
 Facts about NVML itself (function names, error codes, the P2P tuple bug) are from
@@ -14,32 +15,23 @@ Facts about NVML itself (function names, error codes, the P2P tuple bug) are fro
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from llmops.hw.facts import GpuInfo, GpuLink, GpuProcess, NvidiaFacts
+from llmops.hw.libnvml import (
+    ERR_GPU_IS_LOST,
+    ERR_RESET_REQUIRED,
+    FIELD_UNAVAILABLE,
+    TRY_OLDER_CALL,
+    Nvml,
+    NvmlStartError,
+    session,
+)
+from llmops.hw.libnvml import error_code as _code
+from llmops.hw.libnvml import text as _text
 
 MIB = 1024 * 1024
-
-# NVML_ERROR_* codes (pynvml.py l.224-254). They are part of NVML's C ABI, so they do not change.
-_ERR_INVALID_ARGUMENT = 2
-_ERR_NOT_SUPPORTED = 3
-_ERR_NO_PERMISSION = 4
-_ERR_DRIVER_NOT_LOADED = 9
-_ERR_LIBRARY_NOT_FOUND = 12
-_ERR_FUNCTION_NOT_FOUND = 13
-_ERR_GPU_IS_LOST = 15
-_ERR_RESET_REQUIRED = 16
-_ERR_LIB_RM_VERSION_MISMATCH = 18
-_ERR_ARGUMENT_VERSION_MISMATCH = 25
-
-#: Errors that mean "this one field is not available here": the field becomes None.
-_FIELD_UNAVAILABLE = frozenset(
-    {_ERR_NOT_SUPPORTED, _ERR_NO_PERMISSION, _ERR_FUNCTION_NOT_FOUND, _ERR_INVALID_ARGUMENT}
-)
-#: Errors that mean "this call (or struct version) is too new for the driver": try the older one.
-_TRY_OLDER_CALL = frozenset({_ERR_FUNCTION_NOT_FOUND, _ERR_ARGUMENT_VERSION_MISMATCH})
 
 # Argument values (pynvml.py constants; NVML C ABI).
 _NVML_TEMPERATURE_GPU = 0
@@ -75,62 +67,6 @@ P2P_STATUS_NAMES: dict[int, str] = {
 }
 
 ProcessNameFn = Callable[[int], "str | None"]
-
-
-class _NeverRaised(Exception):
-    """Stands for an exception class the bindings do not have."""
-
-
-class _Nvml:
-    """A pynvml-compatible module plus the one choke point every call goes through."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-        self.error: type[Exception] = module.NVMLError
-        # nvidia-ml-py's ``throwOnVersionMismatch`` turns FunctionNotFound of an unversioned
-        # call into NVMLLibraryMismatchError, which is NOT an NVMLError (13.x; absent in old
-        # bindings: then nothing can match it).
-        self.mismatch_error: type[Exception] = getattr(
-            module, "NVMLLibraryMismatchError", _NeverRaised
-        )
-        self.mismatches: list[str] = []
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``name`` on the module; a name the module lacks raises FunctionNotFound."""
-        fn = getattr(self.module, name, None)
-        if fn is None:
-            raise self.module.NVMLError(_ERR_FUNCTION_NOT_FOUND)
-        return fn(*args, **kwargs)
-
-    def query(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Like :meth:`call`, but ``None`` when the field is not available on this GPU/driver.
-
-        Any other NVML error (GpuIsLost, Unknown, ...) propagates: the caller decides whether it
-        makes the whole GPU an error row.
-        """
-        try:
-            return self.call(name, *args, **kwargs)
-        except self.error as exc:
-            if _code(exc) in _FIELD_UNAVAILABLE:
-                return None
-            raise
-
-    def constant(self, name: str, default: Any) -> Any:
-        return getattr(self.module, name, default)
-
-
-def _code(exc: BaseException) -> int | None:
-    value = getattr(exc, "value", None)
-    return value if isinstance(value, int) else None
-
-
-def _text(value: Any) -> str | None:
-    """NVML strings: ``str`` from nvidia-ml-py on py3, ``bytes`` from older bindings/structs."""
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace").rstrip("\x00")
-    return str(value)
 
 
 def _mib(value: Any) -> int | None:
@@ -175,45 +111,11 @@ def _psutil_process_name(pid: int) -> str | None:
         return None
 
 
-# --------------------------------------------------------------------------- init failures
-
-
-def _init_failure(exc: Exception) -> NvidiaFacts:
-    """Map an ``nvmlInit`` failure to facts that explain it (nvitop ``libnvml.py`` docstrings)."""
-    code = _code(exc)
-    if code == _ERR_LIBRARY_NOT_FOUND:
-        return NvidiaFacts(
-            error="no NVIDIA driver found (libnvidia-ml.so.1 could not be loaded)",
-            error_kind="no_driver",
-        )
-    if code == _ERR_DRIVER_NOT_LOADED:
-        return NvidiaFacts(
-            error=(
-                f"the NVIDIA driver is installed but its kernel module is not loaded (NVML: {exc})"
-            ),
-            error_kind="driver_not_loaded",
-        )
-    if code == _ERR_LIB_RM_VERSION_MISMATCH:
-        return NvidiaFacts(
-            error=(
-                "NVIDIA driver/library version mismatch: the driver was upgraded without a "
-                f"reboot (NVML: {exc})"
-            ),
-            error_kind="version_mismatch",
-        )
-    if code == _ERR_NO_PERMISSION:
-        return NvidiaFacts(
-            error=f"no permission to open the NVIDIA devices /dev/nvidia* (NVML: {exc})",
-            error_kind="no_permission",
-        )
-    return NvidiaFacts(error=f"NVML initialisation failed (NVML: {exc})", error_kind="unknown")
-
-
 def _gpu_error(exc: Exception) -> str:
     code = _code(exc)
-    if code == _ERR_GPU_IS_LOST:
+    if code == ERR_GPU_IS_LOST:
         return f"GPU is lost (NVML: {exc})"
-    if code == _ERR_RESET_REQUIRED:
+    if code == ERR_RESET_REQUIRED:
         return f"GPU requires a reset (NVML: {exc})"
     return f"GPU query failed (NVML: {exc})"
 
@@ -221,7 +123,7 @@ def _gpu_error(exc: Exception) -> str:
 # --------------------------------------------------------------------------- per-GPU probes
 
 
-def _memory(nv: _Nvml, handle: Any) -> Any:
+def _memory(nv: Nvml, handle: Any) -> Any:
     """Memory info struct (bytes): ``nvidia-smi --query-gpu=memory.total,memory.used,memory.free``.
 
     Tries ``nvmlDeviceGetMemoryInfo_v2`` (driver >= 515; ``used`` excludes the driver's reserved
@@ -233,14 +135,14 @@ def _memory(nv: _Nvml, handle: Any) -> Any:
         try:
             return nv.call("nvmlDeviceGetMemoryInfo", handle, version=v2)
         except nv.error as exc:
-            if _code(exc) not in _TRY_OLDER_CALL:
-                if _code(exc) in _FIELD_UNAVAILABLE:
+            if _code(exc) not in TRY_OLDER_CALL:
+                if _code(exc) in FIELD_UNAVAILABLE:
                     return None
                 raise
     return nv.query("nvmlDeviceGetMemoryInfo", handle)
 
 
-def _temperature(nv: _Nvml, handle: Any) -> int | None:
+def _temperature(nv: Nvml, handle: Any) -> int | None:
     """GPU core temperature in °C: ``nvidia-smi --query-gpu=temperature.gpu``.
 
     ``nvmlDeviceGetTemperature`` is deprecated (to be removed in CUDA 14), so try
@@ -249,17 +151,15 @@ def _temperature(nv: _Nvml, handle: Any) -> int | None:
     try:
         value = nv.call("nvmlDeviceGetTemperatureV", handle, _NVML_TEMPERATURE_GPU)
     except nv.error as exc:
-        if _code(exc) not in _TRY_OLDER_CALL:
-            if _code(exc) in _FIELD_UNAVAILABLE:
+        if _code(exc) not in TRY_OLDER_CALL:
+            if _code(exc) in FIELD_UNAVAILABLE:
                 return None
             raise
         value = nv.query("nvmlDeviceGetTemperature", handle, _NVML_TEMPERATURE_GPU)
     return None if value is None else int(value)
 
 
-def _processes(
-    nv: _Nvml, handle: Any, process_name: ProcessNameFn
-) -> tuple[GpuProcess, ...] | None:
+def _processes(nv: Nvml, handle: Any, process_name: ProcessNameFn) -> tuple[GpuProcess, ...] | None:
     """Compute processes: ``nvidia-smi --query-compute-apps=pid,used_memory,process_name``.
 
     ``usedGpuMemory`` is bytes, or None when NVML cannot tell (WDDM, some containers).
@@ -273,8 +173,8 @@ def _processes(
             nv.mismatches.append(str(exc))
         procs = nv.query("nvmlDeviceGetComputeRunningProcesses_v2", handle)
     except nv.error as exc:
-        if _code(exc) not in _TRY_OLDER_CALL:
-            if _code(exc) in _FIELD_UNAVAILABLE:
+        if _code(exc) not in TRY_OLDER_CALL:
+            if _code(exc) in FIELD_UNAVAILABLE:
                 return None
             raise
         procs = nv.query("nvmlDeviceGetComputeRunningProcesses_v2", handle)
@@ -296,7 +196,7 @@ def _pair(value: Any) -> tuple[Any, Any]:
     return (current, pending)
 
 
-def _probe_gpu(nv: _Nvml, index: int, process_name: ProcessNameFn) -> tuple[GpuInfo, Any | None]:
+def _probe_gpu(nv: Nvml, index: int, process_name: ProcessNameFn) -> tuple[GpuInfo, Any | None]:
     """One GPU, as ``nvidia-smi -q -i INDEX`` shows it. Returns the info and its handle.
 
     A fatal NVML error on any query (GpuIsLost, Unknown, ResetRequired, ...) makes the GPU an
@@ -304,7 +204,7 @@ def _probe_gpu(nv: _Nvml, index: int, process_name: ProcessNameFn) -> tuple[GpuI
     """
     got: dict[str, Any] = {}
     try:
-        handle = nv.call("nvmlDeviceGetHandleByIndex", index)
+        handle = nv.handle(index)
         got["name"] = _text(nv.query("nvmlDeviceGetName", handle))  # name
         got["uuid"] = _text(nv.query("nvmlDeviceGetUUID", handle))  # uuid
         pci = nv.query("nvmlDeviceGetPciInfo", handle)  # pci.bus_id
@@ -367,7 +267,7 @@ class _NvLinkSurvey:
     to NVSwitches (HGX/DGX boards), which reach every other GPU on the fabric.
     """
 
-    def __init__(self, nv: _Nvml, handle: Any) -> None:
+    def __init__(self, nv: Nvml, handle: Any) -> None:
         self.direct: dict[Any, int] = {}
         self.switch = 0
         self.failed = False
@@ -376,7 +276,7 @@ class _NvLinkSurvey:
             try:
                 state = nv.call("nvmlDeviceGetNvLinkState", handle, link)
             except nv.error as exc:
-                if _code(exc) in _FIELD_UNAVAILABLE:  # no such link / no NVLink at all
+                if _code(exc) in FIELD_UNAVAILABLE:  # no such link / no NVLink at all
                     continue
                 self.failed = True
                 return
@@ -403,7 +303,7 @@ class _NvLinkSurvey:
         return count
 
 
-def _link_query(nv: _Nvml, name: str, *args: Any) -> Any:
+def _link_query(nv: Nvml, name: str, *args: Any) -> Any:
     """Link fields never make a GPU an error row: any NVML error gives None."""
     try:
         return nv.query(name, *args)
@@ -411,12 +311,12 @@ def _link_query(nv: _Nvml, name: str, *args: Any) -> Any:
         return None
 
 
-def _p2p(nv: _Nvml, a: Any, b: Any, caps_index: int) -> str | None:
+def _p2p(nv: Nvml, a: Any, b: Any, caps_index: int) -> str | None:
     status = _link_query(nv, "nvmlDeviceGetP2PStatus", a, b, caps_index)
     return None if status is None else P2P_STATUS_NAMES.get(int(status), "unknown")
 
 
-def _probe_links(nv: _Nvml, gpus: list[tuple[GpuInfo, Any]]) -> tuple[GpuLink, ...]:
+def _probe_links(nv: Nvml, gpus: list[tuple[GpuInfo, Any]]) -> tuple[GpuLink, ...]:
     """Every pair of healthy GPUs: ``nvidia-smi topo -m`` and ``nvidia-smi topo -p2p r|n``."""
     surveys = [_NvLinkSurvey(nv, handle) for _, handle in gpus]
     links: list[GpuLink] = []
@@ -440,7 +340,7 @@ def _probe_links(nv: _Nvml, gpus: list[tuple[GpuInfo, Any]]) -> tuple[GpuLink, .
 # --------------------------------------------------------------------------- entry point
 
 
-def _probe(nv: _Nvml, process_name: ProcessNameFn) -> NvidiaFacts:
+def _probe(nv: Nvml, process_name: ProcessNameFn) -> NvidiaFacts:
     # nvidia-smi --query-gpu=driver_version; the "CUDA Version" in nvidia-smi's header.
     driver = _text(nv.query("nvmlSystemGetDriverVersion"))
     cuda = nv.query("nvmlSystemGetCudaDriverVersion")
@@ -451,7 +351,7 @@ def _probe(nv: _Nvml, process_name: ProcessNameFn) -> NvidiaFacts:
         "nvml_version": nvml_version,
     }
     try:
-        count = int(nv.call("nvmlDeviceGetCount"))  # nvidia-smi --query-gpu=count
+        count = nv.count()  # nvidia-smi --query-gpu=count
     except nv.error as exc:
         return NvidiaFacts(
             **versions, error=f"could not count GPUs (NVML: {exc})", error_kind="unknown"
@@ -480,25 +380,11 @@ def probe_nvidia(
         nvml: a pynvml-compatible module (tests pass a fake); default the real ``pynvml``.
         process_name: pid → process name (default: psutil, None when not visible here).
     """
-    if nvml is None:
-        try:
-            import pynvml
-        except ImportError as exc:
-            return NvidiaFacts(
-                error=f"nvidia-ml-py is not installed (import pynvml failed: {exc})",
-                error_kind="no_library",
-            )
-        nvml = pynvml
-    nv = _Nvml(nvml)
     try:
-        nv.call("nvmlInit")
-    except nv.error as exc:
-        return _init_failure(exc)
-    try:
-        return _probe(nv, process_name or _psutil_process_name)
-    finally:
-        with contextlib.suppress(nv.error):
-            nv.call("nvmlShutdown")
+        with session(nvml) as nv:
+            return _probe(nv, process_name or _psutil_process_name)
+    except NvmlStartError as exc:
+        return NvidiaFacts(error=exc.explanation, error_kind=exc.kind)
 
 
 __all__ = ["MIB", "P2P_STATUS_NAMES", "TOPOLOGY_NAMES", "cuda_version_string", "probe_nvidia"]

@@ -1,7 +1,8 @@
 """GPU settings through NVML: power limits and ECC mode (``nvidia-smi -pl`` and ``-e``).
 
-Same pattern as :mod:`llmops.hw.nvml`: the pynvml-compatible module is injected (tests pass
-the fake; default the real ``pynvml``, imported here lazily). NVML facts (ops.md §5.2-5.4):
+NVML is reached through :mod:`llmops.hw.libnvml`, the adapter :mod:`llmops.hw.nvml` reads the
+facts with: the pynvml-compatible module is injected (tests pass the fake; default the real
+``pynvml``, imported there lazily). NVML facts (ops.md §5.2-5.4):
 limits are milliwatts; ``nvmlDeviceGetPowerManagementLimitConstraints`` gives ``[min, max]``;
 ``nvmlDeviceSetPowerManagementLimit`` and ``nvmlDeviceSetEccMode`` need root, and inside a
 container root is not enough without ``SYS_ADMIN`` (NVIDIA/nvidia-docker#495); a power limit
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,18 @@ from llmops.errors import (
     NvmlUnavailable,
     UsageError,
 )
+from llmops.hw.libnvml import (
+    ERR_FUNCTION_NOT_FOUND,
+    ERR_INVALID_ARGUMENT,
+    ERR_NO_PERMISSION,
+    ERR_NOT_SUPPORTED,
+    SETTING_UNAVAILABLE,
+    Nvml,
+    NvmlStartError,
+    error_code,
+    session,
+)
 
-# NVML_ERROR_* codes (pynvml.py l.224-254; NVML's C ABI).
-_ERR_INVALID_ARGUMENT = 2
-_ERR_NOT_SUPPORTED = 3
-_ERR_NO_PERMISSION = 4
-_ERR_FUNCTION_NOT_FOUND = 13
 _FEATURE_DISABLED = 0
 _FEATURE_ENABLED = 1
 
@@ -101,11 +108,6 @@ def _w(mw: Any) -> float | None:
     return None if mw is None else round(int(mw) / 1000.0, 1)
 
 
-def _code(exc: BaseException) -> int | None:
-    value = getattr(exc, "value", None)
-    return value if isinstance(value, int) else None
-
-
 class GpuAdmin:
     """Read and change power limits and ECC mode on this host's GPUs."""
 
@@ -123,31 +125,22 @@ class GpuAdmin:
     # ---- plumbing
 
     @contextmanager
-    def _session(self) -> Iterator[Any]:
-        nv = self._module
-        if nv is None:
-            try:
-                import pynvml
-            except ImportError as e:
+    def _session(self) -> Iterator[Nvml]:
+        try:
+            with session(self._module) as nv:
+                yield nv
+        except NvmlStartError as e:
+            if e.kind == "no_library":
                 raise NvmlUnavailable(
-                    f"nvidia-ml-py is not installed ({e})", "`pip install nvidia-ml-py`"
-                ) from e
-            nv = pynvml
-        try:
-            nv.nvmlInit()
-        except nv.NVMLError as e:
+                    f"nvidia-ml-py is not installed ({e.cause})", "`pip install nvidia-ml-py`"
+                ) from e.cause
             raise NvmlUnavailable(
-                f"NVML could not start: {e}",
+                f"NVML could not start: {e.cause}",
                 "`llmops doctor --check gpu` explains (no driver, driver/library mismatch, ...)",
-            ) from e
-        try:
-            yield nv
-        finally:
-            with suppress(nv.NVMLError):
-                nv.nvmlShutdown()
+            ) from e.cause
 
-    def _handles(self, nv: Any, gpus: Sequence[int] | None) -> list[tuple[int, Any]]:
-        count = int(nv.nvmlDeviceGetCount())
+    def _handles(self, nv: Nvml, gpus: Sequence[int] | None) -> list[tuple[int, Any]]:
+        count = nv.count()
         wanted = list(range(count)) if gpus is None else list(gpus)
         missing = [g for g in wanted if not 0 <= g < count]
         if missing:
@@ -158,8 +151,8 @@ class GpuAdmin:
         out: list[tuple[int, Any]] = []
         for i in wanted:
             try:
-                out.append((i, nv.nvmlDeviceGetHandleByIndex(i)))
-            except nv.NVMLError as e:
+                out.append((i, nv.handle(i)))
+            except nv.error as e:
                 out.append((i, e))  # a lost GPU: an error row, or an error when writing
         return out
 
@@ -174,27 +167,17 @@ class GpuAdmin:
         return h
 
     @staticmethod
-    def _get(nv: Any, fn: str, *args: Any) -> Any:
-        f = getattr(nv, fn, None)
-        if f is None:
-            return None
-        try:
-            return f(*args)
-        except nv.NVMLError as e:
-            if _code(e) in (_ERR_NOT_SUPPORTED, _ERR_NO_PERMISSION, _ERR_FUNCTION_NOT_FOUND):
-                return None
-            raise
+    def _get(nv: Nvml, fn: str, *args: Any) -> Any:
+        return nv.query(fn, *args, unavailable=SETTING_UNAVAILABLE)
 
-    def _name(self, nv: Any, h: Any) -> str | None:
-        name = self._get(nv, "nvmlDeviceGetName", h)
-        return name.decode() if isinstance(name, bytes) else name
+    @staticmethod
+    def _name(nv: Nvml, h: Any) -> str | None:
+        return nv.name(h, unavailable=SETTING_UNAVAILABLE)
 
-    def _write_error(
-        self, nv: Any, e: Exception, gpu: int, name: str | None, what: str
-    ) -> GpuAdminError:
+    def _write_error(self, e: Exception, gpu: int, name: str | None, what: str) -> GpuAdminError:
         label = f"GPU {gpu}" + (f" ({name})" if name else "")
-        code = _code(e)
-        if code == _ERR_NO_PERMISSION:
+        code = error_code(e)
+        if code == ERR_NO_PERMISSION:
             evidence = self._evidence()
             if self._euid() != 0:
                 return GpuPermissionError(
@@ -212,12 +195,12 @@ class GpuAdmin:
                 f"{what} on {label} was refused by the driver even as root",
                 "check `nvidia-smi -q -d POWER,ECC`; vGPUs and some boards do not allow it",
             )
-        if code in (_ERR_NOT_SUPPORTED, _ERR_FUNCTION_NOT_FOUND):
+        if code in (ERR_NOT_SUPPORTED, ERR_FUNCTION_NOT_FOUND):
             return GpuSettingNotSupported(
                 f"{label} does not support {what}",
                 "`nvidia-smi -q -i " + str(gpu) + "` shows what it supports",
             )
-        if code == _ERR_INVALID_ARGUMENT:
+        if code == ERR_INVALID_ARGUMENT:
             return GpuSettingOutOfRange(
                 f"{label} rejected {what}: invalid value", "see `llmops power show` for its range"
             )
@@ -250,7 +233,7 @@ class GpuAdmin:
                             max_limit_w=_w(hi),
                         )
                     )
-                except nv.NVMLError as e:
+                except nv.error as e:
                     out.append(GpuPower(i, None, None, None, None, None, None, None, error=str(e)))
             return out
 
@@ -316,9 +299,9 @@ class GpuAdmin:
             out = []
             for i, h, name, target, default, current in plan:
                 try:
-                    nv.nvmlDeviceSetPowerManagementLimit(h, target)
-                except nv.NVMLError as e:
-                    raise self._write_error(nv, e, i, name, "setting the power limit") from e
+                    nv.call("nvmlDeviceSetPowerManagementLimit", h, target)
+                except nv.error as e:
+                    raise self._write_error(e, i, name, "setting the power limit") from e
                 now = self._get(nv, "nvmlDeviceGetPowerManagementLimit", h)
                 out.append(
                     PowerChange(
@@ -343,7 +326,7 @@ class GpuAdmin:
                     mode = self._get(nv, "nvmlDeviceGetEccMode", h)
                     cur, pend = (bool(mode[0]), bool(mode[1])) if mode else (None, None)
                     out.append(GpuEcc(i, self._name(nv, h), cur, pend))
-                except nv.NVMLError as e:
+                except nv.error as e:
                     out.append(GpuEcc(i, None, None, None, error=str(e)))
             return out
 
@@ -366,12 +349,14 @@ class GpuAdmin:
             for i, h, name, pending_before in targets:
                 if pending_before != enabled:
                     try:
-                        nv.nvmlDeviceSetEccMode(
-                            h, _FEATURE_ENABLED if enabled else _FEATURE_DISABLED
+                        nv.call(
+                            "nvmlDeviceSetEccMode",
+                            h,
+                            _FEATURE_ENABLED if enabled else _FEATURE_DISABLED,
                         )
-                    except nv.NVMLError as e:
-                        raise self._write_error(nv, e, i, name, "changing ECC mode") from e
-                mode = nv.nvmlDeviceGetEccMode(h)
+                    except nv.error as e:
+                        raise self._write_error(e, i, name, "changing ECC mode") from e
+                mode = nv.call("nvmlDeviceGetEccMode", h)
                 out.append(
                     EccChange(i, name, bool(mode[0]), bool(mode[1]), pending_before != enabled)
                 )

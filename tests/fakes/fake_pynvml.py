@@ -1,6 +1,7 @@
 """A plain fake of the ``pynvml`` module, driven by a JSON fixture (no GPU on CI machines).
 
-It exposes the functions and constants ``llmops.hw.nvml`` uses, with nvidia-ml-py's own names,
+It exposes the functions and constants ``llmops.hw.libnvml`` and its users (``llmops.hw.nvml``,
+``llmops.run.gpu_admin``) call, with nvidia-ml-py's own names,
 argument shapes, return types and units (bytes, milliwatts, ints, ``[current, pending]`` lists,
 structs with ``busId`` as bytes) and raises the REAL ``pynvml`` exception classes. Like ctypes,
 ``nvmlDeviceGetP2PStatus`` raises ``ctypes.ArgumentError`` for a non-int caps index, which is
@@ -223,6 +224,20 @@ class FakeNvml:
             if key in errors:
                 raise nvml_error(errors[key])
         return FakeHandle(index)
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str | bytes) -> FakeHandle:
+        """Like pynvml (``convertStrBytes``: a str goes to NVML as bytes): NotFound when no GPU
+        has that UUID (NVML_ERROR_NOT_FOUND in nvml.h)."""
+        self._enter("nvmlDeviceGetHandleByUUID")
+        wanted = uuid if isinstance(uuid, bytes) else str(uuid).encode()
+        for index, dev in enumerate(self.devices):
+            if dev.get("uuid") is not None and str(dev["uuid"]).encode() == wanted:
+                errors = dev.get("errors", {})
+                for key in ("nvmlDeviceGetHandleByUUID", "*"):
+                    if key in errors:
+                        raise nvml_error(errors[key])
+                return FakeHandle(index)
+        raise nvml_error("NotFound")
 
     # ------------------------------------------------------------------ per device
 
