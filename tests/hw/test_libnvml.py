@@ -138,7 +138,7 @@ def test_real_pynvml_handle_by_uuid_on_a_gpu_machine() -> None:
     """On a machine with a GPU (the lent GPU box): index and UUID reach the same device, through
     the real bindings' str→bytes conversion, and an unknown UUID is NotFound, as the fake says."""
     if not _real_gpus():
-        pytest.skip("no NVIDIA GPU here")
+        pytest.skip("this machine has no NVIDIA GPU")
     with session() as nv:
         h0 = nv.handle(0)
         uuid = libnvml.text(nv.call("nvmlDeviceGetUUID", h0))
