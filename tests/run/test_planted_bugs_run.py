@@ -347,7 +347,7 @@ def test_a_reused_pid_is_reported_gone_and_not_signalled() -> None:
 def test_unknown_jump_host_key_is_refused_without_trust(
     sshd_server: Sshd, ssh_client: Client, tmp_path: Path, ssh_user_key: tuple[bytes, str]
 ) -> None:
-    """Kills: "ProxyJump hops trust new host keys" (run/ssh.py _proxy_sock): the target is in
+    """Kills: "ProxyJump hops trust new host keys" (run/ssh/host.py _proxy_sock): the target is in
     known_hosts, the jump host is not: without --trust-new-host the hop is refused with its
     fingerprint and nothing is recorded; with it, the hop's key is recorded."""
     inner = start_sshd(tmp_path / "inner", [ssh_user_key[1]])
