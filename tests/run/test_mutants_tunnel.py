@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from llmops.errors import TunnelUnreachable, UsageError
+from llmops.net import http_status
 from llmops.plan import tunnel as tp
 from llmops.run.deployments import Deployments
 from llmops.run.native import NativeRuntime
@@ -28,7 +29,6 @@ from llmops.run.tunnels import (
     TunnelManager,
     TunnelSpec,
     check_exposure,
-    http_status,
     open_tunnel,
     resolve_target,
 )
