@@ -326,57 +326,80 @@ def k8s_manifests(
         f"http://{base}-prometheus:{PROMETHEUS_PORT}",
         f"{base}-dcgm:{DCGM_PORT}",
     )
+    k = _K8s(base, service_name, namespace)
+    return [
+        k.config_map("prometheus-config", {"prometheus.yml": f["prometheus.yml"]}),
+        k.workload("prometheus", "Deployment", _prometheus_pod(base)),
+        k.service("prometheus", PROMETHEUS_PORT),
+        k.workload("dcgm", "DaemonSet", _dcgm_pod()),
+        k.service("dcgm", DCGM_PORT),
+        k.config_map("grafana-datasources", {"llmops.yaml": f["datasource.yaml"]}),
+        k.config_map("grafana-providers", {"llmops.yaml": f["dashboards.yaml"]}),
+        k.config_map("grafana-dashboards", {"llmops.json": f["llmops.json"]}),
+        k.workload("grafana", "Deployment", _grafana_pod(base)),
+        k.service("grafana", GRAFANA_PORT),
+    ]
 
-    def meta(name: str, component: str) -> dict[str, Any]:
-        m: dict[str, Any] = {
-            "name": name,
-            "labels": {
-                "app.kubernetes.io/part-of": "llmops",
-                "app.kubernetes.io/component": component,
-                "llmops.deployment": service_name,
-            },
+
+class _K8s:
+    """The monitoring objects' shared shape: names under ``base``, llmops' labels, selectors."""
+
+    def __init__(self, base: str, service_name: str, namespace: str | None) -> None:
+        self.base, self.service_name, self.namespace = base, service_name, namespace
+
+    def labels(self, component: str) -> dict[str, str]:
+        return {
+            "app.kubernetes.io/part-of": "llmops",
+            "app.kubernetes.io/component": component,
+            "llmops.deployment": self.service_name,
         }
-        if namespace:
-            m["namespace"] = namespace
+
+    def meta(self, name: str, component: str) -> dict[str, Any]:
+        m: dict[str, Any] = {"name": name, "labels": self.labels(component)}
+        if self.namespace:
+            m["namespace"] = self.namespace
         return m
 
-    def sel(component: str) -> dict[str, str]:
-        return {"app.kubernetes.io/component": component, "llmops.deployment": service_name}
+    def selector(self, component: str) -> dict[str, str]:
+        return {"app.kubernetes.io/component": component, "llmops.deployment": self.service_name}
 
-    def svc(component: str, port_: int) -> dict[str, Any]:
+    def service(self, component: str, port: int) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": meta(f"{base}-{component}", component),
+            "metadata": self.meta(f"{self.base}-{component}", component),
             "spec": {
-                "selector": sel(component),
-                "ports": [{"name": "http", "port": port_, "targetPort": port_}],
+                "selector": self.selector(component),
+                "ports": [{"name": "http", "port": port, "targetPort": port}],
             },
         }
 
-    def deployment(component: str, kind: str, pod: dict[str, Any]) -> dict[str, Any]:
+    def workload(self, component: str, kind: str, pod: dict[str, Any]) -> dict[str, Any]:
+        """A Deployment (one replica) or a DaemonSet running ``pod``."""
         spec: dict[str, Any] = {
-            "selector": {"matchLabels": sel(component)},
-            "template": {"metadata": {"labels": meta("x", component)["labels"]}, "spec": pod},
+            "selector": {"matchLabels": self.selector(component)},
+            "template": {"metadata": {"labels": self.labels(component)}, "spec": pod},
         }
         if kind == "Deployment":
             spec["replicas"] = 1
         return {
             "apiVersion": "apps/v1",
             "kind": kind,
-            "metadata": meta(f"{base}-{component}", component),
+            "metadata": self.meta(f"{self.base}-{component}", component),
             "spec": spec,
         }
 
-    def cm(name: str, data: dict[str, str]) -> dict[str, Any]:
+    def config_map(self, name: str, data: dict[str, str]) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": meta(f"{base}-{name}", name),
+            "metadata": self.meta(f"{self.base}-{name}", name),
             "data": data,
         }
 
-    prom_pod = {
+
+def _prometheus_pod(base: str) -> dict[str, Any]:
+    return {
         "containers": [
             {
                 "name": "prometheus",
@@ -391,7 +414,10 @@ def k8s_manifests(
         ],
         "volumes": [{"name": "config", "configMap": {"name": f"{base}-prometheus-config"}}],
     }
-    graf_pod = {
+
+
+def _grafana_pod(base: str) -> dict[str, Any]:
+    return {
         "containers": [
             {
                 "name": "grafana",
@@ -420,7 +446,10 @@ def k8s_manifests(
             {"name": "dashboards", "configMap": {"name": f"{base}-grafana-dashboards"}},
         ],
     }
-    dcgm_pod = {
+
+
+def _dcgm_pod() -> dict[str, Any]:
+    return {
         "nodeSelector": {"nvidia.com/gpu.present": "true"},
         "containers": [
             {
@@ -431,18 +460,6 @@ def k8s_manifests(
             }
         ],
     }
-    return [
-        cm("prometheus-config", {"prometheus.yml": f["prometheus.yml"]}),
-        deployment("prometheus", "Deployment", prom_pod),
-        svc("prometheus", PROMETHEUS_PORT),
-        deployment("dcgm", "DaemonSet", dcgm_pod),
-        svc("dcgm", DCGM_PORT),
-        cm("grafana-datasources", {"llmops.yaml": f["datasource.yaml"]}),
-        cm("grafana-providers", {"llmops.yaml": f["dashboards.yaml"]}),
-        cm("grafana-dashboards", {"llmops.json": f["llmops.json"]}),
-        deployment("grafana", "Deployment", graf_pod),
-        svc("grafana", GRAFANA_PORT),
-    ]
 
 
 def add_to_k8s(text: str, plan: LaunchPlan) -> str:
