@@ -120,7 +120,15 @@ def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
             inner["torch_dtype"] = cfg["torch_dtype"]
         wrapped = architecture_from_config(inner)
         vision = _vision_params(cfg, wrapped.hidden_size)
-        return replace(wrapped, extra_params=vision) if vision else wrapped
+        vc = cfg.get("vision_config")
+        vc = vc if isinstance(vc, Mapping) else {}
+        return replace(
+            wrapped,
+            extra_params=vision or wrapped.extra_params,
+            multimodal=True,
+            vision_layers=_int(vc, "num_hidden_layers", default=0, positive=False),
+            vision_hidden=_int(vc, "hidden_size", default=0, positive=False),
+        )
     if mt == "mpt":
         return _mpt(cfg)
     if mt == "falcon":
@@ -228,6 +236,7 @@ def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
         if chunk:  # chunked local attention on the RoPE layers; every 4th (NoPE) is global
             nope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
             arch["sliding_window"] = _int(cfg, "attention_chunk_size")
+            arch["local_kind"] = "chunked"
             arch["local_layers"] = tuple(i for i in range(layers) if nope[i])
             arch["sliding_window_layers"] = len(arch["local_layers"])
     if mt == "deepseek_v3":
@@ -261,6 +270,7 @@ def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
     if mt == "stablelm":
         arch["norm"] = "layernorm"
         arch["qkv_bias"] = _bool(cfg, "use_qkv_bias", False)
+    arch["model_type"] = mt
     return Architecture(**arch)
 
 

@@ -10,16 +10,19 @@ Pure code (no I/O, environment or clock). The method is peers-and-estimation.md 
   Tensor parallel (vLLM, TGI) divides them; llama.cpp and torch split by layers; llama.cpp
   keeps ``token_embd`` in host RAM.
 - **KV cache** = 2 (K and V) x layers x KV heads x head_dim x bytes x tokens, tokens = context
-  x concurrent sequences; GQA through the KV head count, never hidden size; sliding-window
-  layers capped at the window; under TP each GPU holds ``max(1, kv_heads // tp)`` heads.
+  x concurrent sequences; GQA through the KV head count, never hidden size; local layers
+  (sliding window, chunked attention) held per engine (``local_kv_tokens``); MLA as the latent
+  (TGI: decompressed per head); under TP each GPU holds ``max(1, kv_heads // tp)`` heads.
 - **Activation**: the largest transient of one forward pass over the engine's prefill chunk
   (vLLM 2048 tokens, TGI/torch the whole prompt, llama.cpp ``n_ubatch`` 512 + its FA mask),
-  plus logits.
+  plus logits. SGLang: none here, its reserve holds them.
 - **Overhead**: CUDA context (512 MiB per GPU), CUDA graphs (vLLM 768 MiB, TGI 512 MiB),
   NCCL buffers under TP (256 MiB); on the CPU the runtime itself.
-- **Reserve**: vLLM claims ``total x gpu_memory_utilization`` (default 0.9) and no more; TGI
-  keeps 10 % of what is left for KV (``TGI_WIGGLE_ROOM``); llama.cpp/torch keep 2 % for the
-  allocator.
+- **Reserve**: vLLM claims ``total x gpu_memory_utilization`` (default 0.9) and no more; SGLang
+  keeps ``1 - mem_fraction_static`` of the memory free before loading, the fraction it picks
+  from the card size (``engines.sglang.static_memory``), for its activations and CUDA graphs;
+  TGI keeps 10 % of what is left for KV (``TGI_WIGGLE_ROOM``); llama.cpp/torch keep 2 % for
+  the allocator.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, replace
 
 from llmops.errors import UsageError
 from llmops.plan import artifacts
-from llmops.plan.engines import ENGINES, RECORDS
+from llmops.plan.engines import ENGINES, RECORDS, sglang
 from llmops.plan.hardware import GIB, MIB, Device
 from llmops.plan.model import Architecture, ModelSpec, RopeScaling, WeightInventory
 from llmops.plan.quant import (
@@ -51,10 +54,15 @@ PREFILL_TOKENS = {n: r.prefill_tokens for n, r in RECORDS.items() if r.prefill_t
 VLLM_MAX_NUM_SEQS = 256  # vLLM's default below 70 GiB (see vllm_batch_defaults)
 TGI_WIGGLE_ROOM = 0.90
 ALLOCATOR_RESERVE = 0.02
+TGI_MLA_QK_HEAD = 128 + 64  # see kv_layer_elems
 LLAMACPP_CTX_PAD = 256
 # vLLM's default KV block (--block-size 16, vllm/config/cache.py); full-attention layers hold
 # whole blocks
 VLLM_BLOCK = 16
+# vLLM v0.33.0 VllmConfig.max_concurrent_batches (vllm/config/vllm.py l.588-598): async
+# scheduling (on by default for generative models, l.1685-1719) keeps 2 batches in flight, so
+# max_in_flight_tokens (l.601-609) = 2 x max_num_batched_tokens
+VLLM_CONCURRENT_BATCHES = 2
 
 
 @dataclass(frozen=True)
@@ -139,30 +147,52 @@ def kv_layer_elems(spec: ModelSpec, heads: int | None = None, engine: str = "") 
     the same on every tensor-parallel rank). transformers 5 (the torch engine) caches the same
     latent: DeepseekV3Attention passes the compressed ``kv_nope`` and ``k_rot`` to the cache
     and expands them after reading (modeling_deepseek_v3.py l.445-460 at 5.24; 4.x cached
-    per-head keys and values)."""
+    per-head keys and values).
+
+    TGI (3.3.7) caches MLA decompressed: K and V per KV head (``num_key_value_heads // tp``),
+    both padded to one head size (flash_deepseek_v3_modeling.py l.171-173, 313-325:
+    ``head_pad_size = max(qk_nope + qk_rope, v_head_dim)``), in a cache built with
+    models/__init__.py's ``head_size = max(config_dict.get("qk_nope_dim", 128) +
+    config_dict.get("qk_rope_dim", 64), config_dict.get("v_head_dim", 128))``: keys that
+    DeepSeek's configs do not have, so 128 + 64 always (l.694-713 V3, l.660-676 V2)."""
     a = spec.arch
+    h = a.kv_heads if heads is None else heads
+    if a.mla is not None and engine == "tgi":
+        return 2 * h * max(TGI_MLA_QK_HEAD, a.mla.v_head_dim)
     if a.mla is not None:
         return a.mla.latent
-    return 2 * (a.kv_heads if heads is None else heads) * a.head_dim
+    return 2 * h * a.head_dim
 
 
-def kv_bytes_per_token(spec: ModelSpec, kv_dtype_bytes_: float, kv_heads: int | None = None) -> int:
+def kv_bytes_per_token(
+    spec: ModelSpec, kv_dtype_bytes_: float, kv_heads: int | None = None, engine: str = ""
+) -> int:
     """KV bytes of one token of one sequence over all layers (2 x L x kv_heads x head_dim x b)."""
     a = spec.arch
-    return int(math.ceil(a.layers * kv_layer_elems(spec, kv_heads) * kv_dtype_bytes_))
+    return int(math.ceil(a.layers * kv_layer_elems(spec, kv_heads, engine) * kv_dtype_bytes_))
 
 
-def local_kv_tokens(window: int, per_seq: int, engine: str, chunk: int) -> int:
-    """Tokens a sliding-window layer keeps per sequence, per engine.
+def local_kv_tokens(
+    window: int, per_seq: int, engine: str, chunk: int, kind: str = "sliding"
+) -> int:
+    """Tokens a local layer (sliding window, or Llama 4's chunked attention) keeps per sequence.
 
-    vLLM (v1 hybrid KV cache manager, ``SlidingWindowSpec.max_memory_usage_bytes`` in
-    vllm/v1/kv_cache_interface.py): ``(cdiv(min(window - 1 + max_num_batched_tokens,
-    max_model_len), block_size) + 1)`` blocks: the +1 because the window need not start on a
-    block boundary.
-    llama.cpp: see ``_kv_layer_bytes``. The others keep the window.
+    vLLM v0.33.0 (hybrid KV cache manager, on by default, also for chunked local attention:
+    VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to 1, vllm/envs.py), in
+    vllm/v1/kv_cache_interface.py, with ``max_in_flight_tokens`` = 2 x max_num_batched_tokens
+    (``VLLM_CONCURRENT_BATCHES``):
+    ``SlidingWindowSpec.max_admission_blocks_per_request``: ``cdiv(min(window - 1 +
+    max_in_flight_tokens, max_model_len), block_size) + 1`` blocks (the +1: the window need
+    not start on a block boundary);
+    ``ChunkedLocalAttentionSpec.max_admission_blocks_per_request``: ``cdiv(min(chunk_size +
+    max_in_flight_tokens, max_model_len), block_size)`` blocks (chunks are block-aligned).
+    llama.cpp and SGLang: see ``_kv_layer_bytes``. TGI and torch keep the window.
     """
     if engine == "vllm":
-        t = min(window - 1 + chunk, per_seq)
+        in_flight = VLLM_CONCURRENT_BATCHES * chunk
+        if kind == "chunked":
+            return -(-min(window + in_flight, per_seq) // VLLM_BLOCK) * VLLM_BLOCK
+        t = min(window - 1 + in_flight, per_seq)
         return (-(-t // VLLM_BLOCK) + 1) * VLLM_BLOCK
     if engine == "llamacpp":
         return min(window + chunk, per_seq)
@@ -184,11 +214,19 @@ def _kv_layer_bytes(
     per_token_layer = kv_layer_elems(spec, heads, engine) * kvb
     out = []
     window = a.sliding_window or per_seq
-    local_t = local_kv_tokens(window, per_seq, engine, chunk) * seqs
+    local_t = local_kv_tokens(window, per_seq, engine, chunk, a.local_kind) * seqs
     if engine == "llamacpp":
         # llama_kv_cache_iswa (src/llama-kv-cache-iswa.cpp, swa_full off by default):
-        # size_swa = GGML_PAD(min(size_base, n_swa * n_seq_max + n_ubatch), 256)
+        # size_swa = GGML_PAD(min(size_base, n_swa * n_seq_max + n_ubatch), 256), for sliding
+        # and chunked (LLAMA_SWA_TYPE_CHUNKED, Llama 4) local layers alike
         local_t = -(-min(tokens, window * seqs + chunk) // LLAMACPP_CTX_PAD) * LLAMACPP_CTX_PAD
+    elif engine == "sglang":
+        # a hybrid pool only for some architectures, then ratio x the full layers' tokens;
+        # otherwise the local layers are sized like the full ones (sglang.HYBRID_SWA_MODEL_TYPES)
+        hybrid = a.model_type in sglang.HYBRID_SWA_MODEL_TYPES and (
+            a.model_type != "llama4_text" or a.multimodal
+        )
+        local_t = int(tokens * sglang.SWA_FULL_TOKENS_RATIO) if hybrid else tokens
     for i in range(a.layers):
         t = local_t if a.is_local(i) else tokens
         out.append(int(math.ceil(per_token_layer * t)))
@@ -278,13 +316,16 @@ def _kernel_warning(quant: str, engine: str, devs: tuple[Device, ...]) -> str | 
 
 
 def vllm_batch_defaults(dev: Device) -> tuple[int, int]:
-    """(max_num_batched_tokens, max_num_seqs) vLLM 0.20.2's OpenAI server picks on this GPU.
+    """(max_num_batched_tokens, max_num_seqs) vLLM v0.33.0's OpenAI server picks on this GPU.
 
-    ``EngineArgs.get_batch_defaults`` (vllm/engine/arg_utils.py, vllm 0.20.2 sdist): 8192 tokens
-    and 1024 sequences on a GPU with 70 GiB or more whose name does not contain "a100", else
-    2048 and 256. vLLM's memory profile runs one step of that many tokens and samples that many
-    sequences, so both size its activation peak.
+    ``EngineArgs.get_batch_defaults`` (vllm/engine/arg_utils.py l.2940-3005, vllm 0.33.0
+    wheel): 16384 tokens and 1024 sequences from 160 GiB (B200/B300); 8192 and 1024 from 70
+    GiB on a GPU whose name does not contain "a100" (nor a GB10); else 2048 and 256. vLLM's
+    memory profile runs one step of that many tokens and samples that many sequences, so both
+    size its activation peak.
     """
+    if dev.capacity_bytes >= 160 * GIB:
+        return 16384, 1024
     big = dev.capacity_bytes >= 70 * GIB and "a100" not in dev.name.lower()
     return (8192, 1024) if big else (2048, VLLM_MAX_NUM_SEQS)
 
@@ -362,12 +403,17 @@ def _usage(
     act: int,
     overhead: int,
     util: float,
+    pre_load_overhead: int = 0,
 ) -> DeviceUsage:
     total = weights + kv + act + overhead
     cap = dev.capacity_bytes
     if dev.kind == "cpu":
         reserve = 0
-    elif RECORDS[engine].reserve == "utilization":  # vLLM, SGLang: a fraction of the card
+    elif RECORDS[engine].reserve == "static":
+        # SGLang: (1 - mem_fraction_static) of the memory free before the weights load
+        # (``util`` is SGLang's fraction here; see engines/sglang.py)
+        reserve = int(max(0, cap - dev.in_use_bytes - pre_load_overhead) * (1 - util))
+    elif RECORDS[engine].reserve == "utilization":  # vLLM: a fraction of the card
         reserve = int(cap * (1 - util))
     elif engine == "tgi":
         reserve = int(max(0, cap - weights - act - overhead) * (1 - TGI_WIGGLE_ROOM))
@@ -437,9 +483,22 @@ def _place(
         w = -(-big // tp) + inv.other_bytes
         act = _activation_bytes(spec, engine, prefill, tp, act_b, n_ctx, opts, max_seqs)
         ov = overhead(tp)
-        rows = tuple(
-            _usage(d, engine, a.layers, w, kv, act, ov, opts.gpu_memory_utilization) for d in devs
-        )
+        util = opts.gpu_memory_utilization
+        pre = 0
+        if engine == "sglang":
+            # SGLang's slack holds its activations and CUDA graphs; what it keeps out of the KV
+            # budget besides is the multimodal cache (engines/sglang.py)
+            sm = sglang.static_memory(
+                min(d.capacity_bytes for d in devs) / MIB,
+                tp,
+                mla=a.mla is not None,
+                multimodal=a.multimodal,
+                vision=(a.vision_layers, a.vision_hidden),
+            )
+            util, act, pre = sm.mem_fraction_static, 0, ov
+            if a.multimodal:
+                ov += sglang.VLM_CACHE_MIB * MIB
+        rows = tuple(_usage(d, engine, a.layers, w, kv, act, ov, util, pre) for d in devs)
         return _Plan(rows, 0, "tensor" if tp > 1 else "single", tp)
 
     # layer split (llama.cpp, torch/accelerate) or one CPU device
@@ -624,7 +683,7 @@ def estimate(
         context=opts.context,
         concurrency=opts.concurrency,
         kv_dtype=kv_name,
-        kv_bytes_per_token=kv_bytes_per_token(spec, kvb),
+        kv_bytes_per_token=kv_bytes_per_token(spec, kvb, engine=opts.engine),
         parallelism=plan.parallelism,
         tensor_parallel=plan.tp,
         gpus_used=n_used,

@@ -86,6 +86,17 @@ class Architecture:
     dense_intermediate_size: int = 0  # ... and its width
     checkpoint_quant: str | None = None  # the checkpoint's own weight format: mxfp4 | fp8
     extra_params: int = 0  # weights outside the decoder (a vision tower), 16-bit
+    # the decoder's config model_type ("llama4_text" inside a llama4 checkpoint): engines key
+    # some memory rules on the architecture (SGLang's hybrid sliding-window pool)
+    model_type: str = ""
+    # a vision-language checkpoint (gemma3, llama4, mistral3 wrappers), with its vision
+    # tower's num_hidden_layers and hidden_size when the config gives them (0: not given)
+    multimodal: bool = False
+    vision_layers: int = 0
+    vision_hidden: int = 0
+    # how the local layers attend: "sliding" (the last ``sliding_window`` tokens) or "chunked"
+    # (Llama 4's attention_chunk_size: tokens of the same aligned chunk)
+    local_kind: str = "sliding"
 
     @property
     def is_moe(self) -> bool:

@@ -194,15 +194,16 @@ def test_kv_scales_with_context_concurrency_and_dtype() -> None:
 
 
 def test_sliding_window_layers_are_capped() -> None:
-    # vLLM holds min(window - 1 + max_num_batched_tokens, max_model_len) tokens in whole
-    # 16-token blocks plus one (SlidingWindowSpec.max_memory_usage_bytes,
-    # vllm/v1/kv_cache_interface.py); max_num_batched_tokens is 2048 below 70 GiB
-    r = fit("gemma2-9b", "bf16", "vllm", 8192, "1x48GB")
+    # vLLM v0.33.0 holds min(window - 1 + max_in_flight_tokens, max_model_len) tokens in whole
+    # 16-token blocks plus one (SlidingWindowSpec.max_admission_blocks_per_request,
+    # vllm/v1/kv_cache_interface.py); max_in_flight_tokens = 2 batches (async scheduling,
+    # vllm/config/vllm.py max_concurrent_batches) x max_num_batched_tokens, 2048 below 70 GiB
+    r = fit("gemma2-9b", "bf16", "vllm", 16384, "1x48GB")
     a = CAT.get("gemma2-9b").arch
     per_tok_layer = 2 * a.kv_heads * a.head_dim * 2
-    local = (-(-(4096 - 1 + 2048) // 16) + 1) * 16
-    assert local == 6160
-    assert r.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 8192 + 21 * local)
+    local = (-(-(4096 - 1 + 2 * 2048) // 16) + 1) * 16
+    assert local == 8208
+    assert r.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 16384 + 21 * local)
     # llama.cpp keeps the window plus one ubatch (512); TGI/torch keep the window
     r = fit("gemma2-9b", "q4_k_m", "llamacpp", 8192, "1x48GB")
     assert r.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 8192 + 21 * (4096 + 512))

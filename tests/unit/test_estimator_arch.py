@@ -90,17 +90,19 @@ def test_gpt_oss_120b_fits_one_80gb_gpu() -> None:
 
 
 def test_gemma3_local_layers_on_vllm() -> None:
-    """Gemma 3: 52 of 62 layers local (window 1024). vLLM SlidingWindowSpec: cdiv(min(1024 - 1 +
-    max_num_batched_tokens, max_model_len), 16) + 1 blocks; 8192 batched tokens on an H100
+    """Gemma 3: 52 of 62 layers local (window 1024). vLLM v0.33.0 vllm/v1/kv_cache_interface.py
+    SlidingWindowSpec.max_admission_blocks_per_request: cdiv(min(1024 - 1 +
+    max_in_flight_tokens, max_model_len), 16) + 1 blocks, max_in_flight_tokens = 2 (async
+    scheduling: vllm/config/vllm.py max_concurrent_batches) x 8192 batched tokens on an H100
     (EngineArgs.get_batch_defaults); full layers: cdiv(max_model_len, 16) blocks."""
     a = CAT.get("gemma3-27b").arch
     r = fit("gemma3-27b", "bf16", "vllm", 32768, "1xH100")
-    local = (-(-(1024 - 1 + 8192) // 16) + 1) * 16
-    assert local == 9232
+    local = (-(-(1024 - 1 + 2 * 8192) // 16) + 1) * 16
+    assert local == 17424
     assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * (10 * 32768 + 52 * local)
-    # a naive formula counting every layer at full length is 2.5x bigger at 32k (4.5x at 128k)
+    # a naive formula counting every layer at full length is 1.6x bigger at 32k (3.7x at 128k)
     naive = kv_layer(a) * 62 * 32768
-    assert naive / r.per_gpu[0].kv_cache_bytes == pytest.approx(2.52, abs=0.01)
+    assert naive / r.per_gpu[0].kv_cache_bytes == pytest.approx(1.65, abs=0.01)
 
 
 def test_gemma3_local_layers_on_llamacpp() -> None:
@@ -116,9 +118,52 @@ def test_gpt_oss_alternating_window_and_sinks() -> None:
     head per layer (64 x 24 parameters in gpt-oss-20b)."""
     a = CAT.get("gpt-oss-20b").arch
     r = fit("gpt-oss-20b", "bf16", "vllm", 32768, "1x24GB")
-    local = (-(-(128 - 1 + 2048) // 16) + 1) * 16  # 2048 batched tokens below 70 GiB
+    local = (-(-(128 - 1 + 2 * 2048) // 16) + 1) * 16  # 2 x 2048 in flight below 70 GiB
     assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * (12 * 32768 + 12 * local)
     assert r.fits and r.max_context == 131072
+
+
+def test_llama4_chunked_layers_on_vllm() -> None:
+    """Llama 4 attends in aligned chunks of attention_chunk_size 8192 on 3 of 4 layers (the
+    NoPE every 4th is global). vLLM v0.33.0 gives those layers ChunkedLocalAttentionSpec
+    (model_executor/layers/attention/chunked_local_attention.py get_kv_cache_spec) in the hybrid
+    manager (VLLM_ALLOW_CHUNKED_LOCAL_ATTN_WITH_HYBRID_KV_CACHE defaults to 1, vllm/envs.py;
+    config/vllm.py l.2236-2255 disables it only with EAGLE), whose
+    max_admission_blocks_per_request (v1/kv_cache_interface.py l.864-881) is
+    cdiv(min(8192 + max_in_flight_tokens, max_model_len), 16), with no extra block: 8192 + 2 x
+    8192 on an H100 = 24576 tokens per sequence; a sliding window of 8192 would be 24592."""
+    s = CAT.get("llama4-scout").arch
+    assert s.local_kind == "chunked" and len(s.local_layers) == 36
+    r = fit("llama4-scout", "4bit", "vllm", 65536, "1xH100")
+    assert r.per_gpu[0].kv_cache_bytes == kv_layer(s) * (12 * 65536 + 36 * 24576)
+    short = fit("llama4-scout", "4bit", "vllm", 16000, "1xH100")  # capped at max_model_len
+    assert short.per_gpu[0].kv_cache_bytes == kv_layer(s) * 48 * 16000
+
+
+def test_llama4_chunked_layers_on_llamacpp() -> None:
+    """llama.cpp builds Llama 4 with LLAMA_SWA_TYPE_CHUNKED (n_swa = the chunk, 8192): the
+    type only changes the mask (llama-hparams is_masked_swa: p0 < (p1 / n_swa) x n_swa); the
+    cache is the same llama_kv_cache_iswa, size_swa = GGML_PAD(min(n_ctx, n_swa x n_seq +
+    n_ubatch), 256) (src/llama-kv-cache-iswa.cpp): 8192 + 512 = 8704 cells."""
+    s = CAT.get("llama4-scout").arch
+    r = fit("llama4-scout", "q4_k_m", "llamacpp", 32768, "2x80GB")
+    assert sum(g.kv_cache_bytes for g in r.per_gpu) == kv_layer(s) * (12 * 32768 + 36 * 8704)
+
+
+def test_tgi_caches_deepseek_mla_decompressed() -> None:
+    """TGI 3.3.7 does not cache the MLA latent: flash_deepseek_v3_modeling.py l.313-325 pads
+    the decompressed per-head key (qk_nope 128 + qk_rope 64 = 192) and value (v_head_dim 128)
+    to head_pad_size 192 and stores both in the KVCache, whose tensors are (blocks, 16,
+    num_kv_heads, head_size) for K and for V (layers/attention/kv_cache.py l.96-116), built
+    with head_size max(128 + 64, v_head_dim) (models/__init__.py l.694-713) and
+    num_key_value_heads 128 // tp heads (flash_causal_lm.py l.1291-1295): 2 x 128 x 192 x
+    61 layers x 2 B = 5.72 MiB per token, 85x vLLM's latent (70,272 B)."""
+    spec = CAT.get("deepseek-v3")
+    assert kv_bytes_per_token(spec, 2.0, engine="tgi") == 2 * 128 * 192 * 61 * 2 == 5996544
+    assert kv_bytes_per_token(spec, 2.0, engine="vllm") == 70272
+    r = fit("deepseek-r1", "awq", "tgi", 4096, "8xH100")
+    assert r.tensor_parallel == 8
+    assert r.per_gpu[0].kv_cache_bytes == 2 * 16 * 192 * 61 * 2 * 4096
 
 
 def test_tgi_and_torch_keep_the_window() -> None:

@@ -181,17 +181,19 @@ def test_sliding_window_kv_grows_with_concurrency_gemma2() -> None:
     a = CAT.get("gemma2-9b").arch
     assert (a.layers, a.kv_heads, a.head_dim, a.sliding_window) == (42, 8, 256, 4096)
     per_tok_layer = 2 * 8 * 256 * 2  # 8192
-    # vLLM keeps a local layer's window plus one prefill chunk, in 16-token blocks, plus a
-    # block (vllm/v1/kv_cache_interface.py SlidingWindowSpec.max_memory_usage_bytes):
-    # cdiv(min(4096 - 1 + 2048, 8192), 16) + 1 = 385 blocks = 6160 tokens per sequence
-    # (max_num_batched_tokens 2048 on an A100, see vllm_batch_defaults)
-    local = (-(-min(4096 - 1 + 2048, 8192) // 16) + 1) * 16
-    assert local == 6160
+    # vLLM v0.33.0 keeps a local layer's window plus the tokens in flight (two batches of
+    # max_num_batched_tokens under async scheduling), in 16-token blocks, plus a block, even
+    # when max_model_len caps it (vllm/v1/kv_cache_interface.py
+    # SlidingWindowSpec.max_admission_blocks_per_request): cdiv(min(4096 - 1 + 2 x 2048,
+    # 8192), 16) + 1 = 513 blocks = 8208 tokens per sequence (max_num_batched_tokens 2048 on an
+    # A100, see vllm_batch_defaults)
+    local = (-(-min(4096 - 1 + 2 * 2048, 8192) // 16) + 1) * 16
+    assert local == 8208
     one = _fit("gemma2-9b", concurrency=1)
     four = _fit("gemma2-9b", concurrency=4)
     assert one.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 8192 + 21 * local)
-    assert one.per_gpu[0].kv_cache_bytes == 2_469_003_264
-    # 4 sequences: global layers 4 x 8192 tokens, local layers 4 x 6160 (not 6160 in all)
+    assert one.per_gpu[0].kv_cache_bytes == 2_821_324_800
+    # 4 sequences: global layers 4 x 8192 tokens, local layers 4 x 8208 (not 8208 in all)
     assert four.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 4 * 8192 + 21 * 4 * local)
     assert four.per_gpu[0].kv_cache_bytes == 4 * one.per_gpu[0].kv_cache_bytes
     # the torch backend (transformers' sliding cache) keeps exactly the window
@@ -207,7 +209,7 @@ def test_all_layer_sliding_window_kv_is_window_times_sequences() -> None:
     arch = dataclasses.replace(base.arch, sliding_window=4096, sliding_window_layers=32)
     spec = dataclasses.replace(base, arch=arch)
     per_tok_layer = 2 * 8 * 128 * 2  # 4096 bytes
-    local = (-(-min(4096 - 1 + 2048, 16384) // 16) + 1) * 16  # vLLM: 6160, as above
+    local = (-(-min(4096 - 1 + 2 * 2048, 16384) // 16) + 1) * 16  # vLLM: 8208, as above
     for seqs in (1, 3):
         r = _fit(spec, concurrency=seqs, context=16384)
         assert r.per_gpu[0].kv_cache_bytes == 32 * per_tok_layer * local * seqs

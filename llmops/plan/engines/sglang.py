@@ -7,10 +7,11 @@ from the PyPI wheel sglang-0.5.23; the fields live in ``python/sglang/srt/arg_gr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from llmops.errors import UsageError
 from llmops.hw.facts import HostFacts
 from llmops.plan.engines.base import (
-    MIB,
     EngineArgs,
     EngineRecord,
     HealthProbe,
@@ -87,6 +88,113 @@ KEY_NOTE = (
     "so it is visible in the host's `ps`: on a shared host publish it on 127.0.0.1 and reach it "
     "only through `llmops tunnel` or an authenticating proxy"
 )
+
+
+# ---------------------------------------------------------------------------- memory
+# SGLang sizes its static pool (weights + KV) itself: python/sglang/srt/arg_groups/memory_hook.py
+# @ 0.5.23 `handle_gpu_memory_settings`, then the KV pool is what the weights leave of it
+# (mem_cache/kv_cache_configurator.py `_profile_available_bytes`): KV = free memory after
+# loading - pre_model_load_memory x (1 - mem_fraction_static), pre_model_load_memory being the
+# free memory measured after CUDA/NCCL init (distributed/bootstrap.py
+# `measure_pre_model_load_memory`). Activations and CUDA graphs live in that slack, allocated
+# after the pool. Defaults assumed: pp 1, no DP attention/DeepEP, post-capture KV sizing off
+# (environ.py SGLANG_ENABLE_POST_CAPTURE_KV_SIZING = EnvBool(False)), CUDA (breakable prefill
+# graphs on: model_executor/cuda_graph_config.py `default_prefill_backend`).
+
+# Multimodal checkpoints (configs/model_config.py `multimodal_model_archs`: Gemma3/Llama4/
+# Mistral3ForConditionalGeneration) lose the prefill graph (cuda_graph_hook.py
+# `disable_breakable_cudagraph_if_incompatible`, "multimodal model", none of these is in
+# `multimodal_breakable_cuda_graph_supported_model_archs`), get mem_fraction_static scaled by
+# `adjust_mem_fraction_for_vlm` and keep SGLANG_VLM_CACHE_SIZE_MB (environ.py, 100) out of
+# the KV budget (kv_cache_configurator.py `mm_runtime_reservation_gb`, cpu transport).
+VLM_CACHE_MIB = 100
+# Hybrid sliding-window pool (configs/model_config.py `is_hybrid_swa_model`): only these of
+# llmops' model types get one; Gemma 2/3 have it switched off
+# (arg_groups/model_overrides/gemma2_gemma3.py: disable_hybrid_swa_memory), and Mistral/Qwen2
+# windows are not in the list: their local layers hold the full context like the others.
+# Llama 4 is listed as Llama4ForConditionalGeneration (the multimodal checkpoint).
+HYBRID_SWA_MODEL_TYPES = ("gpt_oss", "llama4_text")
+# ... in which every local layer holds swa_full_tokens_ratio x the full layers' tokens
+# (arg_groups/fields/schedule.py `swa_full_tokens_ratio` fallback 0.8;
+# model_executor/pool_configurator.py HybridSWAPoolConfigurator `_solve_pool_sizes`:
+# swa_tokens = int(full_tokens x ratio)), whatever the window.
+SWA_FULL_TOKENS_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class StaticMemory:
+    """What ``handle_gpu_memory_settings`` picks for one card (MiB, as SGLang counts)."""
+
+    chunked_prefill_size: int
+    decode_graph_max_bs: int
+    prefill_graph_sizes: int  # captured prefill token buckets; 0 when prefill is not captured
+    reserved_mib: float  # activations + CUDA graphs + metadata, as SGLang estimates them
+    mem_fraction_static: float
+
+
+def capacity_defaults(gpu_mib: float, tp: int) -> tuple[int, int]:
+    """(chunked_prefill_size, decode cuda-graph max_bs) by card size (memory_hook.py l.89-170)."""
+    if gpu_mib < 20 * 1024:  # T4, 4080
+        return 2048, 8
+    if gpu_mib < 35 * 1024:  # A10, 4090, 5090
+        return 4096, 48 if tp < 4 else 160
+    if gpu_mib < 60 * 1024:  # A100 40GB, L40
+        return 4096, 32 if tp < 4 else 160
+    if gpu_mib < 160 * 1024:  # H100, A100 80GB, H20, H200
+        return 8192, 256 if tp < 4 else 512
+    return 16384, 512  # B200, MI300
+
+
+def prefill_capture_sizes(max_bs: int) -> list[int]:
+    """cuda_graph_hook.py `generate_prefill_cuda_graph_batch_sizes` @ 0.5.23."""
+    sizes = (
+        list(range(4, 33, 4))
+        + list(range(48, 257, 16))
+        + list(range(288, 513, 32))
+        + list(range(576, 1024 + 1, 64))
+        + list(range(1280, 4096 + 1, 256))
+        + list(range(4608, max_bs + 1, 512))
+    )
+    return [s for s in sizes if s <= max_bs]
+
+
+def vlm_factor(vision_layers: int, vision_hidden: int) -> float:
+    """memory_hook.py `adjust_mem_fraction_for_vlm`: 0.95 x a ViT-size adjustment (a missing
+    vision_config attribute reads as ViT-L/14's 24 layers of 1024)."""
+    ratio = (vision_layers or 24) * (vision_hidden or 1024) ** 2 / (24 * 1024**2)
+    return 0.95 * max(0.8, min(1.05, 1.0 - 0.1 * (ratio - 1.0)))
+
+
+def static_memory(
+    gpu_mib: float,
+    tp: int = 1,
+    *,
+    mla: bool = False,
+    multimodal: bool = False,
+    vision: tuple[int, int] = (0, 0),
+) -> StaticMemory:
+    """``mem_fraction_static`` as ``handle_gpu_memory_settings`` computes it (memory_hook.py
+    l.281-343): reserved = 512 + max(chunked_prefill, 2048) x 1.5 + tp/8 x 1024 + the graph
+    reserve (`reserve_for_graph_mb`: decode max_bs x 2, plus 8 per captured prefill size, or
+    1536 with MLA), at least 10 GiB above 60 GiB; fraction = round((gpu - reserved) / gpu, 3).
+
+    ``gpu_mib`` is ``nvidia-smi --query-gpu=memory.total`` (utils/common.py
+    `get_nvgpu_memory_capacity`: the smallest visible card, MiB).
+    """
+    chunk, max_bs = capacity_defaults(gpu_mib, tp)
+    sizes = 0
+    graph = max_bs * 2.0
+    if not multimodal:
+        # prefill max_bs: the chunked prefill size, capped at 8192 with MLA (l.233-238)
+        sizes = len(prefill_capture_sizes(min(8192, chunk) if mla else chunk))
+        graph += 1.5 * 1024 if mla else sizes * 8
+    reserved = 512 + max(chunk, 2048) * 1.5 + tp / 8 * 1024 + graph
+    if gpu_mib > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    frac = round((gpu_mib - reserved) / gpu_mib, 3)
+    if multimodal:
+        frac *= vlm_factor(*vision)
+    return StaticMemory(chunk, max_bs, sizes, reserved, frac)
 
 
 def quantization_flag(a: ModelArtifact) -> str | None:
@@ -216,12 +324,12 @@ RECORD = EngineRecord(
     default_host_port=DEFAULT_HOST_PORT,
     needs_gpu=True,
     tensor_parallel=True,
-    # reserve_for_graph_mb (memory_hook.py): decode cuda-graph max_bs x 2 MiB, max_bs up to 256
-    cuda_graphs_bytes=512 * MIB,
+    # activations and CUDA graphs come out of SGLang's own slack (static_memory above), not
+    # out of the pool: plan.memory charges neither and reserves (1 - mem_fraction_static)
+    cuda_graphs_bytes=0,
     cpu_runtime_bytes=0,
-    # chunked_prefill_size (memory_hook.py): 2048 below 20 GiB, 4096 to 60 GiB, 8192 above
-    prefill_tokens=4096,
-    reserve="utilization",
+    prefill_tokens=None,  # chunked_prefill_size: by card size, capacity_defaults
+    reserve="static",
     kv_dtypes=("fp16", "bf16", "fp8"),
     quants={
         "4bit": ("awq", "gptq", "4bit"),
