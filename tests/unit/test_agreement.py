@@ -31,7 +31,7 @@ from tests.engine_standin import check_argv
 from tests.unit.test_decision import hw, model
 
 HW = ("1x8GB", "1x24GB", "2x24GB", "4xT4", "1xA100-80GB", "8xH100", "cpu:64GB")
-ENGINES = (None, "vllm", "tgi", "llamacpp", "torch")
+ENGINES = (None, "vllm", "sglang", "tgi", "llamacpp", "torch")
 QUANTS = (None, "4bit", "8bit", "bf16", "fp16", "fp32", "awq", "gptq", "fp8", "q4_k_m", "q5_k_m")
 QUANTS += ("q8_0",)
 
@@ -52,7 +52,7 @@ def _check(d: Decision, where: str) -> list[str]:
         bad.append(f"{where}: plan {p.engine}/{p.quant}/{p.context} != fit")
     if d.context != d.report.context:
         bad.append(f"{where}: context {d.context} != fit's {d.report.context}")
-    if p.engine in ("vllm", "tgi", "llamacpp") and len(p.gpus) != d.report.gpus_used:
+    if p.engine in ("vllm", "sglang", "tgi", "llamacpp") and len(p.gpus) != d.report.gpus_used:
         bad.append(f"{where}: plan uses GPUs {p.gpus}, fit {d.report.gpus_used}")
     if p.engine != "torch":
         bad += [f"{where}: {x}" for x in check_argv(p.engine, list(p.argv))]
