@@ -160,3 +160,53 @@ def planning_facts(
             base = replace(base, system=collect_facts(["system"]).system)
         return facts_from_hw(spec, base)
     return collect_facts(sections)
+
+
+def docker_client() -> Any:
+    """A docker SDK client from the environment (not pinged: the first call reports trouble)."""
+    import docker
+
+    return docker.from_env()
+
+
+def gpu_admin() -> Any:
+    """The NVML adapter for power limits and ECC (``llmops.run.gpu_admin.GpuAdmin``)."""
+    from llmops.run.gpu_admin import GpuAdmin
+
+    return GpuAdmin(nvml_module())
+
+
+def tunnel_manager() -> Any:
+    """llmops' tunnels on this host (``llmops.run.tunnels.TunnelManager``)."""
+    from llmops.run.tunnels import TunnelManager
+
+    return TunnelManager()
+
+
+def kill_sequence() -> Any:
+    """What ``llmops kill`` stops, in order: tunnels, deployments, other engines
+    (``llmops.run.kill.KillSequence``); containers are skipped when Docker is unreachable."""
+    from llmops.errors import DockerError
+    from llmops.run.kill import KillSequence
+
+    d = deployments()
+    try:
+        client = d.docker().client
+    except DockerError:
+        client = None
+    return KillSequence(tunnel_manager(), d, client)
+
+
+def fit_tool() -> Any:
+    """``plan → (argv, the engine's memory report)``: llama.cpp's ``llama-fit-params`` on this
+    host, for ``fit --verify`` (``llmops.run.fit_verify.run_fit_tool``)."""
+    from llmops.run.fit_verify import run_fit_tool
+
+    return run_fit_tool
+
+
+def inventory(path: Path | None = None) -> Any:
+    """The fleet inventory (``llmops.run.fleet.load_inventory``; None: the default file)."""
+    from llmops.run.fleet import load_inventory
+
+    return load_inventory(path)

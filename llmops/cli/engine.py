@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from llmops.cli import output
+from llmops.cli import deps, output
 
 engine_app = typer.Typer(
     help="Install pinned engines for the native runtime (llama.cpp built from source).",
@@ -191,12 +191,10 @@ def build_llamacpp(
             "`llmops engine install llamacpp` first (on a host with a registry, use the "
             "official ghcr.io/ggml-org/llama.cpp images)",
         )
-    import docker
-
     err = output.stderr()
     t0 = time.monotonic()
     ref, image_id = build_image(
-        docker.from_env(), rec, tag=tag, base_image=base_image,
+        deps.docker_client(), rec, tag=tag, base_image=base_image,
         log=lambda line: err.out(line, highlight=False),
     )  # fmt: skip
     if json_:

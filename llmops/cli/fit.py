@@ -169,9 +169,8 @@ def _print_fit(d: "Decision", label: str, hardware: str) -> None:
 
 def _verify(d: "Decision") -> "tuple[list[str], tuple[VerifyRow, ...]]":
     from llmops.plan.verify import compare
-    from llmops.run.fit_verify import run_fit_tool
 
-    argv, engine = run_fit_tool(d)
+    argv, engine = deps.fit_tool()(d)
     return argv, compare(d.report, engine)
 
 

@@ -47,14 +47,13 @@ def _connector(ctx: typer.Context) -> Any:
 
 def _hosts(ctx: typer.Context, inventory: Path | None, on: str | None) -> Any:
     from llmops.errors import UsageError
-    from llmops.run.fleet import load_inventory
 
     if ctx.meta.get("llmops.host"):
         raise UsageError(
             "fleet commands take their hosts from the inventory, not --host",
             "drop --host, or use `--on LABEL` to pick hosts",
         )
-    return load_inventory(inventory).select(on)
+    return deps.inventory(inventory).select(on)
 
 
 def _emit(outcomes: list[Any], json_: bool, table: Any) -> None:

@@ -59,9 +59,7 @@ def forward(
     if target.isdigit() and not 1 <= int(target) <= 65535:
         raise UsageError(f"port {target} is not from 1 to 65535", "e.g. `llmops forward 8000`")
     if not target.isdigit():
-        from llmops.run.state import DeploymentStore
-
-        DeploymentStore().dir(target)  # a deployment name llmops could have made, or exit 2
+        deps.deployment_store().dir(target)  # a deployment name llmops could have made, or exit 2
     if not remote_host or any(c.isspace() or ord(c) < 0x20 for c in remote_host):
         raise UsageError(f"--remote-host {remote_host!r} is not an address", "e.g. 127.0.0.1")
     trust = trust_new_host or bool(ctx.meta.get("llmops.trust_new_host"))

@@ -7,20 +7,6 @@ import typer
 from llmops.cli import deps, output
 
 
-def _sequence() -> Any:
-    """The KillSequence over this host (CLI tests monkeypatch this to scope it)."""
-    from llmops.errors import DockerError
-    from llmops.run.kill import KillSequence
-    from llmops.run.tunnels import TunnelManager
-
-    d = deps.deployments()
-    try:
-        client = d.docker().client
-    except DockerError:
-        client = None
-    return KillSequence(TunnelManager(), d, client)
-
-
 def _describe(t: Any) -> str:
     where = f"pid {t.ident}" if t.kind in ("process", "tunnel") else t.ident
     return f"{t.kind:<10} {t.name}  ({where}; {t.matched_by})"
@@ -54,7 +40,7 @@ def kill(
             f"--grace must be a number of seconds from 0 to 3600, got {grace:g}",
             "e.g. `llmops kill --grace 10`",
         )
-    seq = _sequence()
+    seq = deps.kill_sequence()
     targets = seq.discover(include_foreign=all_)
     if seq.docker_error:
         output.warn(f"Docker: {seq.docker_error}; containers were not checked")

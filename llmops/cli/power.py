@@ -24,12 +24,6 @@ GpuOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Output as JSON.")]
 
 
-def _admin() -> Any:
-    from llmops.run.gpu_admin import GpuAdmin
-
-    return GpuAdmin(deps.nvml_module())
-
-
 def _gpus(text: str | None) -> tuple[int, ...] | None:
     from llmops.plan.gpus import admin_gpus
 
@@ -43,7 +37,7 @@ def _fmt(w: float | None) -> str:
 @power_app.command("show")
 def power_show(gpu: GpuOpt = None, json_: JsonOpt = False) -> None:
     """Each GPU's power draw, limit, default limit and allowed range."""
-    rows = _admin().power_show(_gpus(gpu))
+    rows = deps.gpu_admin().power_show(_gpus(gpu))
     if json_:
         output.emit_json({"gpus": rows})
         return
@@ -100,13 +94,13 @@ def power_set(
     json_: JsonOpt = False,
 ) -> None:
     """Set the power limit, checked against each GPU's min/max (needs root)."""
-    _report_power(_admin().power_set(_gpus(gpu), watts=watts, percent=percent), json_)
+    _report_power(deps.gpu_admin().power_set(_gpus(gpu), watts=watts, percent=percent), json_)
 
 
 @power_app.command("reset")
 def power_reset(gpu: GpuOpt = None, json_: JsonOpt = False) -> None:
     """Put the power limit back to each GPU's default (needs root)."""
-    _report_power(_admin().power_set(_gpus(gpu), reset=True), json_)
+    _report_power(deps.gpu_admin().power_set(_gpus(gpu), reset=True), json_)
 
 
 def _onoff(v: bool | None) -> str:
@@ -116,7 +110,7 @@ def _onoff(v: bool | None) -> str:
 @ecc_app.command("show")
 def ecc_show(gpu: GpuOpt = None, json_: JsonOpt = False) -> None:
     """Each GPU's ECC mode now and after the next reboot."""
-    rows = _admin().ecc_show(_gpus(gpu))
+    rows = deps.gpu_admin().ecc_show(_gpus(gpu))
     if json_:
         output.emit_json(
             {"gpus": [{**_asdict(r), "reboot_pending": r.reboot_pending} for r in rows]}
@@ -146,7 +140,7 @@ def _asdict(obj: Any) -> dict[str, Any]:
 
 
 def _ecc_set(enabled: bool, gpu: str | None, json_: bool) -> None:
-    changes = _admin().ecc_set(enabled, _gpus(gpu))
+    changes = deps.gpu_admin().ecc_set(enabled, _gpus(gpu))
     pending = [c for c in changes if c.current != c.pending]
     if json_:
         output.emit_json({"changed": changes, "reboot_required": bool(pending)})

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from llmops.cli import deps
 from llmops.errors import DoesNotFitError, UsageError
 
 if TYPE_CHECKING:
@@ -37,10 +38,8 @@ def nodes_and_hw(
         if text.isdigit():
             count = int(text)
         else:
-            from llmops.run.fleet import load_inventory
-
             names = [n.strip() for n in text.split(",") if n.strip()]
-            inv = load_inventory(None)
+            inv = deps.inventory()
             by_name = {h.name: h for h in inv.hosts}
             missing = [n for n in names if n not in by_name]
             if missing:

@@ -50,7 +50,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
                 process_filter=lambda p: p.pid in mine,
             )
 
-        monkeypatch.setattr("llmops.cli.kill._sequence", sequence)
+        monkeypatch.setattr("llmops.cli.deps.kill_sequence", sequence)
         yield {"engine": engine, "decoy": decoy, "tunnel": rec, "tunnels": tunnels}
         for rec_ in tunnels.records():
             tunnels.stop(rec_.name, 2)

@@ -125,7 +125,7 @@ def test_no_permission_in_a_container_names_sys_admin(nv, monkeypatch: pytest.Mo
     monkeypatch.setattr(gpu_admin.os, "geteuid", lambda: 0)
     monkeypatch.setattr(deps, "nvml_module", lambda: fake)
     monkeypatch.setattr(
-        "llmops.cli.power._admin",
+        "llmops.cli.deps.gpu_admin",
         lambda: GpuAdmin(
             fake, container_evidence=gpu_admin.local_container_evidence, euid=lambda: 0
         ),
