@@ -1,11 +1,44 @@
 """`llmops doctor`: probe the host and say what is wrong and how to fix it."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from llmops.cli import deps, output
+
+if TYPE_CHECKING:
+    from llmops.hw.facts import HostFacts
+    from llmops.plan.checks import Check, CheckSpec
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """The checks run over one host's facts: what `llmops doctor` prints and exits with, and
+    what `llmops fleet doctor` reads back from every host."""
+
+    facts: "HostFacts"
+    checks: "list[Check]"
+    exit_code: int
+
+    def document(self) -> dict[str, Any]:
+        """The `llmops doctor --json` document (schema, facts, checks) as JSON-ready data."""
+        from llmops.hw.facts import SCHEMA_VERSION, to_jsonable
+
+        return {
+            "schema": SCHEMA_VERSION,
+            **to_jsonable({"facts": self.facts, "checks": self.checks}),
+        }
+
+
+def check_facts(facts: "HostFacts", specs: "Iterable[CheckSpec] | None" = None) -> DoctorReport:
+    """Run the checks (``specs``; default all) over ``facts``: the one facts → doctor step."""
+    from llmops.plan import checks as chk
+
+    results = chk.run_checks(facts, specs)
+    return DoctorReport(facts, results, chk.exit_code(results))
 
 
 def doctor(
@@ -59,16 +92,15 @@ def doctor(
             gpu_smoke_test_image=smoke_image,
             hf_online_check=not offline,
         )
-    results = chk.run_checks(facts, specs)
+    report = check_facts(facts, specs)
     if json_:
-        output.emit_json({"facts": facts, "checks": results})
+        output.emit_json(report.document())
     else:
         from llmops.cli.doctor_view import render_report
 
-        render_report(output.stdout(), facts, results)
-    code = chk.exit_code(results)
-    if code:
-        raise typer.Exit(code)
+        render_report(output.stdout(), facts, report.checks)
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 def register(app: typer.Typer) -> None:

@@ -89,20 +89,16 @@ def fleet_doctor(
     json_: JsonOpt = False,
 ) -> None:
     """Probe and check every host; one line per host."""
-    from llmops.hw.facts import to_jsonable
-    from llmops.plan import checks as chk
+    from llmops.cli.doctor import check_facts
     from llmops.run.fleet import llmops_json_job, run_on_hosts
     from llmops.run.remote import collect_remote_facts
 
     hosts = _hosts(ctx, inventory, on)
 
     def fallback(ssh: Any) -> tuple[int, Any]:
-        facts = collect_remote_facts(ssh)
-        results = chk.run_checks(facts, chk.select(None))
-        return chk.exit_code(results), {
-            "schema": 1,
-            **to_jsonable({"facts": facts, "checks": results}),
-        }
+        """A host without llmops: probe it with shell commands, then check as `doctor` does."""
+        report = check_facts(collect_remote_facts(ssh))
+        return report.exit_code, report.document()
 
     argv = ["doctor", "--json", *(["--offline"] if offline else [])]
     job = llmops_json_job(argv, connect=_connector(ctx), fallback=fallback)

@@ -75,6 +75,12 @@ def test_fleet_doctor_one_table_per_host_errors_do_not_stop_others(fleet: Path) 
         jsonschema.validate(h["result"], schema)
         assert h["result"]["facts"]["source"].startswith("ssh:root@127.0.0.1:")
     assert hosts["with-llmops"]["extra"]["llmops_version"]
+    # the shell-probed host is checked as `llmops doctor` checks the same facts
+    saved = fleet.parent / "bare.json"
+    saved.write_text(json.dumps(hosts["bare"]["result"]))
+    here = run("doctor", "--facts", str(saved), "--json")
+    assert json.loads(here.stdout)["checks"] == hosts["bare"]["result"]["checks"]
+    assert list(json.loads(here.stdout)) == list(hosts["bare"]["result"])
     down = hosts["down"]
     assert not down["ok"] and "refused the connection" in down["error"] and down["hint"]
 
