@@ -186,7 +186,10 @@ def local_kv_tokens(
     not start on a block boundary);
     ``ChunkedLocalAttentionSpec.max_admission_blocks_per_request``: ``cdiv(min(chunk_size +
     max_in_flight_tokens, max_model_len), block_size)`` blocks (chunks are block-aligned).
-    llama.cpp and SGLang: see ``_kv_layer_bytes``. TGI and torch keep the window.
+    llama.cpp and SGLang: see ``_kv_layer_bytes``. TGI 3.3.7 holds the whole context on every
+    layer: its server tells the router ``window_size=None`` ("Setting this parameter to None
+    disabled the block logic with sliding window", server/text_generation_server/models/
+    model.py l.113), so every layer gets the blocks of the full sequence. torch keeps the window.
     """
     if engine == "vllm":
         in_flight = VLLM_CONCURRENT_BATCHES * chunk
@@ -196,6 +199,8 @@ def local_kv_tokens(
         return (-(-t // VLLM_BLOCK) + 1) * VLLM_BLOCK
     if engine == "llamacpp":
         return min(window + chunk, per_seq)
+    if engine == "tgi":
+        return per_seq
     return min(window, per_seq)
 
 

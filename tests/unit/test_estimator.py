@@ -204,7 +204,7 @@ def test_sliding_window_layers_are_capped() -> None:
     local = (-(-(4096 - 1 + 2 * 2048) // 16) + 1) * 16
     assert local == 8208
     assert r.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 16384 + 21 * local)
-    # llama.cpp keeps the window plus one ubatch (512); TGI/torch keep the window
+    # llama.cpp keeps the window plus one ubatch (512); torch keeps the window, TGI the context
     r = fit("gemma2-9b", "q4_k_m", "llamacpp", 8192, "1x48GB")
     assert r.per_gpu[0].kv_cache_bytes == per_tok_layer * (21 * 8192 + 21 * (4096 + 512))
 

@@ -166,10 +166,19 @@ def test_tgi_caches_deepseek_mla_decompressed() -> None:
     assert r.per_gpu[0].kv_cache_bytes == 2 * 16 * 192 * 61 * 2 * 4096
 
 
-def test_tgi_and_torch_keep_the_window() -> None:
-    a = CAT.get("gpt-oss-20b").arch
-    r = fit("gpt-oss-20b", "bf16", "tgi", 8192, "1x48GB")
-    assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * (12 * 8192 + 12 * 128)
+def test_tgi_holds_the_whole_context_on_local_layers_torch_the_window() -> None:
+    """TGI 3.3.7's server answers the router's Info with window_size=None ("Setting this
+    parameter to None disabled the block logic with sliding window",
+    server/text_generation_server/models/model.py l.113), so backends/v3/src/block_allocator.rs
+    allocates the blocks of the whole sequence, and every layer's KVCache has the same blocks
+    (flash_causal_lm.py init_kv_cache): a local layer saves nothing. The torch engine
+    (transformers' sliding cache) keeps the window."""
+    a = CAT.get("gemma3-12b").arch
+    r = fit("gemma3-12b", "bf16", "tgi", 8192, "1x48GB")
+    assert r.per_gpu[0].kv_cache_bytes == kv_layer(a) * a.layers * 8192
+    t = fit("gemma3-12b", "bf16", "torch", 8192, "1x48GB")
+    local = len(a.local_layers)
+    assert t.per_gpu[0].kv_cache_bytes == kv_layer(a) * ((a.layers - local) * 8192 + local * 1024)
 
 
 def test_full_attention_rounds_to_vllm_blocks() -> None:
