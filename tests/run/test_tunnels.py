@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,13 +21,16 @@ from llmops.errors import (
     TunnelToolMissing,
     TunnelUnprotected,
     TunnelUnreachable,
+    UnknownHostKey,
 )
 from llmops.plan.launch import LaunchOptions, ModelArtifact, plan_launch
 from llmops.run.deployments import Deployments
 from llmops.run.native import NativeRuntime
+from llmops.run.ssh import llmops_known_hosts, open_host
 from llmops.run.state import DeploymentStore
 from llmops.run.tunnels import TunnelManager, TunnelSpec, open_tunnel, resolve_target
 from llmops.run.up import pick_port, up
+from tests.sshd import new_key
 from tests.tunnel_fakes import endpoint, free_port, install_fake, path_with, read_records
 from tests.tunnel_sshd import Sshd, sshd_fixture  # noqa: F401 - the `sshd` fixture
 
@@ -255,8 +259,18 @@ def test_ssh_reverse_forward_through_a_real_sshd(manager: TunnelManager, sshd: S
 def test_ssh_unknown_host_key_is_refused(
     manager: TunnelManager, sshd: Sshd, tmp_path: Path
 ) -> None:
+    """Refused as `--host` refuses it: the same client (SshHost), the same message, nothing
+    recorded in llmops' known_hosts."""
     empty = tmp_path / "known_hosts"
     empty.write_text("")
+    direct = open_host(
+        sshd.spec,
+        config_path=tmp_path / "no-ssh-config",
+        identity_files=[str(sshd.key)],
+        known_hosts_files=[str(empty)],
+    )
+    with pytest.raises(UnknownHostKey) as refused:
+        direct.connect()
     with endpoint(KEY) as ep:
         spec = TunnelSpec(
             "s",
@@ -268,7 +282,84 @@ def test_ssh_unknown_host_key_is_refused(
         )
         with pytest.raises(TunnelStartError) as e:
             open_tunnel(manager, spec, KEY)
-    assert "known_hosts" in e.value.message and "ssh-keyscan" in (e.value.hint or "")
+    assert e.value.message == f"SSH reverse forward to {sshd.spec} failed: {refused.value.message}"
+    assert "is not in known_hosts" in e.value.message and "ssh-keyscan" in (e.value.hint or "")
+    assert manager.records() == []
+    assert not llmops_known_hosts(manager.env).exists()
+
+
+def _ssh_config(env: dict[str, str], text: str) -> None:
+    ssh_dir = Path(env["HOME"]) / ".ssh"
+    ssh_dir.mkdir(parents=True, exist_ok=True)
+    (ssh_dir / "config").write_text(text)
+
+
+def _logins(sshd: Sshd) -> int:
+    return (
+        (sshd.known_hosts.parent / "sshd.log")
+        .read_text(errors="replace")
+        .count("Accepted publickey")
+    )
+
+
+@pytest.mark.sshd
+def test_ssh_host_alias_from_ssh_config(manager: TunnelManager, sshd: Sshd) -> None:
+    """``--ssh-host`` is read as ``--host`` is: an alias defined only in ~/.ssh/config, with
+    its HostName, Port, User, IdentityFile and UserKnownHostsFile, no other option given."""
+    _ssh_config(
+        manager.env,
+        f"Host tunnel-box\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n"
+        f"  IdentityFile {sshd.key}\n  UserKnownHostsFile {sshd.known_hosts}\n",
+    )
+    with endpoint(KEY) as ep:
+        opened = open_tunnel(manager, TunnelSpec("s", ep.port, "ssh", ssh_host="tunnel-box"), KEY)
+        url = opened.record.url
+        assert url and url.startswith("http://127.0.0.1:") and opened.check.verdict == "ok"
+        assert opened.record.remote == "tunnel-box"
+        assert get(url + "/v1/models", KEY)[0] == 200
+        assert manager.stop("s", 5) and gone(opened.record.pid)
+
+
+@pytest.mark.sshd
+def test_ssh_host_through_a_proxy_jump(manager: TunnelManager, sshd: Sshd) -> None:
+    """A ProxyJump in ~/.ssh/config is followed: two logins (the jump host, then the host)."""
+    _ssh_config(
+        manager.env,
+        f"Host *\n  User {sshd.user}\n  IdentityFile {sshd.key}\n"
+        f"  UserKnownHostsFile {sshd.known_hosts}\n"
+        f"Host jump\n  HostName 127.0.0.1\n  Port {sshd.port}\n"
+        f"Host behind\n  HostName 127.0.0.1\n  Port {sshd.port}\n  ProxyJump jump\n",
+    )
+    before = _logins(sshd)
+    with endpoint(KEY) as ep:
+        opened = open_tunnel(manager, TunnelSpec("s", ep.port, "ssh", ssh_host="behind"), KEY)
+        assert opened.check.verdict == "ok"
+        assert get(f"{opened.record.url}/v1/models", KEY)[0] == 200
+        deadline = time.monotonic() + 5
+        while _logins(sshd) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _logins(sshd) == before + 2
+        assert manager.stop("s", 5)
+
+
+@pytest.mark.sshd
+def test_ssh_changed_host_key_is_refused(
+    manager: TunnelManager, sshd: Sshd, tmp_path: Path
+) -> None:
+    other = tmp_path / "known_hosts"
+    other.write_text(f"[127.0.0.1]:{sshd.port} {new_key()[1]}\n")
+    with endpoint(KEY) as ep:
+        spec = TunnelSpec(
+            "s",
+            ep.port,
+            "ssh",
+            ssh_host=sshd.spec,
+            ssh_key=str(sshd.key),
+            ssh_known_hosts=str(other),
+        )
+        with pytest.raises(TunnelStartError) as e:
+            open_tunnel(manager, spec, KEY)
+    assert "CHANGED" in e.value.message and "ssh-keygen -R" in (e.value.hint or "")
     assert manager.records() == []
 
 

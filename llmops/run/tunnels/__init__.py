@@ -13,7 +13,8 @@ The rooms:
 - :mod:`.manager`: :class:`TunnelManager` keeps the records and starts, lists and stops tunnels.
 - :mod:`.providers`: one :class:`~.providers.base.Provider` per kind, each knowing the program it
   needs and how to get a public URL out of it: ``cloudflared`` (quick or named tunnel),
-  ``ngrok``, ``ssh`` (a paramiko reverse forward to a host the user owns).
+  ``ngrok``, ``ssh`` (a reverse forward through :class:`llmops.run.ssh.SshHost`, the one SSH
+  client: ``--ssh-host`` is read as ``--host`` is).
 - :mod:`.forward`: the SSH forward's child program, run as
   ``python -m llmops.run.tunnels ssh-forward ...``.
 - :mod:`.exposure`: the audit before a tunnel starts and through its public URL

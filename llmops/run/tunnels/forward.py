@@ -1,47 +1,79 @@
 """The SSH tunnel's child program: ``python -m llmops.run.tunnels ssh-forward ...``.
 
-It connects to the host, asks its sshd to listen on a port (``ssh -R``), prints
-``SSH_READY ADDRESS:PORT`` (or ``SSH_ERROR KIND: message``) for the manager to read from its
-log, and then pumps each forwarded connection to the local port until SIGTERM.
+It reaches ``--ssh-host`` through :class:`llmops.run.ssh.SshHost`, exactly as ``--host`` does
+(``~/.ssh/config`` with its aliases, IdentityFile, ProxyJump and UserKnownHostsFile; the user's
+and llmops' known_hosts; an unknown or changed host key refused), asks its sshd to listen on a
+port (``ssh -R``, :meth:`SshHost.reverse_forward`), prints ``SSH_READY ADDRESS:PORT`` (or
+``SSH_ERROR KIND: message``) for the manager to read from its log, and then carries each
+forwarded connection to the local port until SIGTERM.
 """
 
 from __future__ import annotations
 
-import contextlib
+import argparse
 import os
 import signal
-import socket
 import sys
 import threading
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llmops.run.ssh import SshHost
 
 SSH_READY = "llmops-ssh-forward: listening on "
 SSH_ERROR = "llmops-ssh-forward: error "
 
 
-def _pump(chan: Any, local_port: int) -> None:
-    from llmops.run.ssh import relay
+def ssh_host(
+    text: str,
+    env: Mapping[str, str],
+    *,
+    key: str | None = None,
+    known_hosts: str | None = None,
+) -> SshHost:
+    """``--ssh-host`` read as ``--host`` reads a host (``~/.ssh/config`` of ``env``'s HOME),
+    not yet connected and never asking for a passphrase (the child has no terminal).
 
-    try:
-        sock = socket.create_connection(("127.0.0.1", local_port), timeout=10)
-    except OSError as e:
-        print(f"llmops-ssh-forward: cannot reach 127.0.0.1:{local_port}: {e}", flush=True)
-        chan.close()
-        return
-    sock.settimeout(None)
-    relay(sock, chan)
+    ``key`` (``--ssh-key``) is offered first, as ``ssh -i``; ``known_hosts``
+    (``--ssh-known-hosts``) is read instead of the user's known_hosts (llmops' own counts too).
+
+    Raises:
+        UsageError: the text or the ssh_config cannot be read.
+    """
+    from llmops.run.ssh import open_host, user_ssh_config_path
+
+    return open_host(
+        text,
+        config_path=user_ssh_config_path(env),
+        interactive=False,
+        identity_files=(key,) if key else (),
+        known_hosts_files=(known_hosts,) if known_hosts else (),
+    )
+
+
+def _error_kind(e: BaseException) -> str:
+    """The manager's name for a failure (it picks the hint by it)."""
+    from llmops.errors import HostKeyMismatch, SshAuthError, UnknownHostKey
+    from llmops.run.ssh import ForwardRefused
+
+    if isinstance(e, HostKeyMismatch):
+        return "hostkey-changed"
+    if isinstance(e, UnknownHostKey):
+        return "hostkey"
+    if isinstance(e, SshAuthError):
+        return "auth"
+    if isinstance(e, ForwardRefused):
+        return "forward"
+    return "connect"
 
 
 def ssh_forward_main(argv: list[str]) -> int:
-    """The supervised child: connect, ask the server to forward a port, pump channels."""
-    import argparse
-
-    import paramiko
+    """The supervised child: connect, ask the server to forward a port, carry connections."""
+    from llmops.errors import LlmopsError
 
     ap = argparse.ArgumentParser(prog="llmops.run.tunnels ssh-forward")
-    ap.add_argument("--host", required=True)
-    ap.add_argument("--port", type=int, default=22)
-    ap.add_argument("--user", default=None)
+    ap.add_argument("--target", required=True)
     ap.add_argument("--key", default=None)
     ap.add_argument("--known-hosts", default=None)
     ap.add_argument("--local-port", type=int, required=True)
@@ -49,50 +81,16 @@ def ssh_forward_main(argv: list[str]) -> int:
     ap.add_argument("--bind", default="")
     a = ap.parse_args(argv)
 
-    def fail(kind: str, msg: str) -> int:
-        print(f"{SSH_ERROR}{kind}: {msg}", flush=True)
+    host: SshHost | None = None
+    try:
+        host = ssh_host(a.target, os.environ, key=a.key, known_hosts=a.known_hosts)
+        fwd = host.reverse_forward(a.local_port, remote_port=a.remote_port, bind=a.bind)
+    except LlmopsError as e:
+        print(f"{SSH_ERROR}{_error_kind(e)}: {e.message}", flush=True)
+        if host is not None:
+            host.close()
         return 1
-
-    client = paramiko.SSHClient()
-    try:
-        if a.known_hosts:
-            client.load_host_keys(a.known_hosts)
-        else:
-            client.load_system_host_keys()
-    except OSError as e:
-        return fail("hostkey", f"cannot read known_hosts: {e}")
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    try:
-        client.connect(
-            a.host,
-            port=a.port,
-            username=a.user or os.environ.get("USER") or "root",
-            key_filename=a.key,
-            timeout=15,
-            banner_timeout=15,
-            auth_timeout=15,
-            allow_agent=True,
-            look_for_keys=a.key is None,
-        )
-    except paramiko.BadHostKeyException as e:
-        return fail("hostkey", f"host key of {a.host} does not match known_hosts ({e})")
-    except paramiko.AuthenticationException as e:
-        return fail("auth", f"authentication to {a.host} failed ({e})")
-    except paramiko.SSHException as e:
-        kind = "hostkey" if "known_hosts" in str(e) else "connect"
-        return fail(kind, f"{a.host}:{a.port}: {e}")
-    except OSError as e:
-        return fail("connect", f"cannot connect to {a.host}:{a.port}: {e}")
-    transport = client.get_transport()
-    if transport is None:  # pragma: no cover
-        return fail("connect", "no SSH transport")
-    transport.set_keepalive(30)
-    try:
-        port = transport.request_port_forward(a.bind, a.remote_port)
-    except paramiko.SSHException as e:
-        return fail("forward", f"the server refused to forward port {a.remote_port}: {e}")
-    print(f"{SSH_READY}{a.bind or '*'}:{port}", flush=True)
-
+    print(f"{SSH_READY}{a.bind or '*'}:{fwd.remote_port}", flush=True)
     stop = threading.Event()
 
     def _term(_sig: int, _frm: Any) -> None:
@@ -100,18 +98,19 @@ def ssh_forward_main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, _term)
     signal.signal(signal.SIGINT, _term)
-    while not stop.is_set():
-        chan = transport.accept(0.5)
-        if chan is None:
-            if not transport.is_active():
-                print("llmops-ssh-forward: SSH connection lost", flush=True)
-                return 2
-            continue
-        threading.Thread(target=_pump, args=(chan, a.local_port), daemon=True).start()
-    with contextlib.suppress(Exception):
-        transport.cancel_port_forward(a.bind, port)
-    client.close()
-    return 0
+    reported = 0
+    code = 0
+    while not stop.wait(0.5):
+        for line in fwd.errors[reported:]:  # a connection the local port did not take
+            print(f"llmops-ssh-forward: {line}", flush=True)
+        reported = len(fwd.errors)
+        if not fwd.alive():
+            print("llmops-ssh-forward: SSH connection lost", flush=True)
+            code = 2
+            break
+    fwd.close()
+    host.close()
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

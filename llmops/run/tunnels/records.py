@@ -17,7 +17,7 @@ class TunnelSpec:
     deployment: str | None = None
     cf_token: str | None = None  # named cloudflared tunnel
     cf_hostname: str | None = None  # the public hostname routed to that named tunnel
-    ssh_host: str | None = None  # [user@]host[:port]
+    ssh_host: str | None = None  # as --host: [user@]host[:port], an ssh_config alias
     ssh_key: str | None = None
     ssh_known_hosts: str | None = None
     ssh_remote_port: int = 0  # 0: the server picks

@@ -1,6 +1,8 @@
 """ssh: a reverse forward (``ssh -R``) on a host the user owns, kept open by llmops' own child
 program (``python -m llmops.run.tunnels ssh-forward ...``, :mod:`llmops.run.tunnels.forward`),
-which pumps each forwarded connection to the local port (ops.md §3.2)."""
+which reaches the host through :class:`llmops.run.ssh.SshHost` (so ``--ssh-host`` is read as
+``--host`` is: ``~/.ssh/config`` aliases, ProxyJump, llmops' host-key policy) and carries each
+forwarded connection to the local port (ops.md §3.2)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import time
 from llmops.errors import TunnelStartError, UsageError
 from llmops.plan import tunnel as tp
 from llmops.run.process import Supervised
-from llmops.run.tunnels.forward import SSH_ERROR, SSH_READY
+from llmops.run.tunnels.forward import SSH_ERROR, SSH_READY, ssh_host
 from llmops.run.tunnels.providers.base import Provider, Supervisor
 from llmops.run.tunnels.records import TunnelRecord, TunnelSpec
 
@@ -20,6 +22,9 @@ from llmops.run.tunnels.records import TunnelRecord, TunnelSpec
 HINTS = {
     "hostkey": "add the host to known_hosts first (`ssh-keyscan -p PORT HOST >> ~/.ssh/known_hosts` "
     "after checking its fingerprint), or pass `--ssh-known-hosts FILE`",
+    "hostkey-changed": "if the host was re-created, remove its old key (`ssh-keygen -R HOST`, "
+    "`ssh-keygen -R '[HOST]:PORT'` for another port) and add the new one after checking its "
+    "fingerprint; otherwise someone may be intercepting the connection",
     "auth": "pass `--ssh-key ~/.ssh/id_ed25519`, or load the key into ssh-agent",
     "connect": "check the host and port (`ssh -p PORT user@host`)",
     "forward": "the server refused the forward: set `AllowTcpForwarding yes` (and `GatewayPorts "
@@ -36,15 +41,15 @@ class SshReverse(Provider):
             raise UsageError(
                 "`--via ssh` needs `--ssh-host [user@]host[:port]`", "a host you own with sshd"
             )
-        try:
-            user, host, ssh_port = tp.ssh_target(spec.ssh_host)
-        except ValueError as e:
-            raise UsageError(f"bad --ssh-host: {e}", "use [user@]host[:port]") from e
-        argv = [sys.executable, "-m", "llmops.run.tunnels", "ssh-forward", "--host", host]
-        argv += ["--port", str(ssh_port), "--local-port", str(spec.port)]
+        try:  # read here too: the public URL names the host the config resolves it to
+            ep = ssh_host(
+                spec.ssh_host, run.env, key=spec.ssh_key, known_hosts=spec.ssh_known_hosts
+            ).endpoint
+        except UsageError as e:
+            raise UsageError(f"bad --ssh-host: {e.message}", e.hint) from e
+        argv = [sys.executable, "-m", "llmops.run.tunnels", "ssh-forward"]
+        argv += ["--target", spec.ssh_host, "--local-port", str(spec.port)]
         argv += ["--remote-port", str(spec.ssh_remote_port), "--bind", spec.ssh_bind]
-        if user:
-            argv += ["--user", user]
         if spec.ssh_key:
             argv += ["--key", spec.ssh_key]
         if spec.ssh_known_hosts:
@@ -54,7 +59,7 @@ class SshReverse(Provider):
         while True:
             remote_port = _reported_port(spec, child, run)
             if remote_port is not None:
-                url = f"http://{tp.url_host(host)}:{remote_port}"
+                url = f"http://{tp.url_host(ep.hostname)}:{remote_port}"
                 return run.record(spec, child, url, remote=spec.ssh_host)
             if child.proc.poll() is not None:
                 raise run.died(spec, child)
