@@ -1438,6 +1438,21 @@ def _select(
     return sorted(chosen, key=lambda m: (m.path, m.start, m.op, m.replacement))
 
 
+def _identity(m: Mutant) -> tuple[str, int, str, str, str]:
+    """A mutant as a --json report names it (byte offsets are not written there)."""
+    return (m.path, m.line, m.op, m.replacement, m.original_text)
+
+
+def _survivors_of(path: str) -> set[tuple[str, int, str, str, str]]:
+    """The survivors (and not-covered mutants) of an earlier ``--json`` report."""
+    doc = json.loads(Path(path).read_text())
+    return {
+        (d["path"], int(d["line"]), d["op"], d["replacement"], d["original_text"])
+        for d in doc["mutants"]
+        if d["status"] in ("survived", "uncovered")
+    }
+
+
 def _valid(m: Mutant, source: bytes) -> bool:
     try:
         compile(m.apply(source), m.path, "exec", dont_inherit=True)
@@ -1525,6 +1540,7 @@ def run(args: argparse.Namespace) -> int:
         for i in range(1, args.jobs):
             shutil.copytree(copy0, tmp / f"w{i}" / "repo", symlinks=True)
         exceptions = exception_names(copy0)
+        survivors = _survivors_of(args.survivors_of) if args.survivors_of else set()
         invalid: dict[str, int] = {}
         for g in groups:
             ms: list[Mutant] = []
@@ -1532,6 +1548,8 @@ def run(args: argparse.Namespace) -> int:
                 ms += find_mutants(copy0, tg, exceptions, mutate_prose=args.mutate_prose)
             totals[g] = len(ms)
             chosen = _select(ms, args.sample, args.limit, args.seed)
+            if args.survivors_of:
+                chosen = [m for m in chosen if _identity(m) in survivors]
             sources = {
                 tg.path: (copy0 / tg.path).read_bytes()
                 for tg in group_targets(g, args.files, args.tests)
@@ -1885,6 +1903,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stem or its tail (e.g. tunnel,names,engines/vllm)",
     )
     ap.add_argument("--json", help="also write the results to this file")
+    ap.add_argument(
+        "--survivors-of",
+        metavar="JSON",
+        help="run only the mutants that survived in this earlier --json report (same source, "
+        "same --files/--sample/--seed): after new tests, its kills plus this run's are the "
+        "new score",
+    )
     ap.add_argument(
         "--timeout-factor",
         type=float,

@@ -25,6 +25,8 @@ LINES = {
     "with capabilities: [[gpu]].",
     "cuda_driver": "RuntimeError: CUDA driver version is insufficient for CUDA runtime version",
     "port": "OSError: [Errno 98] Address already in use",
+    # SGLang 0.5.23 srt/model_executor/pool_configurator.py l.96
+    "sglang_kv": "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.",
 }
 
 

@@ -168,3 +168,12 @@ def test_escape_width_at_the_edge_of_the_bmp() -> None:
 def test_an_image_ref_of_exactly_512_characters_is_accepted() -> None:
     ref = "r.example.com/" + "p" * (512 - len("r.example.com/"))
     assert len(ref) == 512 and names.check_image_ref(ref) == ref
+
+
+def test_dns_label_names_what_it_checked() -> None:
+    with pytest.raises(UsageError) as e:
+        names.dns_label("Not_A_Label")
+    assert e.value.message.startswith("invalid Kubernetes name 'Not_A_Label'")
+    with pytest.raises(UsageError) as e:
+        names.dns_label("Bad_", "namespace")
+    assert e.value.message.startswith("invalid Kubernetes namespace 'Bad_'")

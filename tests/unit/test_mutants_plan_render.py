@@ -110,3 +110,12 @@ def test_compose_and_k8s_go_to_their_renderers() -> None:
     assert "services:" in c and "/srv/x/deployments/q/secrets.env" in c
     k = render(_docker(), "k8s", templates=templates_dir(), data_dir="/srv/x")
     assert "kind: Deployment" in k or "kind: StatefulSet" in k
+
+
+def test_render_k8s_format_is_the_k8s_manifests() -> None:
+    from llmops.plan.k8s import K8sOptions, render_k8s
+    from tests.unit.scale_cases import vllm_plan
+
+    plan = vllm_plan()
+    out = render(plan, "k8s", templates=templates_dir(), data_dir="/d", k8s=K8sOptions())
+    assert out == render_k8s(plan, K8sOptions())

@@ -149,3 +149,25 @@ def test_ssh_target_without_a_host(spec: str) -> None:
 def test_a_box_row_before_the_created_line_is_not_the_url() -> None:
     other = "2024-05-01T10:00:00Z INF |  http://127.0.0.1:9  |"
     assert tp.cloudflared_url_from_log([other, *BOX]) == "https://words-here-x.trycloudflare.com"
+
+
+def test_an_ngrok_endpoint_without_a_url_is_not_a_tunnel() -> None:
+    doc = {
+        "endpoints": [
+            {"name": "starting", "url": "", "upstream": {"url": "http://localhost:8000"}},
+            {"name": "up", "url": "https://a.ngrok.app", "upstream": {"url": "localhost:8000"}},
+        ]
+    }
+    assert [t.name for t in tp.parse_ngrok_api(doc)] == ["up"]
+
+
+def test_an_ngrok_crit_line_is_an_error_even_without_err() -> None:
+    # ngrok's logfmt levels: dbug, info, warn, eror, crit
+    line = 't=2024-05-01T10:00:00Z lvl=crit msg="failed to start tunnel"'
+    assert tp.ngrok_error_from_log([line]) == "failed to start tunnel"
+    assert tp.ngrok_error_from_log(['t=x lvl=info msg="started tunnel"']) is None
+
+
+def test_ssh_target_without_a_user_has_none() -> None:
+    assert tp.ssh_target("box") == (None, "box", 22)
+    assert tp.ssh_target("me@box:2222") == ("me", "box", 2222)
