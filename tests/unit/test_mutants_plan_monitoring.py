@@ -113,7 +113,8 @@ def test_panels_tile_a_two_column_grid() -> None:
 def test_the_dashboard_provider_reads_the_folder_the_dashboard_is_written_to() -> None:
     """Grafana's file provider (type ``file``) loads every JSON in ``options.path``: the compose
     start script writes the dashboard there, and the k8s pod mounts its ConfigMap there."""
-    (provider,) = monitoring.DASHBOARD_PROVIDER["providers"]
+    dp: Any = monitoring.DASHBOARD_PROVIDER
+    (provider,) = dp["providers"]
     assert provider["type"] == "file"
     folder = provider["options"]["path"]
     plan = vllm_plan()
@@ -252,9 +253,11 @@ def test_k8s_grafana_reads_the_prometheus_service() -> None:
 
 def _compose_monitoring() -> dict[str, Any]:
     plan = vllm_plan()
-    return yaml.safe_load(monitoring.add_to_compose(render_compose(plan, secrets_file="/s"), plan))[
-        "services"
-    ]
+    doc: dict[str, Any] = yaml.safe_load(
+        monitoring.add_to_compose(render_compose(plan, secrets_file="/s"), plan)
+    )
+    services: dict[str, Any] = doc["services"]
+    return services
 
 
 def test_compose_prometheus_reads_the_config_its_script_writes() -> None:
@@ -309,7 +312,8 @@ def test_grafana_provisioning_files_are_version_1() -> None:
     ds = monitoring.datasources("http://p:9090")
     assert ds["apiVersion"] == 1 and monitoring.DASHBOARD_PROVIDER["apiVersion"] == 1
     assert set(ds["datasources"][0]) == {"name", "type", "uid", "access", "url", "isDefault"}
-    assert monitoring.DASHBOARD_PROVIDER["providers"][0]["name"]
+    dp: Any = monitoring.DASHBOARD_PROVIDER
+    assert dp["providers"][0]["name"]
 
 
 def test_panel_units_follow_each_metrics_unit() -> None:
