@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import signal
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 
 from llmops.errors import TunnelUnreachable, UsageError
@@ -323,7 +325,11 @@ def origin(rule: OriginRule) -> Iterator[int]:
 
         do_GET = do_POST = do_PUT = _answer
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    class Quiet(http.server.ThreadingHTTPServer):
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # a client that hung up (an interrupted check) is not the test's failure
+
+    srv = Quiet(("127.0.0.1", 0), H)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
@@ -430,3 +436,55 @@ def test_the_kept_tunnels_final_check_reports_the_public_audits_models_answer(
             f"/v1/models: 200 with the key, 403 without; {opened.public_audit.detail}"
         )
         assert manager.stop("named", 2)
+
+
+# ------------------------------------------------------------------ left by the mutation run
+
+
+def test_check_exposure_waits_poll_s_between_tries(servers: list[ScriptedServer]) -> None:
+    """Kills "``time.sleep(poll_s)`` deleted" (old ``run/tunnels.py:564``): a tunnel still
+    resolving is asked again only after ``poll_s``, not in a tight loop."""
+    seen: list[float] = []
+
+    def bad_gateway(h: Handler, body: bytes) -> None:
+        seen.append(time.monotonic())
+        h.reply(502, {"error": "bad gateway"})
+
+    s = _serve(servers, bad_gateway)
+    poll_s = 0.3
+    c = check_exposure(s.url, KEY, allow_public_no_auth=False, timeout_s=1.0, poll_s=poll_s)
+    assert c.verdict == "unreachable"
+    rounds = [seen[i : i + 2] for i in range(0, len(seen), 2)]  # keyed, then keyless
+    assert 2 <= len(rounds) <= 6  # about timeout_s / poll_s + 1 rounds, not hundreds
+    gaps = [b[0] - a[-1] for a, b in zip(rounds, rounds[1:], strict=False)]
+    assert all(g >= poll_s * 0.9 for g in gaps), gaps
+
+
+def test_an_interrupted_check_stops_the_tunnel_and_reraises(manager: TunnelManager) -> None:
+    """Kills the deleted ``except BaseException: manager.stop(...); raise`` in ``open_tunnel``
+    (old ``run/tunnels.py:683-684``): Ctrl-C while the public URL is being checked stops the
+    tunnel it started, then the interrupt goes on."""
+    interrupted = threading.Event()
+
+    def ctrl_c(method: str, path: str, keyed: bool, by_audit: bool) -> int:
+        if not interrupted.is_set():
+            interrupted.set()
+            os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, in the main thread
+            time.sleep(1.0)  # answer late: the interrupt lands while the check waits
+        return 200 if keyed and path == "/v1/models" else 401
+
+    started: list[int] = []
+
+    def progress(line: str) -> None:
+        if line.endswith("through the tunnel"):  # it has started: its record is there
+            started.extend(r.pid for r in manager.records())
+
+    with endpoint(KEY) as local, origin(ctrl_c) as public, pytest.raises(KeyboardInterrupt):
+        open_tunnel(
+            manager, _named(local.port, public), KEY, verify_timeout_s=5, on_progress=progress
+        )
+    assert interrupted.is_set() and len(started) == 1
+    assert manager.records() == []
+    assert not psutil.pid_exists(started[0]) or (
+        psutil.Process(started[0]).status() == psutil.STATUS_ZOMBIE
+    )
