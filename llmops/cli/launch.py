@@ -188,8 +188,8 @@ def render(
         runtime = "native"
     if fmt in ("shell", "compose", "k8s") and runtime is None:
         runtime = "docker"
-    n_nodes, hw, node_hosts = scale.nodes_and_hw(nodes, hw)
-    facts = _facts(hw, facts_file)
+    layout = scale.node_layout(nodes, hw)
+    facts = _facts(layout.node_hw, facts_file)
     req = _request(
         ctx,
         facts,
@@ -210,8 +210,8 @@ def render(
         rope_factor=rope_factor,
         rope_kind=rope_kind,
     )
-    if n_nodes > 1:
-        text, notes = scale.render_nodes(req, facts, n_nodes, node_hosts, fmt, k8s_cache)
+    if layout.nodes > 1:
+        text, notes = scale.render_nodes(req, facts, layout, fmt, k8s_cache)
         for note in notes:
             output.warn(note)
         sys.stdout.write(text)

@@ -19,17 +19,25 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops.errors import UsageError
 from llmops.hw.facts import HostFacts, NvidiaFacts
 from llmops.plan.launch import LaunchPlan
 
+if TYPE_CHECKING:
+    from llmops.plan.deploy import Request
+
 RAY_PORT = 6379
 SHM_SIZE = "10.24g"  # examples/online_serving/run_cluster.sh (engines.md §5)
 SHM_MIB = 10486  # the same, for a memory-backed /dev/shm in Kubernetes
-MAX_NODES = 64
+MAX_NODES = 64  # in --hw's node count
+#: A bound on multi-node renders (each node is planned): a typo must not plan a billion nodes.
+MAX_RENDER_NODES = 256
+#: What a multi-node plan renders as (compose and native describe one host).
+FORMATS = ("shell", "json", "k8s")
 
 _NODES_X = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\d+\s*[x×*]\s*\S.*)$", re.I)
 _NODES_OF = re.compile(r"^\s*(\d+)\s*(?:nodes?|hosts?|machines?)\s*(?:of|[x×*:])?\s*(\S.*)$", re.I)
@@ -98,6 +106,105 @@ class NodeHost:
 
     def ssh_command(self) -> str:
         return self.ssh if self.ssh.split()[:1] == ["ssh"] else f"ssh {shlex.quote(self.ssh)}"
+
+
+def inventory_names(nodes: str | None) -> tuple[str, ...]:
+    """The inventory hosts ``--nodes gpu-a,gpu-b`` names (head first); () for a count or none."""
+    if nodes is None or nodes.strip().isdigit():
+        return ()
+    return tuple(n.strip() for n in nodes.strip().split(",") if n.strip())
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    """How many nodes ``render`` plans, one node's ``--hw`` (None: this host's hardware), and
+    the inventory hosts when ``--nodes`` named them."""
+
+    nodes: int
+    node_hw: str | None
+    hosts: tuple[NodeHost, ...] = ()
+
+
+def node_layout(
+    nodes: str | None,
+    hw: str | None,
+    inventory: Mapping[str, str] | None = None,
+    inventory_path: str = "the inventory",
+) -> NodeLayout:
+    """``--nodes N|HOST,HOST`` and ``--hw [NODESx]GPUS`` → the layout.
+
+    Args:
+        inventory: the fleet inventory (host name → ssh target), needed when ``--nodes``
+            names hosts (``inventory_names``).
+        inventory_path: where it was read, for the error.
+
+    Raises:
+        UsageError: hosts not in the inventory, a count below 1 or above ``MAX_RENDER_NODES``,
+            or ``--nodes`` and ``--hw`` giving different counts.
+    """
+    hw_nodes, node_hw = split_nodes(hw) if hw else (1, None)
+    hosts: tuple[NodeHost, ...] = ()
+    count = hw_nodes
+    if nodes is not None:
+        names = inventory_names(nodes)
+        if not names and nodes.strip().isdigit():
+            count = int(nodes.strip())
+        else:
+            by_name = dict(inventory or {})
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise UsageError(
+                    f"--nodes names hosts not in {inventory_path}: {', '.join(missing)}",
+                    f"hosts there: {', '.join(by_name)}; or give a count, e.g. `--nodes 2`",
+                )
+            hosts = tuple(NodeHost(n, by_name[n]) for n in names)
+            count = len(hosts)
+        if count < 1:
+            raise UsageError("--nodes must be 1 or more", "e.g. `--nodes 2`")
+        if hw_nodes > 1 and count != hw_nodes:
+            raise UsageError(
+                f"--nodes says {count} nodes and --hw {hw!r} says {hw_nodes}",
+                f"give the count once, e.g. `--hw {node_hw} --nodes {hw_nodes}`",
+            )
+    if max(count, hw_nodes) > MAX_RENDER_NODES:
+        raise UsageError(
+            f"{max(count, hw_nodes)} nodes is more than llmops renders (at most "
+            f"{MAX_RENDER_NODES})",
+            "e.g. `--nodes 2`",
+        )
+    return NodeLayout(count, node_hw, hosts)
+
+
+def cluster_request(req: Request, node: HostFacts, nodes: int) -> tuple[Request, HostFacts]:
+    """The one-host request and facts that plan ``nodes`` hosts like ``node`` as one GPU pool:
+    vLLM (unless asked otherwise) in Docker on every GPU of the pool.
+
+    Raises:
+        UsageError: ``--gpus`` (a multi-node plan uses every GPU of each node), or no GPUs.
+    """
+    if req.gpus is not None:
+        raise UsageError(
+            "--gpus picks GPUs on one host; a multi-node plan uses every GPU of each node",
+            "drop --gpus, and describe one node with --hw (e.g. `--hw 8xH100 --nodes 2`)",
+        )
+    cluster = cluster_facts(node, nodes)
+    total = len(cluster.nvidia.gpus) if cluster.nvidia else 0
+    one = replace(
+        req,
+        engine=req.engine or "vllm",
+        runtime=req.runtime or "docker",
+        gpus=tuple(range(total)),
+    )
+    return one, cluster
+
+
+def check_format(fmt: str) -> None:
+    """Raises UsageError unless a multi-node plan renders as ``fmt``."""
+    if fmt not in FORMATS:
+        raise UsageError(
+            f"a multi-node plan renders as shell, json or k8s, not {fmt}",
+            "compose and native describe one host: use `--format shell` or `--format k8s`",
+        )
 
 
 @dataclass(frozen=True)
@@ -220,6 +327,25 @@ def plan_multinode(
         ray_port=RAY_PORT,
         serve=serve,
         hosts=hosts,
+    )
+
+
+def plan_cluster(
+    plan: LaunchPlan,
+    layout: NodeLayout,
+    *,
+    attention_heads: int | None = None,
+    layers: int | None = None,
+) -> MultiNodePlan:
+    """``plan_multinode`` for the plan ``cluster_request`` made: its GPUs split evenly over
+    ``layout.nodes`` hosts."""
+    return plan_multinode(
+        plan,
+        nodes=layout.nodes,
+        gpus_per_node=len(plan.gpus) // layout.nodes,
+        attention_heads=attention_heads,
+        layers=layers,
+        hosts=layout.hosts,
     )
 
 

@@ -18,8 +18,18 @@ from typer.testing import CliRunner
 
 from llmops.cli import app
 from llmops.errors import UsageError
+from llmops.plan.deploy import Request
 from llmops.plan.hardware import parse_hw
-from llmops.plan.multinode import NodeHost, plan_multinode, split_nodes
+from llmops.plan.multinode import (
+    MAX_RENDER_NODES,
+    NodeHost,
+    NodeLayout,
+    cluster_request,
+    node_layout,
+    plan_multinode,
+    split_nodes,
+)
+from tests.launch_cases import RTX
 from tests.unit.scale_cases import golden, tgi_plan, validate_k8s, vllm_plan
 
 LLAMA = ["llama3.1-70b", "--quant", "bf16", "--hw", "2x2x80GB"]
@@ -61,6 +71,45 @@ def test_hw_node_prefix_and_single_host_forms_unchanged(text: str, nodes: int, n
 def test_hw_zero_nodes_is_refused() -> None:
     with pytest.raises(UsageError, match="0 nodes"):
         split_nodes("0x8xH100")
+
+
+def test_node_layout_from_nodes_and_hw() -> None:
+    assert node_layout(None, None) == NodeLayout(1, None)
+    assert node_layout(None, "2x8xH100") == NodeLayout(2, "8xH100")
+    assert node_layout(" 3 ", "8xH100") == NodeLayout(3, "8xH100")
+    assert node_layout("2", "2x8xH100") == NodeLayout(2, "8xH100")
+    inv = {"gpu-a": "root@10.0.0.5", "gpu-b": "ssh -p 2 u@10.0.0.6", "gpu-c": "c"}
+    got = node_layout("gpu-b, gpu-a", "2x80GB", inv, "hosts.yaml")
+    assert got == NodeLayout(
+        2, "2x80GB", (NodeHost("gpu-b", "ssh -p 2 u@10.0.0.6"), NodeHost("gpu-a", "root@10.0.0.5"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("nodes", "hw", "match"),
+    [
+        ("0", None, "--nodes must be 1 or more"),
+        (",", None, "--nodes must be 1 or more"),
+        ("3", "2x8xH100", "--nodes says 3 nodes and --hw '2x8xH100' says 2"),
+        ("gpu-a,gpu-z", None, "not in hosts.yaml: gpu-z"),
+        (str(MAX_RENDER_NODES + 1), None, f"at most {MAX_RENDER_NODES}"),
+    ],
+)
+def test_node_layout_refusals(nodes: str, hw: str | None, match: str) -> None:
+    with pytest.raises(UsageError, match=match):
+        node_layout(nodes, hw, {"gpu-a": "a"}, "hosts.yaml")
+
+
+def test_cluster_request_pools_every_gpu_of_each_node_for_vllm_in_docker() -> None:
+    one, cluster = cluster_request(Request(model="m"), RTX, 3)
+    assert cluster.nvidia is not None and RTX.nvidia is not None
+    n = len(RTX.nvidia.healthy_gpus)
+    assert [g.index for g in cluster.nvidia.gpus] == list(range(3 * n))
+    assert (one.engine, one.runtime, one.gpus) == ("vllm", "docker", tuple(range(3 * n)))
+    kept = cluster_request(Request(model="m", engine="tgi", runtime="native"), RTX, 2)[0]
+    assert (kept.engine, kept.runtime) == ("tgi", "native")
+    with pytest.raises(UsageError, match="--gpus picks GPUs on one host"):
+        cluster_request(Request(model="m", gpus=(0,)), RTX, 2)
 
 
 def test_plan_rewrites_tp_adds_pp_and_ray() -> None:
