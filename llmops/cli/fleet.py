@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from llmops.cli import deps, output
+from llmops.cli.params import TopJsonOpt, TopOnceOpt
 
 fleet_app = typer.Typer(
     name="fleet",
@@ -209,14 +210,12 @@ def fleet_top(
     ctx: typer.Context,
     inventory: InventoryOpt = None,
     on: OnOpt = None,
-    once: Annotated[
-        bool, typer.Option("--once", help="Print one frame (rates over --interval) and exit.")
-    ] = False,
+    once: TopOnceOpt = False,
     interval: Annotated[
         float,
         typer.Option("--interval", "-n", min=0.2, max=3600, help="Seconds between refreshes."),
     ] = 2.0,
-    json_: Annotated[bool, typer.Option("--json", help="Output as JSON (with --once).")] = False,
+    json_: TopJsonOpt = False,
 ) -> None:
     """Live view of every host in one screen: deployments and GPUs with a host column.
 

@@ -16,3 +16,7 @@ ModelNameOpt = Annotated[
     str | None,
     typer.Option("--model", metavar="MODEL", help="Model name (default: the served one)."),
 ]
+TopOnceOpt = Annotated[
+    bool, typer.Option("--once", help="Print one frame (rates over --interval) and exit.")
+]
+TopJsonOpt = Annotated[bool, typer.Option("--json", help="Output as JSON (with --once).")]

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmops.cli import deps, output
+from llmops.cli.params import TopJsonOpt, TopOnceOpt
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -379,14 +380,12 @@ def _live(session: "_Session | _RemoteSession | _FleetSession", interval_s: floa
 
 def top(
     ctx: typer.Context,
-    once: Annotated[
-        bool, typer.Option("--once", help="Print one frame (rates over --interval) and exit.")
-    ] = False,
+    once: TopOnceOpt = False,
     interval: Annotated[
         float,
         typer.Option("--interval", "-i", min=0.2, max=3600, help="Seconds between refreshes."),
     ] = 2.0,
-    json_: Annotated[bool, typer.Option("--json", help="Output as JSON (with --once).")] = False,
+    json_: TopJsonOpt = False,
 ) -> None:
     """Live view of this host: each deployment's req/s, tok/s, queue, KV, p99 TTFT; each GPU.
 
