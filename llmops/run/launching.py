@@ -110,7 +110,7 @@ def prepare(
         ``force``. LlmopsError: preflight refusals (exit 1).
     """
     from llmops.catalog.resolve import resolve
-    from llmops.run.up import pick_port, preflight
+    from llmops.run.up import pick_port
 
     if stage not in STAGES:
         raise ValueError(stage)
@@ -135,64 +135,97 @@ def prepare(
     ):
         p = facts.platform.kind if facts.platform else "this host"
         warnings.append(f"no Docker engine on {p}: using the native runtime")
-    name = plan.name
-    token = hf_token(env)
-    artifact = decision.artifact
-
-    already = False
-    api_key: str | None = None
-    secret_values: dict[str, str] = {}
+    started = _Started(False, None, {})
     if stage == "up":
-        existing = store.load(name)
-        from llmops.run.deployments import Deployments
-        from llmops.run.native import NativeRuntime
-
-        if existing is not None:
-            dock = docker() if (docker is not None and existing.runtime == "docker") else None
-            st = Deployments(store, dock, NativeRuntime(store)).state(name)
-            same = (
-                existing.plan.get("model") == plan.model
-                and existing.plan.get("engine") == plan.engine
-                and existing.plan.get("quant") == plan.quant
-            )
-            if st.running and same:
-                already = True
-            elif st.running:
-                raise UsageError(
-                    f"deployment name {name} is taken by {existing.plan.get('model')} on "
-                    f"{existing.plan.get('engine')}",
-                    f"choose another `--name`, or `llmops down {name}` first",
-                )
-        if not already:
-            preflight(
-                plan,
-                facts,
-                weights_bytes=decision.weights_bytes,
-                hf_cache_dir=_hf_home(env),
-                gated=artifact.gated,
-                has_token=token is not None,
-                explicit_port=req.port is not None,
-            )
-            if req.port is not None and not port_free(req.port):
-                raise UsageError(f"port {req.port} is already in use", "choose another `--port`")
-            if req.api_key:
-                api_key = new_api_key()
-            for s in plan.secret_env:
-                if s.secret == "api_key" and api_key:
-                    secret_values[s.env] = api_key
-                elif s.secret == "hf_token" and token:
-                    secret_values[s.env] = token
+        started = _check_up(req, decision, plan, facts, store, env, docker)
     return Prepared(
         decision=decision,
         plan=plan,
         facts=facts,
         data_dir=store.home,
-        secrets_file=store.secrets_path(name),
-        api_key=api_key,
-        secret_values=secret_values,
+        secrets_file=store.secrets_path(plan.name),
+        api_key=started.api_key,
+        secret_values=started.secret_values,
         warnings=tuple(warnings),
-        already_running=already,
+        already_running=started.already_running,
     )
+
+
+@dataclass(frozen=True)
+class _Started:
+    """What `up` learns before starting: the same deployment is running already, or the key
+    and secrets to start it with."""
+
+    already_running: bool
+    api_key: str | None
+    secret_values: dict[str, str]
+
+
+def _already_running(
+    plan: LaunchPlan, store: DeploymentStore, docker: Callable[[], Any] | None
+) -> bool:
+    """Whether deployment ``plan.name`` runs this model, engine and quant already.
+
+    Raises:
+        UsageError: the name is taken by a running deployment of something else.
+    """
+    from llmops.run.deployments import Deployments
+    from llmops.run.native import NativeRuntime
+
+    name = plan.name
+    existing = store.load(name)
+    if existing is None:
+        return False
+    dock = docker() if (docker is not None and existing.runtime == "docker") else None
+    st = Deployments(store, dock, NativeRuntime(store)).state(name)
+    same = (
+        existing.plan.get("model") == plan.model
+        and existing.plan.get("engine") == plan.engine
+        and existing.plan.get("quant") == plan.quant
+    )
+    if st.running and not same:
+        raise UsageError(
+            f"deployment name {name} is taken by {existing.plan.get('model')} on "
+            f"{existing.plan.get('engine')}",
+            f"choose another `--name`, or `llmops down {name}` first",
+        )
+    return bool(st.running)
+
+
+def _check_up(
+    req: Request,
+    decision: Decision,
+    plan: LaunchPlan,
+    facts: HostFacts,
+    store: DeploymentStore,
+    env: Mapping[str, str],
+    docker: Callable[[], Any] | None,
+) -> _Started:
+    """`up` only: the name, preflight, the port, then a new API key and the secrets' values."""
+    from llmops.run.up import preflight
+
+    if _already_running(plan, store, docker):
+        return _Started(True, None, {})
+    token = hf_token(env)
+    preflight(
+        plan,
+        facts,
+        weights_bytes=decision.weights_bytes,
+        hf_cache_dir=_hf_home(env),
+        gated=decision.artifact.gated,
+        has_token=token is not None,
+        explicit_port=req.port is not None,
+    )
+    if req.port is not None and not port_free(req.port):
+        raise UsageError(f"port {req.port} is already in use", "choose another `--port`")
+    api_key = new_api_key() if req.api_key else None
+    secret_values: dict[str, str] = {}
+    for s in plan.secret_env:
+        if s.secret == "api_key" and api_key:
+            secret_values[s.env] = api_key
+        elif s.secret == "hf_token" and token:
+            secret_values[s.env] = token
+    return _Started(False, api_key, secret_values)
 
 
 def _hf_home(env: Mapping[str, str]) -> str:
