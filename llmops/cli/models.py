@@ -7,6 +7,9 @@ import typer
 from llmops.cli import output
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from llmops.plan.model import ModelSpec
 
 GIB = 1 << 30
@@ -179,9 +182,19 @@ def models_show(
 
 
 def _print_detail(m: "ModelSpec", d: dict[str, Any]) -> None:
-    from rich.table import Table
-
     con = output.stdout()
+    _print_arch(con, m, d)
+    con.print(_formats_table(m, d))
+    con.print(_quant_words_table(d))
+    if "measured_weights_bytes" in d:
+        for q, b in d["measured_weights_bytes"].items():
+            con.print(f"measured ({d['measured_from']}): {q} {b / GIB:.3f} GiB", highlight=False)
+    if m.notes:
+        con.print(m.notes, highlight=False, markup=False)
+
+
+def _print_arch(con: "Console", m: "ModelSpec", d: dict[str, Any]) -> None:
+    """The model's name, size, architecture numbers, context, gating and tasks."""
     a = m.arch
     con.print(f"[bold]{m.label}[/] ({m.name})  {d['params']:,} parameters", highlight=False)
     if m.aliases:
@@ -229,6 +242,12 @@ def _print_detail(m: "ModelSpec", d: dict[str, Any]) -> None:
         f"gated: {'yes (accept the licence, set HF_TOKEN)' if m.gated else 'no'}; tasks: {', '.join(m.tasks)}",
         highlight=False,
     )
+
+
+def _formats_table(m: "ModelSpec", d: dict[str, Any]) -> "Table":
+    """Each quant: where its weights come from and their size."""
+    from rich.table import Table
+
     t = Table(title="formats")
     for col in ("quant", "repo / file", "weights GiB", "file GB"):
         t.add_column(col, justify="right" if "GB" in col or "GiB" in col else "left")
@@ -247,7 +266,13 @@ def _print_detail(m: "ModelSpec", d: dict[str, Any]) -> None:
         else:
             repo = f"{f.safetensors} ({'on the fly' if q in ('8bit', '4bit', 'fp8', 'fp32') else 'as published'})"
         t.add_row(q, repo or "", f"{b / GIB:.2f}" if b else "", file_gb)
-    con.print(t)
+    return t
+
+
+def _quant_words_table(d: dict[str, Any]) -> "Table":
+    """What 4bit/8bit/fp16/bf16 serve on each engine."""
+    from rich.table import Table
+
     w = Table(title="what a quant word serves, per engine (sizes: listed file, else computed)")
     w.add_column("quant")
     engines = list(d["artifacts"])
@@ -259,12 +284,7 @@ def _print_detail(m: "ModelSpec", d: dict[str, Any]) -> None:
             r = d["artifacts"][e].get(word)
             cells.append(f"{r['format']} ({r['size_bytes'] / 1e9:.1f} GB)" if r else "-")
         w.add_row(word, *cells)
-    con.print(w)
-    if "measured_weights_bytes" in d:
-        for q, b in d["measured_weights_bytes"].items():
-            con.print(f"measured ({d['measured_from']}): {q} {b / GIB:.3f} GiB", highlight=False)
-    if m.notes:
-        con.print(m.notes, highlight=False, markup=False)
+    return w
 
 
 def register(app: typer.Typer) -> None:
