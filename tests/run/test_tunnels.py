@@ -255,6 +255,22 @@ def test_ssh_reverse_forward_through_a_real_sshd(manager: TunnelManager, sshd: S
         assert manager.stop("s", 5) and gone(opened.record.pid)
 
 
+def _refused(manager: TunnelManager, sshd: Sshd, known_hosts: Path) -> TunnelStartError:
+    """What refuses an SSH tunnel to ``sshd`` verified with ``known_hosts``."""
+    with endpoint(KEY) as ep:
+        spec = TunnelSpec(
+            "s",
+            ep.port,
+            "ssh",
+            ssh_host=sshd.spec,
+            ssh_key=str(sshd.key),
+            ssh_known_hosts=str(known_hosts),
+        )
+        with pytest.raises(TunnelStartError) as e:
+            open_tunnel(manager, spec, KEY)
+    return e.value
+
+
 @pytest.mark.sshd
 def test_ssh_unknown_host_key_is_refused(
     manager: TunnelManager, sshd: Sshd, tmp_path: Path
@@ -271,19 +287,9 @@ def test_ssh_unknown_host_key_is_refused(
     )
     with pytest.raises(UnknownHostKey) as refused:
         direct.connect()
-    with endpoint(KEY) as ep:
-        spec = TunnelSpec(
-            "s",
-            ep.port,
-            "ssh",
-            ssh_host=sshd.spec,
-            ssh_key=str(sshd.key),
-            ssh_known_hosts=str(empty),
-        )
-        with pytest.raises(TunnelStartError) as e:
-            open_tunnel(manager, spec, KEY)
-    assert e.value.message == f"SSH reverse forward to {sshd.spec} failed: {refused.value.message}"
-    assert "is not in known_hosts" in e.value.message and "ssh-keyscan" in (e.value.hint or "")
+    e = _refused(manager, sshd, empty)
+    assert e.message == f"SSH reverse forward to {sshd.spec} failed: {refused.value.message}"
+    assert "is not in known_hosts" in e.message and "ssh-keyscan" in (e.hint or "")
     assert manager.records() == []
     assert not llmops_known_hosts(manager.env).exists()
 
@@ -348,18 +354,8 @@ def test_ssh_changed_host_key_is_refused(
 ) -> None:
     other = tmp_path / "known_hosts"
     other.write_text(f"[127.0.0.1]:{sshd.port} {new_key()[1]}\n")
-    with endpoint(KEY) as ep:
-        spec = TunnelSpec(
-            "s",
-            ep.port,
-            "ssh",
-            ssh_host=sshd.spec,
-            ssh_key=str(sshd.key),
-            ssh_known_hosts=str(other),
-        )
-        with pytest.raises(TunnelStartError) as e:
-            open_tunnel(manager, spec, KEY)
-    assert "CHANGED" in e.value.message and "ssh-keygen -R" in (e.value.hint or "")
+    e = _refused(manager, sshd, other)
+    assert "CHANGED" in e.message and "ssh-keygen -R" in (e.hint or "")
     assert manager.records() == []
 
 
