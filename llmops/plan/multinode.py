@@ -261,35 +261,7 @@ def plan_multinode(
         UsageError: another engine, too few nodes, a TP that does not divide the heads, more
             pipeline stages than layers, or a host count that is not ``nodes``.
     """
-    if plan.engine != "vllm":
-        raise UsageError(
-            f"{plan.engine} does not run across hosts; multi-node serving is vLLM on Ray",
-            "use `--engine vllm`, or run independent replicas behind a load balancer "
-            "(engines.md §5: TGI declined multi-node)",
-        )
-    if plan.runtime != "docker" or plan.image is None:
-        raise UsageError(
-            "multi-node vLLM runs in the vLLM image on every node", "use `--runtime docker`"
-        )
-    if nodes < 2:
-        raise UsageError(f"a multi-node plan needs 2 or more nodes, got {nodes}", "`--nodes 2`")
-    if gpus_per_node < 1:
-        raise UsageError("each node needs at least one GPU", "e.g. `--hw 2x8xH100`")
-    if hosts and len(hosts) != nodes:
-        raise UsageError(
-            f"{len(hosts)} hosts given for {nodes} nodes", "name one inventory host per node"
-        )
-    if attention_heads is not None and attention_heads % gpus_per_node:
-        raise UsageError(
-            f"{plan.model} has {attention_heads} attention heads; tensor parallel "
-            f"{gpus_per_node} (the GPUs per node) does not divide them",
-            "use nodes with a GPU count that divides the heads (1, 2, 4 or 8 usually)",
-        )
-    if layers is not None and nodes > layers:
-        raise UsageError(
-            f"{plan.model} has {layers} layers, fewer than {nodes} pipeline stages",
-            "use fewer nodes",
-        )
+    _check_multinode(plan, nodes, gpus_per_node, attention_heads, layers, hosts)
     port = plan.host_port
     argv = list(plan.argv)
     argv = _set_flag(argv, "--tensor-parallel-size", str(gpus_per_node))
@@ -328,6 +300,46 @@ def plan_multinode(
         serve=serve,
         hosts=hosts,
     )
+
+
+def _check_multinode(
+    plan: LaunchPlan,
+    nodes: int,
+    gpus_per_node: int,
+    attention_heads: int | None,
+    layers: int | None,
+    hosts: tuple[NodeHost, ...],
+) -> None:
+    """``plan_multinode``'s refusals (see there)."""
+    if plan.engine != "vllm":
+        raise UsageError(
+            f"{plan.engine} does not run across hosts; multi-node serving is vLLM on Ray",
+            "use `--engine vllm`, or run independent replicas behind a load balancer "
+            "(engines.md §5: TGI declined multi-node)",
+        )
+    if plan.runtime != "docker" or plan.image is None:
+        raise UsageError(
+            "multi-node vLLM runs in the vLLM image on every node", "use `--runtime docker`"
+        )
+    if nodes < 2:
+        raise UsageError(f"a multi-node plan needs 2 or more nodes, got {nodes}", "`--nodes 2`")
+    if gpus_per_node < 1:
+        raise UsageError("each node needs at least one GPU", "e.g. `--hw 2x8xH100`")
+    if hosts and len(hosts) != nodes:
+        raise UsageError(
+            f"{len(hosts)} hosts given for {nodes} nodes", "name one inventory host per node"
+        )
+    if attention_heads is not None and attention_heads % gpus_per_node:
+        raise UsageError(
+            f"{plan.model} has {attention_heads} attention heads; tensor parallel "
+            f"{gpus_per_node} (the GPUs per node) does not divide them",
+            "use nodes with a GPU count that divides the heads (1, 2, 4 or 8 usually)",
+        )
+    if layers is not None and nodes > layers:
+        raise UsageError(
+            f"{plan.model} has {layers} layers, fewer than {nodes} pipeline stages",
+            "use fewer nodes",
+        )
 
 
 def plan_cluster(
