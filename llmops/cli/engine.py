@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -75,30 +75,65 @@ def install(
         raise UsageError(f"unknown engine {engine!r}", "choose one of: " + ", ".join(ei.ENGINES))
     root = engines_dir()
     if engine == "vllm":
-        cmds = ei.pip_install_command("vllm", root)
-        for c in cmds:
-            output.stdout().print(" ".join(c), highlight=False, markup=False)
-        output.info(
-            "vLLM installs with pip into its own venv (run the commands above on a CUDA host, "
-            "e.g. a RunPod/vast.ai container); llmops does not run them here"
-        )
+        _print_vllm_install(root)
         return
     variant = ei.choose_variant(cuda)
     if dry_run:
-        src = str(source) if source else ei.LLAMACPP_SOURCE.url
-        output.stdout().print(
-            f"source: {src}\nsha256: {ei.LLAMACPP_SOURCE.sha256}\nvariant: {variant}\n"
-            f"cmake {' '.join(ei.cmake_args(variant))}\n"
-            f"cmake --build {build_dir or '.'} --target {' '.join(ei.TARGETS)} "
-            f"-j {jobs or 'CPUs'}\n"
-            f"into: {root / 'llamacpp'}",
-            highlight=False,
-            markup=False,
-        )
+        _print_llamacpp_dry_run(root, variant, source, build_dir, jobs)
         return
+    t0 = time.monotonic()
+    rec, did = _install_llamacpp(
+        variant=variant, source=source, from_binary=from_binary, jobs=jobs, force=force,
+        build_dir=build_dir,
+    )  # fmt: skip
+    if json_:
+        output.emit_json({"installed": rec.to_json(), "built": did})
+        return
+    if not did:
+        output.info(
+            f"llama.cpp {rec.version} ({rec.variant}) is already installed (--force rebuilds)"
+        )
+    else:
+        took = time.monotonic() - t0
+        output.info(f"installed llama.cpp {rec.version} ({rec.variant}) in {took:.0f} s")
+    output.stdout().print(rec.program, highlight=False, markup=False)
+
+
+def _print_vllm_install(root: Path) -> None:
+    """vLLM is not built here: print the pip commands that install it into its own venv."""
+    from llmops.run import engine_install as ei
+
+    for c in ei.pip_install_command("vllm", root):
+        output.stdout().print(" ".join(c), highlight=False, markup=False)
+    output.info(
+        "vLLM installs with pip into its own venv (run the commands above on a CUDA host, "
+        "e.g. a RunPod/vast.ai container); llmops does not run them here"
+    )
+
+
+def _print_llamacpp_dry_run(
+    root: Path, variant: str, source: Path | None, build_dir: Path | None, jobs: int | None
+) -> None:
+    from llmops.run import engine_install as ei
+
+    src = str(source) if source else ei.LLAMACPP_SOURCE.url
+    output.stdout().print(
+        f"source: {src}\nsha256: {ei.LLAMACPP_SOURCE.sha256}\nvariant: {variant}\n"
+        f"cmake {' '.join(ei.cmake_args(variant))}\n"
+        f"cmake --build {build_dir or '.'} --target {' '.join(ei.TARGETS)} "
+        f"-j {jobs or 'CPUs'}\n"
+        f"into: {root / 'llamacpp'}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _install_llamacpp(*, variant: str, **kw: Any) -> Any:
+    """``install_llamacpp`` with a progress bar on stderr naming the phase."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    t0 = time.monotonic()
+    from llmops.run import engine_install as ei
+
     with Progress(
         TextColumn("llama.cpp {task.fields[version]} ({task.fields[variant]}): {task.description}"),
         BarColumn(),
@@ -115,21 +150,7 @@ def install(
         def step(phase: str, frac: float | None) -> None:
             progress.update(task, description=phase, completed=frac if frac is not None else 0)
 
-        rec, did = ei.install_llamacpp(
-            variant=variant, source=source, from_binary=from_binary, jobs=jobs, force=force,
-            progress=step, build_dir=build_dir,
-        )  # fmt: skip
-    if json_:
-        output.emit_json({"installed": rec.to_json(), "built": did})
-        return
-    if not did:
-        output.info(
-            f"llama.cpp {rec.version} ({rec.variant}) is already installed (--force rebuilds)"
-        )
-    else:
-        took = time.monotonic() - t0
-        output.info(f"installed llama.cpp {rec.version} ({rec.variant}) in {took:.0f} s")
-    output.stdout().print(rec.program, highlight=False, markup=False)
+        return ei.install_llamacpp(variant=variant, progress=step, **kw)
 
 
 @engine_app.command("ls")
