@@ -10,6 +10,7 @@ from llmops.cli import deps, output
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from llmops.errors import DoesNotFitError
     from llmops.hw.facts import HostFacts
     from llmops.plan.deploy import Decision
     from llmops.plan.hardware import Device
@@ -277,7 +278,7 @@ def fit(
 
     The choice is the one `up` and `render` make (same engine, artifact and context)."""
     from llmops.catalog.resolve import resolve
-    from llmops.errors import DoesNotFitError, UsageError
+    from llmops.errors import UsageError
     from llmops.plan.deploy import HostCaps, Request, decide
     from llmops.plan.hardware import describe
 
@@ -301,7 +302,6 @@ def fit(
     facts = host_facts(hw, facts_file)
     res = resolve(model, offline=offline)
     d = decide(req, res, facts, HostCaps(planning=True))
-    report = d.report
     gpu_devs, host = _devices(facts)
     hardware = describe(gpu_devs, host)
     checked = _verify(d) if verify and d.fits else None
@@ -317,13 +317,21 @@ def fit(
     for w in d.warnings:
         output.warn(w)
     if not d.fits:
-        need = max((x.total_bytes - x.usable_bytes for x in report.per_gpu), default=0)
-        raise DoesNotFitError(
-            f"{res.spec.name} as {d.artifact.label} on {d.engine} with {report.context} tokens x "
-            f"{concurrency} does not fit {hardware}: {need / GIB:.2f} GiB short on the fullest "
-            "device",
-            "; ".join(report.suggestions[:3]) or f"try `llmops recommend` for what fits {hardware}",
-        )
+        raise _does_not_fit(d, res.spec.name, hardware, concurrency)
+
+
+def _does_not_fit(d: "Decision", name: str, hardware: str, concurrency: int) -> "DoesNotFitError":
+    """The exit-3 error: how far the fullest device is short, and what to try."""
+    from llmops.errors import DoesNotFitError
+
+    report = d.report
+    need = max((x.total_bytes - x.usable_bytes for x in report.per_gpu), default=0)
+    return DoesNotFitError(
+        f"{name} as {d.artifact.label} on {d.engine} with {report.context} tokens x "
+        f"{concurrency} does not fit {hardware}: {need / GIB:.2f} GiB short on the fullest "
+        "device",
+        "; ".join(report.suggestions[:3]) or f"try `llmops recommend` for what fits {hardware}",
+    )
 
 
 def recommend(
