@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import yaml
 
+from llmops.errors import UsageError
 from llmops.plan.compose import (
     _host_ports,
     compose_service,
@@ -74,3 +76,10 @@ def test_render_has_the_header_then_the_document() -> None:
     text = render_compose(vllm_plan(), secrets_file="/s")
     assert text.startswith("# llmops deployment(s) for docker compose.")
     assert yaml.safe_load(text)["services"]["l"]["container_name"] == "llmops-l"
+
+
+def test_add_to_a_file_whose_volumes_are_not_a_mapping_is_refused() -> None:
+    existing = "services:\n  web:\n    image: nginx\nvolumes:\n  - data\n"
+    with pytest.raises(UsageError) as e:
+        merge_compose(existing, vllm_plan(), secrets_file="/s", where="c.yaml")
+    assert "volumes" in e.value.message and "c.yaml" in e.value.message

@@ -309,8 +309,9 @@ def test_start_scripts_double_dollars_for_compose() -> None:
 
 def test_grafana_provisioning_files_are_version_1() -> None:
     # Grafana's provisioning files (datasources, dashboard providers) are `apiVersion: 1`
-    ds = monitoring.datasources("http://p:9090")
-    assert ds["apiVersion"] == 1 and monitoring.DASHBOARD_PROVIDER["apiVersion"] == 1
+    f = monitoring.files(vllm_plan(), "l:8000", "http://p:9090", None)
+    ds = yaml.safe_load(f["datasource.yaml"])
+    assert ds["apiVersion"] == 1 and yaml.safe_load(f["dashboards.yaml"])["apiVersion"] == 1
     assert set(ds["datasources"][0]) == {"name", "type", "uid", "access", "url", "isDefault"}
     dp: Any = monitoring.DASHBOARD_PROVIDER
     assert dp["providers"][0]["name"]
@@ -341,5 +342,5 @@ def test_panel_units_follow_each_metrics_unit() -> None:
 
 
 def test_the_dcgm_image_is_nvidias_exporter() -> None:
-    repo, _, tag = monitoring.IMAGES["dcgm"].rpartition(":")
+    repo, _, tag = _compose_monitoring()["dcgm-exporter"]["image"].rpartition(":")
     assert repo == "nvcr.io/nvidia/k8s/dcgm-exporter" and tag

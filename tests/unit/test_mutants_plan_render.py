@@ -119,3 +119,14 @@ def test_render_k8s_format_is_the_k8s_manifests() -> None:
     plan = vllm_plan()
     out = render(plan, "k8s", templates=templates_dir(), data_dir="/d", k8s=K8sOptions())
     assert out == render_k8s(plan, K8sOptions())
+
+
+def test_render_multinode_k8s() -> None:
+    from llmops.plan.k8s import K8sOptions, render_k8s_multinode
+    from llmops.plan.multinode import plan_multinode
+    from llmops.plan.render import render_multinode
+    from tests.unit.scale_cases import vllm_plan
+
+    mp = plan_multinode(vllm_plan(), nodes=2, gpus_per_node=4, attention_heads=32, layers=32)
+    out = render_multinode(mp, "k8s", templates=templates_dir(), data_dir="/d", k8s=K8sOptions())
+    assert out == render_k8s_multinode(mp, K8sOptions())

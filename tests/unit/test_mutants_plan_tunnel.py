@@ -152,6 +152,14 @@ def test_a_box_row_before_the_created_line_is_not_the_url() -> None:
 
 
 def test_an_ngrok_endpoint_without_a_url_is_not_a_tunnel() -> None:
+    # the deprecated /api/tunnels shape, a tunnel still starting (empty public_url)
+    old = {
+        "tunnels": [
+            {"name": "starting", "public_url": "", "config": {"addr": "localhost:8000"}},
+            {"name": "up", "public_url": "https://b.ngrok.app", "config": {"addr": "8000"}},
+        ]
+    }
+    assert [t.name for t in tp.parse_ngrok_api(old)] == ["up"]
     doc = {
         "endpoints": [
             {"name": "starting", "url": "", "upstream": {"url": "http://localhost:8000"}},
