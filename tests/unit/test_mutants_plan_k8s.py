@@ -83,4 +83,4 @@ def test_multinode_on_a_host_path_cache_claims_nothing() -> None:
     assert "path: /mnt/hf" in text
     # with the default (a claim), each StatefulSet claims its cache
     pvc = _multinode_docs(K8sOptions())
-    assert any("volumeClaimTemplates" in (d.get("spec") or {}) for d in pvc)  # type: ignore[operator]
+    assert any("volumeClaimTemplates" in (d.get("spec") or {}) for d in pvc)
