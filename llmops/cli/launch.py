@@ -175,19 +175,8 @@ def render(
     """Show how a model would be launched: a docker run line, a native command, the plan, a
     compose file or Kubernetes manifests; `--nodes` plans multi-node vLLM."""
     from llmops.cli import scale
-    from llmops.plan.render import check_format
 
-    check_format(fmt)
-    if monitoring and (fmt not in ("compose", "k8s") or nodes):
-        from llmops.errors import UsageError
-
-        raise UsageError(
-            "--monitoring adds to one host's compose or k8s render", "add --format compose"
-        )
-    if fmt == "native" and runtime is None:
-        runtime = "native"
-    if fmt in ("shell", "compose", "k8s") and runtime is None:
-        runtime = "docker"
+    runtime = _render_runtime(fmt, runtime, monitoring=monitoring, nodes=nodes)
     layout = scale.node_layout(nodes, hw)
     facts = _facts(layout.node_hw, facts_file)
     req = _request(
@@ -224,6 +213,28 @@ def render(
 
         text = add_monitoring(text, prep.plan, fmt)
     sys.stdout.write(text)
+
+
+def _render_runtime(
+    fmt: str, runtime: str | None, *, monitoring: bool, nodes: str | None
+) -> str | None:
+    """The runtime a ``--format`` implies when ``--runtime`` is not given (native for native,
+    docker for shell/compose/k8s), after refusing an unknown format and a misplaced
+    ``--monitoring``."""
+    from llmops.plan.render import check_format
+
+    check_format(fmt)
+    if monitoring and (fmt not in ("compose", "k8s") or nodes):
+        from llmops.errors import UsageError
+
+        raise UsageError(
+            "--monitoring adds to one host's compose or k8s render", "add --format compose"
+        )
+    if fmt == "native" and runtime is None:
+        return "native"
+    if fmt in ("shell", "compose", "k8s") and runtime is None:
+        return "docker"
+    return runtime
 
 
 def up(
@@ -273,7 +284,7 @@ def up(
 
     Extra engine arguments go after `--`, e.g. `llmops up mistral7b -- --max-num-seqs 64`.
     """
-    from llmops.run.launching import prepare, start
+    from llmops.run.launching import prepare
 
     facts = _facts(None, None)
     prep = prepare(
@@ -310,14 +321,21 @@ def up(
     if dry_run:
         _print_plan(prep, json_)
         return
+    _print_ready(prep, _start(prep, timeout, wait=not no_wait, quiet=json_), json_)
+
+
+def _start(prep: "Prepared", timeout: int, *, wait: bool, quiet: bool) -> Any:
+    """Start the prepared deployment showing its phases; on a failed start-up, the engine's
+    last log lines go to stderr before the error."""
+    from llmops.run.launching import start
     from llmops.run.up import StartupFailed, describe_failure
 
     try:
-        with _phases(prep.plan.name, quiet=json_) as on_phase:
-            result = start(
+        with _phases(prep.plan.name, quiet=quiet) as on_phase:
+            return start(
                 prep,
                 timeout_s=timeout,
-                wait=not no_wait,
+                wait=wait,
                 on_phase=on_phase,
                 docker=lambda: deps.docker_runtime(required=True),
             )
@@ -326,7 +344,6 @@ def up(
         if tail:
             sys.stderr.write(tail + "\n")
         raise
-    _print_ready(prep, result, json_)
 
 
 def _tell(prep: "Prepared") -> None:
