@@ -36,9 +36,7 @@ tunnel_app = typer.Typer(
 
 
 def _manager() -> Any:
-    from llmops.run.tunnels import TunnelManager
-
-    return TunnelManager()
+    return deps.tunnel_manager()
 
 
 def _cf_token(token_file: Path | None) -> str | None:
