@@ -260,7 +260,29 @@ def test_local_layers_follow_sglangs_pools() -> None:
     assert r.per_gpu[0].kv_cache_bytes == kv_layer(g) * g.layers * 8192
     s = CAT.get("llama4-scout").arch
     r = fit("llama4-scout", "bf16", "sglang", 32768, "8xH100")
-    assert r.tensor_parallel == 4  # the fewest H100s that hold 218 GB of bf16 weights
-    per = 2 * (8 // 4) * 128 * 2  # 8 KV heads over tp 4
+    # 218 GB of bf16 weights: four H100s would hold them, but SGLang keeps only
+    # mem_fraction_static x 0.79 of each (the vision tower's factor, test below), too little
+    # beside 54.5 GB of weights a card, so eight
+    assert r.tensor_parallel == 8
+    assert not fit("llama4-scout", "bf16", "sglang", 32768, "4xH100").fits
+    per = 2 * (8 // 8) * 128 * 2  # 8 KV heads over tp 8
     assert r.per_gpu[0].kv_cache_bytes == per * (12 * 32768 + 36 * int(32768 * 0.8))
     assert s.local_kind == "chunked" and len(s.local_layers) == 36
+
+
+def test_llama4_and_mistral_small_carry_their_vision_towers() -> None:
+    """The catalog's Llama 4 and Mistral Small 3.x entries carry vision_config (Llama 4: 34
+    layers of 1408, the tower both checkpoints share; Mistral Small 3.1/3.2: Pixtral, 24 of
+    1024), so SGLang's `adjust_mem_fraction_for_vlm` sees the real tower: Llama 4's complexity
+    34 x 1408^2 / (24 x 1024^2) = 2.6784 gives 0.95 x max(0.8, 1 - 0.1 x 1.6784) = 0.79056,
+    not the 0.95 a missing vision_config reads as; Pixtral is ViT-L/14's size, so 0.95."""
+    from tests.unit.test_estimator_arch import CAT
+
+    for name in ("llama4-scout", "llama4-maverick"):
+        a = CAT.get(name).arch
+        assert a.multimodal and (a.vision_layers, a.vision_hidden) == (34, 1408), name
+    assert sglang.vlm_factor(34, 1408) == pytest.approx(0.95 * (1 - 0.1 * 1.678385416))
+    for name in ("mistral-small-3.1", "mistral-small-3.2"):
+        a = CAT.get(name).arch
+        assert a.multimodal and (a.vision_layers, a.vision_hidden) == (24, 1024), name
+    assert sglang.vlm_factor(24, 1024) == pytest.approx(0.95)
