@@ -20,12 +20,12 @@ import asyncio
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from llmops.backend.config import ServerConfig
 from llmops.backend.engine import Engine, Event, GenRequest, QueueFull, SamplingParams
@@ -279,6 +279,13 @@ async def run_to_end(req: GenRequest, request: Request) -> tuple[list[Event], Ev
 def sse(payload: dict[str, Any] | str) -> str:
     data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
     return f"data: {data}\n\n"
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    """A server-sent events response of ``events`` (each one already ``sse``-framed)."""
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 def recorded(state: ServerState, route: str, style: str) -> Callable[[Any], Any]:

@@ -253,13 +253,50 @@ def load_model(
     import torch
 
     tf = _transformers()
-    AutoModelForCausalLM, AutoTokenizer = tf.AutoModelForCausalLM, tf.AutoTokenizer
     location = source.location
     if source.kind == "hub-gguf":
         location = str(_download_gguf(source.location))
     if source.kind in ("gguf", "hub-gguf"):
         location = str(ensure_gguf_converted(Path(location)))
+    kwargs = _load_kwargs(precision, device, torch)
+    try:
+        tokenizer = tf.AutoTokenizer.from_pretrained(location)
+        model: Any = tf.AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"model {spec!r} could not be loaded: {str(exc).splitlines()[0]}",
+            "check the repo id or path; for gated repos set HF_TOKEN; offline, pass a local "
+            "directory",
+        ) from exc
+    if "device_map" not in kwargs:
+        model.to(device)
+    model.eval()
+    model_device = str(next(model.parameters()).device)
+    if model_device == "cpu" and precision == "bf16":
+        _pack_bf16_linears(model, torch)
+    ctx = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    if context_length:
+        ctx = min(ctx, context_length)
+    sampling, sampling_source = sampling_defaults(
+        spec, source.served_name, getattr(model, "generation_config", None)
+    )
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        served_name=served_name or source.served_name,
+        device=model_device,
+        dtype=precision,
+        context_length=ctx,
+        eos_token_ids=_eos_ids(model, tokenizer),
+        source=source.location,
+        sampling=sampling,
+        sampling_source=sampling_source,
+    )
 
+
+def _load_kwargs(precision: str, device: str, torch: Any) -> dict[str, Any]:
+    """``from_pretrained``'s arguments for a precision: bitsandbytes for 8bit/4bit (it places
+    the layers itself), else the dtype, with accelerate spreading layers over several GPUs."""
     kwargs: dict[str, Any] = {}
     if precision in ("8bit", "4bit"):
         try:
@@ -281,49 +318,26 @@ def load_model(
         kwargs["dtype"] = _torch_dtype(precision)
         if device == "cuda" and torch.cuda.device_count() > 1:
             kwargs["device_map"] = "auto"  # several GPUs: let accelerate spread the layers
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model: Any = AutoModelForCausalLM.from_pretrained(location, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"model {spec!r} could not be loaded: {str(exc).splitlines()[0]}",
-            "check the repo id or path; for gated repos set HF_TOKEN; offline, pass a local "
-            "directory",
-        ) from exc
-    if "device_map" not in kwargs:
-        model.to(device)
-    model.eval()
-    model_device = str(next(model.parameters()).device)
-    if model_device == "cpu" and precision == "bf16":
-        from llmops.backend.cpu_kernels import prepack_linears
+    return kwargs
 
-        packed, why = prepack_linears(model, torch)
-        if packed:
-            log.info("bf16 weights packed for oneDNN once: %d linear layers", packed)
-        else:
-            log.info("bf16 weights not packed (each matmul reorders them): %s", why)
 
+def _pack_bf16_linears(model: Any, torch: Any) -> None:
+    from llmops.backend.cpu_kernels import prepack_linears
+
+    packed, why = prepack_linears(model, torch)
+    if packed:
+        log.info("bf16 weights packed for oneDNN once: %d linear layers", packed)
+    else:
+        log.info("bf16 weights not packed (each matmul reorders them): %s", why)
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    """End-of-sequence ids from the generation config and the tokenizer (either may list
+    several)."""
     eos: set[int] = set()
     for value in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
         if isinstance(value, int):
             eos.add(value)
         elif isinstance(value, list):
             eos.update(v for v in value if isinstance(v, int))
-    ctx = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-    if context_length:
-        ctx = min(ctx, context_length)
-    sampling, sampling_source = sampling_defaults(
-        spec, source.served_name, getattr(model, "generation_config", None)
-    )
-    return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        served_name=served_name or source.served_name,
-        device=model_device,
-        dtype=precision,
-        context_length=ctx,
-        eos_token_ids=frozenset(eos),
-        source=source.location,
-        sampling=sampling,
-        sampling_source=sampling_source,
-    )
+    return frozenset(eos)

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from llmops import __version__
 from llmops.backend.api import (
     ApiError,
     ServerState,
+    event_stream,
     int_param,
     json_body,
     message_text,
@@ -29,7 +30,7 @@ from llmops.backend.api import (
     stop_param,
     submit,
 )
-from llmops.backend.engine import Event, SamplingParams
+from llmops.backend.engine import Event, GenRequest, SamplingParams
 from llmops.backend.loader import LoadedModel
 
 
@@ -56,82 +57,87 @@ async def openai_generate(
     engine, loaded = state.ready_engine()
     model = state.check_model(body)
     params = openai_params(state, body, loaded, prompt_ids, "messages" if chat else "prompt")
-    stream = bool(body.get("stream", False))
     opts = body.get("stream_options") or {}
     include_usage = bool(opts.get("include_usage")) if isinstance(opts, dict) else False
     req = submit(engine, prompt_ids, params)
-    rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
-    created = int(time.time())
-    obj = "chat.completion" if chat else "text_completion"
-
-    def usage(fin: Event) -> dict[str, int]:
-        return {
-            "prompt_tokens": fin.prompt_tokens,
-            "completion_tokens": fin.completion_tokens,
-            "total_tokens": fin.prompt_tokens + fin.completion_tokens,
-        }
-
-    if not stream:
+    reply = _Reply(chat, model)
+    if not body.get("stream", False):
         _, fin = await run_to_end(req, request)
+        return JSONResponse(reply.whole(fin))
+    return event_stream(reply.events(req, request, include_usage))
+
+
+def _usage(fin: Event) -> dict[str, int]:
+    return {
+        "prompt_tokens": fin.prompt_tokens,
+        "completion_tokens": fin.completion_tokens,
+        "total_tokens": fin.prompt_tokens + fin.completion_tokens,
+    }
+
+
+class _Reply:
+    """One completion's answer in OpenAI's shapes: whole, or as a stream of chunks."""
+
+    def __init__(self, chat: bool, model: str) -> None:
+        self.chat, self.model = chat, model
+        self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+        self.created = int(time.time())
+
+    def whole(self, fin: Event) -> dict[str, Any]:
         choice: dict[str, Any] = {"index": 0, "finish_reason": fin.finish_reason}
-        if chat:
+        if self.chat:
             choice["message"] = {"role": "assistant", "content": fin.full_text}
-            choice["logprobs"] = None
         else:
             choice["text"] = fin.full_text
-            choice["logprobs"] = None
-        return JSONResponse(
-            {
-                "id": rid,
-                "object": obj,
-                "created": created,
-                "model": model,
-                "choices": [choice],
-                "usage": usage(fin),
-                "system_fingerprint": f"llmops-{__version__}",
-            }
-        )
-
-    def chunk(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        choice["logprobs"] = None
         return {
-            "id": rid,
-            "object": "chat.completion.chunk" if chat else "text_completion",
-            "created": created,
-            "model": model,
+            "id": self.id,
+            "object": "chat.completion" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            "usage": _usage(fin),
+            "system_fingerprint": f"llmops-{__version__}",
+        }
+
+    def chunk(self, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
             "choices": choices,
             **extra,
         }
 
-    def piece(text: str, finish: str | None, first: bool = False) -> dict[str, Any]:
-        if chat:
+    def piece(self, text: str, finish: str | None, first: bool = False) -> dict[str, Any]:
+        if self.chat:
             delta: dict[str, Any] = {"content": text}
             if first:
                 delta["role"] = "assistant"
             return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
 
-    async def events() -> AsyncIterator[str]:
+    async def events(
+        self, req: GenRequest, request: Request, include_usage: bool
+    ) -> AsyncIterator[str]:
         try:
-            if chat:
-                yield sse(chunk([piece("", None, first=True)]))
+            if self.chat:
+                yield sse(self.chunk([self.piece("", None, first=True)]))
             while True:
                 ev = await next_event(req, request)
                 if ev.kind == "finish":
-                    yield sse(chunk([piece("", ev.finish_reason)]))
+                    yield sse(self.chunk([self.piece("", ev.finish_reason)]))
                     if include_usage:
-                        yield sse(chunk([], usage=usage(ev)))
+                        yield sse(self.chunk([], usage=_usage(ev)))
                     yield sse("[DONE]")
                     return
                 if ev.text:
-                    yield sse(chunk([piece(ev.text, None)]))
+                    yield sse(self.chunk([self.piece(ev.text, None)]))
         except ApiError as err:
             yield sse({"error": {"message": err.message, "type": err.type, "code": err.code}})
         finally:
             req.cancel()
-
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
 
 
 def openai_routes(state: ServerState) -> APIRouter:

@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 
 from llmops import __version__
 from llmops.backend.api import (
     MAX_STOP_SEQUENCES,
     ApiError,
     ServerState,
+    event_stream,
     int_param,
     json_body,
     next_event,
@@ -132,9 +133,7 @@ async def tgi_stream(state: ServerState, request: Request) -> Response:
         finally:
             req.cancel()
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return event_stream(events())
 
 
 def tgi_routes(state: ServerState) -> APIRouter:

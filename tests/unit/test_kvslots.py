@@ -16,13 +16,13 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from llmops.backend.batches import slot_order  # noqa: E402
 from llmops.backend.config import check_precision, cpu_has_fast_bf16  # noqa: E402
 from llmops.backend.engine import (  # noqa: E402
     Engine,
     EngineSetupError,
     GenRequest,
     SamplingParams,
-    slot_order,
 )
 from llmops.backend.kvslots import SlotKV, self_check, supports_slots  # noqa: E402
 from llmops.backend.loader import LoadedModel  # noqa: E402
