@@ -7,7 +7,7 @@ checked by the same code that reads an arbitrary repo. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -102,38 +102,60 @@ def _rope_scaling(cfg: Mapping[str, Any]) -> RopeScaling | None:
 def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
     """Read a transformers config (as a dict) into an Architecture.
 
+    The families share a core (``_core``); each then adds its own fields in the steps
+    ``_FAMILY_STEPS`` names for it, in order (a later step may override an earlier one).
+
     Raises:
         ConfigFieldError: naming the key that is missing or malformed.
     """
     mt = cfg.get("model_type")
-    if not isinstance(mt, str):
-        raise ConfigFieldError("model_type", f"one of {', '.join(SUPPORTED)}", mt)
-    if mt not in SUPPORTED:
+    if not isinstance(mt, str) or mt not in SUPPORTED:
         raise ConfigFieldError("model_type", f"one of {', '.join(SUPPORTED)}", mt)
     if mt in _WRAPPERS:
-        text = cfg.get("text_config")
-        if not isinstance(text, Mapping):
-            raise ConfigFieldError("text_config", "a mapping of the decoder's config", text)
-        inner = {"model_type": _WRAPPERS[mt], **text}
-        inner["model_type"] = _WRAPPERS[mt]
-        if "torch_dtype" not in inner and "torch_dtype" in cfg:
-            inner["torch_dtype"] = cfg["torch_dtype"]
-        wrapped = architecture_from_config(inner)
-        vision = _vision_params(cfg, wrapped.hidden_size)
-        vc = cfg.get("vision_config")
-        vc = vc if isinstance(vc, Mapping) else {}
-        return replace(
-            wrapped,
-            extra_params=vision or wrapped.extra_params,
-            multimodal=True,
-            vision_layers=_int(vc, "num_hidden_layers", default=0, positive=False),
-            vision_hidden=_int(vc, "hidden_size", default=0, positive=False),
-        )
+        return _wrapped(cfg, _WRAPPERS[mt])
     if mt == "mpt":
         return _mpt(cfg)
     if mt == "falcon":
         return _falcon(cfg)
+    common = _core(cfg)
+    if mt == "gpt_neox":
+        return _gpt_neox(cfg, common)
+    inter = _int(cfg, "intermediate_size")
+    arch = dict(
+        common,
+        intermediate_size=inter,
+        tied_embeddings=_bool(cfg, "tie_word_embeddings", mt in ("gemma", "gemma2")),
+    )
+    for step in _FAMILY_STEPS.get(mt, ()):
+        step(cfg, arch, common["layers"], inter)
+    arch["model_type"] = mt
+    return Architecture(**arch)
 
+
+def _wrapped(cfg: Mapping[str, Any], decoder_type: str) -> Architecture:
+    """A multimodal wrapper: the decoder under ``text_config``, plus its vision tower."""
+    text = cfg.get("text_config")
+    if not isinstance(text, Mapping):
+        raise ConfigFieldError("text_config", "a mapping of the decoder's config", text)
+    inner = {"model_type": decoder_type, **text}
+    inner["model_type"] = decoder_type
+    if "torch_dtype" not in inner and "torch_dtype" in cfg:
+        inner["torch_dtype"] = cfg["torch_dtype"]
+    wrapped = architecture_from_config(inner)
+    vision = _vision_params(cfg, wrapped.hidden_size)
+    vc = cfg.get("vision_config")
+    vc = vc if isinstance(vc, Mapping) else {}
+    return replace(
+        wrapped,
+        extra_params=vision or wrapped.extra_params,
+        multimodal=True,
+        vision_layers=_int(vc, "num_hidden_layers", default=0, positive=False),
+        vision_hidden=_int(vc, "hidden_size", default=0, positive=False),
+    )
+
+
+def _core(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields every decoder-only family names the same way (sizes, heads, rope)."""
     hidden = _int(cfg, "hidden_size")
     heads = _int(cfg, "num_attention_heads")
     layers = _int(cfg, "num_hidden_layers")
@@ -156,122 +178,172 @@ def architecture_from_config(cfg: Mapping[str, Any]) -> Architecture:
         raise ConfigFieldError(
             "num_key_value_heads", f"a divisor of num_attention_heads ({heads})", kv
         )
+    return common
 
-    if mt == "gpt_neox":
-        return Architecture(
-            **{**common, "rope_theta": _float(cfg, "rotary_emb_base", 10000.0)},
-            intermediate_size=_int(cfg, "intermediate_size", default=4 * hidden),
-            tied_embeddings=_bool(cfg, "tie_word_embeddings", False),
-            mlp="plain",
-            norm="layernorm",
-            qkv_bias=True,
-            o_bias=True,
-            mlp_bias=True,
-        )
-    inter = _int(cfg, "intermediate_size")
-    tied_default = mt in ("gemma", "gemma2")
-    arch = dict(
-        common,
-        intermediate_size=inter,
-        tied_embeddings=_bool(cfg, "tie_word_embeddings", tied_default),
+
+def _gpt_neox(cfg: Mapping[str, Any], common: dict[str, Any]) -> Architecture:
+    return Architecture(
+        **{**common, "rope_theta": _float(cfg, "rotary_emb_base", 10000.0)},
+        intermediate_size=_int(cfg, "intermediate_size", default=4 * common["hidden_size"]),
+        tied_embeddings=_bool(cfg, "tie_word_embeddings", False),
+        mlp="plain",
+        norm="layernorm",
+        qkv_bias=True,
+        o_bias=True,
+        mlp_bias=True,
     )
-    if mt in ("qwen2", "qwen2_moe"):
-        arch["qkv_bias"] = True
-        if cfg.get("use_sliding_window") and cfg.get("sliding_window"):
-            arch["sliding_window"] = _int(cfg, "sliding_window")
-            arch["sliding_window_layers"] = layers
-    if mt in ("mistral", "mixtral") and cfg.get("sliding_window"):
+
+
+# Each step adds one family's fields to ``arch``: (cfg, arch, layers, intermediate_size).
+_Step = Callable[[Mapping[str, Any], dict[str, Any], int, int], None]
+
+
+def _qwen2_attention(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["qkv_bias"] = True
+    if cfg.get("use_sliding_window") and cfg.get("sliding_window"):
         arch["sliding_window"] = _int(cfg, "sliding_window")
         arch["sliding_window_layers"] = layers
-    if mt == "mixtral":
-        arch["experts"] = _int(cfg, "num_local_experts")
-        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
-    if mt == "qwen2_moe":
-        arch["experts"] = _int(cfg, "num_experts")
-        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
-        arch["intermediate_size"] = _int(cfg, "moe_intermediate_size")
-    if mt == "gemma2":
-        arch["norms_per_layer"] = 4
-        if cfg.get("sliding_window"):
-            arch["sliding_window"] = _int(cfg, "sliding_window")
-            arch["sliding_window_layers"] = (layers + 1) // 2  # even layers are local
-    if mt == "phi3" and cfg.get("sliding_window"):
+
+
+def _mistral_window(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    if cfg.get("sliding_window"):
+        arch["sliding_window"] = _int(cfg, "sliding_window")
+        arch["sliding_window_layers"] = layers
+
+
+def _mixtral_moe(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["experts"] = _int(cfg, "num_local_experts")
+    arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+
+
+def _qwen2_moe(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["experts"] = _int(cfg, "num_experts")
+    arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+    arch["intermediate_size"] = _int(cfg, "moe_intermediate_size")
+
+
+def _gemma2(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["norms_per_layer"] = 4
+    if cfg.get("sliding_window"):
+        arch["sliding_window"] = _int(cfg, "sliding_window")
+        arch["sliding_window_layers"] = (layers + 1) // 2  # even layers are local
+
+
+def _phi3(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    if cfg.get("sliding_window"):
         # Phi-3's config names a window, but engines allocate the full cache: count it all.
         arch["sliding_window"] = None
-    if mt in ("qwen3", "qwen3_moe", "gemma3_text"):
-        arch["qk_norm"] = True
-    if mt == "qwen3_moe":
-        arch["experts"] = _int(cfg, "num_experts")
-        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
-        arch["dense_intermediate_size"] = inter
-        arch["intermediate_size"] = _int(cfg, "moe_intermediate_size")
-        dense = cfg.get("mlp_only_layers") or []
-        step = _int(cfg, "decoder_sparse_step", default=1)
-        arch["dense_layers"] = tuple(i for i in range(layers) if i in dense or (i + 1) % step != 0)
-    if mt in ("qwen3", "qwen3_moe") and cfg.get("use_sliding_window") and cfg.get("sliding_window"):
+
+
+def _qk_norm(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["qk_norm"] = True
+
+
+def _qwen3_moe(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["experts"] = _int(cfg, "num_experts")
+    arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+    arch["dense_intermediate_size"] = inter
+    arch["intermediate_size"] = _int(cfg, "moe_intermediate_size")
+    dense = cfg.get("mlp_only_layers") or []
+    step = _int(cfg, "decoder_sparse_step", default=1)
+    arch["dense_layers"] = tuple(i for i in range(layers) if i in dense or (i + 1) % step != 0)
+
+
+def _qwen3_window(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    if cfg.get("use_sliding_window") and cfg.get("sliding_window"):
         arch["sliding_window"] = _int(cfg, "sliding_window")
         arch["local_layers"] = tuple(range(_int(cfg, "max_window_layers", default=layers), layers))
         arch["sliding_window_layers"] = len(arch["local_layers"])
-    if mt == "gemma3_text":
-        arch["norms_per_layer"] = 4
-        arch["tied_embeddings"] = _bool(cfg, "tie_word_embeddings", True)
-        _local_from_types(cfg, arch, layers, "sliding_window_pattern", global_last=True)
-    if mt == "gpt_oss":
-        arch["experts"] = _int(cfg, "num_local_experts")
-        arch["experts_active"] = _int(cfg, "num_experts_per_tok", "experts_per_token")
-        arch["qkv_bias"] = arch["o_bias"] = _bool(cfg, "attention_bias", True)
-        arch["mlp_bias"] = True  # expert gate_up/down biases (modeling_gpt_oss.py)
-        arch["router_bias"] = True
-        arch["attention_sinks"] = True
-        _local_from_types(cfg, arch, layers, None, global_last=False)
-    if mt == "llama4_text":
-        arch["experts"] = _int(cfg, "num_local_experts")
-        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
-        arch["shared_expert_intermediate"] = inter  # one shared expert as wide as a routed one
-        arch["dense_intermediate_size"] = _int(cfg, "intermediate_size_mlp", default=inter)
-        step = _int(cfg, "interleave_moe_layer_step", default=1)
-        moe = cfg.get("moe_layers") or list(range(step - 1, layers, step))
-        arch["dense_layers"] = tuple(i for i in range(layers) if i not in moe)
-        chunk = cfg.get("attention_chunk_size")
-        if chunk:  # chunked local attention on the RoPE layers; every 4th (NoPE) is global
-            nope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
-            arch["sliding_window"] = _int(cfg, "attention_chunk_size")
-            arch["local_kind"] = "chunked"
-            arch["local_layers"] = tuple(i for i in range(layers) if nope[i])
-            arch["sliding_window_layers"] = len(arch["local_layers"])
-    if mt == "deepseek_v3":
-        q_lora = cfg.get("q_lora_rank") or 0
-        arch["mla"] = Mla(
-            q_lora_rank=int(q_lora),
-            kv_lora_rank=_int(cfg, "kv_lora_rank"),
-            qk_nope_head_dim=_int(cfg, "qk_nope_head_dim"),
-            qk_rope_head_dim=_int(cfg, "qk_rope_head_dim"),
-            v_head_dim=_int(cfg, "v_head_dim"),
-        )
-        arch["head_dim"] = arch["mla"].qk_nope_head_dim + arch["mla"].qk_rope_head_dim
-        arch["experts"] = _int(cfg, "n_routed_experts", "num_routed_experts")
-        arch["experts_active"] = _int(cfg, "num_experts_per_tok")
-        moe_inter = _int(cfg, "moe_intermediate_size")
-        shared = _int(cfg, "n_shared_experts", "num_shared_experts", default=1, positive=False)
-        arch["shared_expert_intermediate"] = shared * moe_inter
-        arch["dense_intermediate_size"] = inter
-        arch["intermediate_size"] = moe_inter
-        first_dense = _int(cfg, "first_k_dense_replace", default=0, positive=False)
-        freq = _int(cfg, "moe_layer_freq", default=1)
-        arch["dense_layers"] = tuple(
-            i for i in range(layers) if i < first_dense or (i - first_dense) % freq != 0
-        )
-        arch["router_bias"] = cfg.get("topk_method") == "noaux_tc"  # e_score_correction_bias
-        arch["router_fp32"] = mt == "deepseek_v3"
-    if mt in ("gpt_oss", "deepseek_v3", "qwen3_moe", "llama4_text", "gemma3_text"):
-        qc = cfg.get("quantization_config")
-        if isinstance(qc, Mapping) and qc.get("quant_method") in ("mxfp4", "fp8"):
-            arch["checkpoint_quant"] = qc["quant_method"]
-    if mt == "stablelm":
-        arch["norm"] = "layernorm"
-        arch["qkv_bias"] = _bool(cfg, "use_qkv_bias", False)
-    arch["model_type"] = mt
-    return Architecture(**arch)
+
+
+def _gemma3(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["norms_per_layer"] = 4
+    arch["tied_embeddings"] = _bool(cfg, "tie_word_embeddings", True)
+    _local_from_types(cfg, arch, layers, "sliding_window_pattern", global_last=True)
+
+
+def _gpt_oss(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["experts"] = _int(cfg, "num_local_experts")
+    arch["experts_active"] = _int(cfg, "num_experts_per_tok", "experts_per_token")
+    arch["qkv_bias"] = arch["o_bias"] = _bool(cfg, "attention_bias", True)
+    arch["mlp_bias"] = True  # expert gate_up/down biases (modeling_gpt_oss.py)
+    arch["router_bias"] = True
+    arch["attention_sinks"] = True
+    _local_from_types(cfg, arch, layers, None, global_last=False)
+
+
+def _llama4(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["experts"] = _int(cfg, "num_local_experts")
+    arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+    arch["shared_expert_intermediate"] = inter  # one shared expert as wide as a routed one
+    arch["dense_intermediate_size"] = _int(cfg, "intermediate_size_mlp", default=inter)
+    step = _int(cfg, "interleave_moe_layer_step", default=1)
+    moe = cfg.get("moe_layers") or list(range(step - 1, layers, step))
+    arch["dense_layers"] = tuple(i for i in range(layers) if i not in moe)
+    chunk = cfg.get("attention_chunk_size")
+    if chunk:  # chunked local attention on the RoPE layers; every 4th (NoPE) is global
+        nope = cfg.get("no_rope_layers") or [int((i + 1) % 4 != 0) for i in range(layers)]
+        arch["sliding_window"] = _int(cfg, "attention_chunk_size")
+        arch["local_kind"] = "chunked"
+        arch["local_layers"] = tuple(i for i in range(layers) if nope[i])
+        arch["sliding_window_layers"] = len(arch["local_layers"])
+
+
+def _deepseek_v3(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    q_lora = cfg.get("q_lora_rank") or 0
+    arch["mla"] = Mla(
+        q_lora_rank=int(q_lora),
+        kv_lora_rank=_int(cfg, "kv_lora_rank"),
+        qk_nope_head_dim=_int(cfg, "qk_nope_head_dim"),
+        qk_rope_head_dim=_int(cfg, "qk_rope_head_dim"),
+        v_head_dim=_int(cfg, "v_head_dim"),
+    )
+    arch["head_dim"] = arch["mla"].qk_nope_head_dim + arch["mla"].qk_rope_head_dim
+    arch["experts"] = _int(cfg, "n_routed_experts", "num_routed_experts")
+    arch["experts_active"] = _int(cfg, "num_experts_per_tok")
+    moe_inter = _int(cfg, "moe_intermediate_size")
+    shared = _int(cfg, "n_shared_experts", "num_shared_experts", default=1, positive=False)
+    arch["shared_expert_intermediate"] = shared * moe_inter
+    arch["dense_intermediate_size"] = inter
+    arch["intermediate_size"] = moe_inter
+    first_dense = _int(cfg, "first_k_dense_replace", default=0, positive=False)
+    freq = _int(cfg, "moe_layer_freq", default=1)
+    arch["dense_layers"] = tuple(
+        i for i in range(layers) if i < first_dense or (i - first_dense) % freq != 0
+    )
+    arch["router_bias"] = cfg.get("topk_method") == "noaux_tc"  # e_score_correction_bias
+    arch["router_fp32"] = True
+
+
+def _checkpoint_quant(
+    cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int
+) -> None:
+    qc = cfg.get("quantization_config")
+    if isinstance(qc, Mapping) and qc.get("quant_method") in ("mxfp4", "fp8"):
+        arch["checkpoint_quant"] = qc["quant_method"]
+
+
+def _stablelm(cfg: Mapping[str, Any], arch: dict[str, Any], layers: int, inter: int) -> None:
+    arch["norm"] = "layernorm"
+    arch["qkv_bias"] = _bool(cfg, "use_qkv_bias", False)
+
+
+# model_type -> its steps, in order; a family not named here (llama, gemma) is the core alone.
+_FAMILY_STEPS: dict[str, tuple[_Step, ...]] = {
+    "qwen2": (_qwen2_attention,),
+    "qwen2_moe": (_qwen2_attention, _qwen2_moe),
+    "mistral": (_mistral_window,),
+    "mixtral": (_mistral_window, _mixtral_moe),
+    "gemma2": (_gemma2,),
+    "phi3": (_phi3,),
+    "qwen3": (_qk_norm, _qwen3_window),
+    "qwen3_moe": (_qk_norm, _qwen3_moe, _qwen3_window, _checkpoint_quant),
+    "gemma3_text": (_qk_norm, _gemma3, _checkpoint_quant),
+    "gpt_oss": (_gpt_oss, _checkpoint_quant),
+    "llama4_text": (_llama4, _checkpoint_quant),
+    "deepseek_v3": (_deepseek_v3, _checkpoint_quant),
+    "stablelm": (_stablelm,),
+}
 
 
 def _local_from_types(
