@@ -105,3 +105,38 @@ def test_a_local_gguf_has_no_computed_inventory() -> None:
     with pytest.raises(UsageError) as e:
         q.weight_inventory(load_catalog().get("smollm2-135m").arch, "gguf")
     assert "header" in e.value.message
+
+
+def _arch(name: str):  # type: ignore[no-untyped-def]
+    from llmops.catalog.recipes import load_catalog
+
+    return load_catalog().get(name).arch
+
+
+def test_small_params_of_a_qwen3_block() -> None:
+    # Qwen3-8B (config.json): hidden 4096, head_dim 128; input_layernorm and
+    # post_attention_layernorm (RMSNorm: one weight each) + q_norm and k_norm over head_dim;
+    # no biases
+    assert q.layer_small_params(_arch("qwen3-8b")) == 2 * 4096 + 2 * 128
+
+
+def test_non_layer_bytes_are_the_final_norm_and_extra_params() -> None:
+    import dataclasses
+
+    arch = _arch("smollm2-135m")  # hidden 576, RMSNorm
+    # GGUF keeps output_norm in f32
+    assert q.weight_inventory(arch, "q8_0").other_bytes == 4 * 576
+    # safetensors: the final norm at the checkpoint's 16 bits, extra tensors at 16 bits too
+    assert q.weight_inventory(arch, "bf16").other_bytes == 2 * 576
+    more = dataclasses.replace(arch, extra_params=1000)
+    assert q.weight_inventory(more, "bf16").other_bytes == 2 * 576 + 2 * 1000
+    assert q.weight_inventory(more, "fp32").other_bytes == 4 * 576 + 2 * 1000
+
+
+def test_an_awq_request_of_an_fp8_checkpoint_is_awq_bytes() -> None:
+    # DeepSeek-V3 ships block-FP8; its bf16/fp16 request is served as stored, but an AWQ
+    # request comes from the AWQ repo
+    arch = _arch("deepseek-v3")
+    m = q._Matrix("q", 7168, 1536)
+    assert q._checkpoint_linear(arch, "awq", m, 128) == q._linear_bytes("awq", m, 128)
+    assert q._checkpoint_linear(arch, "bf16", m, 128) == q._linear_bytes("fp8-block", m, 128)
