@@ -22,7 +22,8 @@ def test_plan_imports_no_side_effect_modules() -> None:
     code = (
         "import sys, json\n"
         "import llmops.plan, llmops.plan.memory, llmops.plan.recommend, llmops.plan.hardware\n"
-        "import llmops.plan.quant, llmops.plan.model\n"
+        "import llmops.plan.quant, llmops.plan.model, llmops.plan.kv, llmops.plan.memory_engines\n"
+        "import llmops.plan.memory_place, llmops.plan.memory_types\n"
         f"print(json.dumps([m for m in {FORBIDDEN!r} if m in sys.modules]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -34,11 +35,24 @@ def test_estimator_modules_use_no_io() -> None:
     import inspect
 
     import llmops.plan.hardware
+    import llmops.plan.kv
     import llmops.plan.memory
+    import llmops.plan.memory_engines
+    import llmops.plan.memory_place
+    import llmops.plan.memory_types
     import llmops.plan.quant
     import llmops.plan.recommend
 
-    for mod in (llmops.plan.memory, llmops.plan.recommend, llmops.plan.hardware, llmops.plan.quant):
+    for mod in (
+        llmops.plan.memory,
+        llmops.plan.kv,
+        llmops.plan.memory_engines,
+        llmops.plan.memory_place,
+        llmops.plan.memory_types,
+        llmops.plan.recommend,
+        llmops.plan.hardware,
+        llmops.plan.quant,
+    ):
         src = inspect.getsource(mod)
         for bad in (
             "import os",
