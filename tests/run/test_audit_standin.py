@@ -3,7 +3,7 @@
 The stand-ins (tests/engine_standin.py) run llmops' own plan and answer with the pinned engine's
 key rule from tests/fixtures/engines/*.json (its source): SGLang 0.5.23 needs the key on every
 path but /health*, /ready*, /metrics*; vLLM 0.33.0 only under /v1, /v2, /inference, /cohere.
-The audit's tables (llmops/plan/audit.py) must read them the same way.
+The audit's tables (llmops/plan/audit_routes.py) must read them the same way.
 """
 
 from __future__ import annotations

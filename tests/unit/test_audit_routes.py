@@ -1,4 +1,4 @@
-"""The exposure audit's route table and judging (pure): llmops/plan/audit.py."""
+"""The exposure audit's route table and judging (pure): llmops/plan/audit_routes.py and audit.py."""
 
 from __future__ import annotations
 
