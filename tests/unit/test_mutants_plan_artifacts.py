@@ -73,3 +73,32 @@ def test_a_quant_no_engine_serves_is_refused_with_what_is_available() -> None:
         artifacts.check_quant(GPT_OSS, "q4_k_m")
     assert "gpt-oss-20b is not available as q4_k_m" in e.value.message
     assert "bf16" in (e.value.hint or "")
+
+
+LLAMA = CAT.get("llama3.1-8b")  # every format: safetensors, AWQ, GPTQ, FP8 and GGUF repos
+
+# The module docstring's table: what each quant word means on each engine, best first
+WORD_TABLE = {
+    "4bit": {
+        "vllm": ("awq", "gptq"),  # no NF4 in vLLM's image (bitsandbytes is a plugin)
+        "tgi": ("awq", "gptq", "4bit"),
+        "llamacpp": ("q4_k_m",),
+        "torch": ("4bit",),
+    },
+    "8bit": {
+        "vllm": ("fp8",),
+        "tgi": ("fp8", "8bit"),  # FP8, else EETQ int8
+        "llamacpp": ("q8_0",),
+        "torch": ("8bit",),
+    },
+    "fp16": {"vllm": ("fp16",), "tgi": ("fp16",), "llamacpp": (), "torch": ("fp16",)},
+    "bf16": {"vllm": ("bf16",), "tgi": ("bf16",), "llamacpp": (), "torch": ("bf16",)},
+    "fp32": {"vllm": (), "tgi": (), "llamacpp": (), "torch": ("fp32",)},
+    "q5_k_m": {"vllm": (), "tgi": (), "llamacpp": ("q5_k_m",), "torch": ()},
+}
+
+
+@pytest.mark.parametrize("word", sorted(WORD_TABLE))
+def test_each_word_means_the_tables_concrete_quants(word: str) -> None:
+    got = {e: artifacts.concrete_quants(LLAMA, word, e) for e in WORD_TABLE[word]}
+    assert got == WORD_TABLE[word]
