@@ -164,6 +164,16 @@ def min_compute_capability(facts: HostFacts | None, gpus: tuple[int, ...]) -> fl
     return min(caps) if caps else None
 
 
+def dtype_flag(dtype: str | None) -> list[str]:
+    """``--dtype`` as vLLM, SGLang and TGI spell it; none leaves the engine its own default."""
+    return ["--dtype", "bfloat16" if dtype == "bf16" else "float16"] if dtype else []
+
+
+def hf_token_env(a: ModelArtifact, o: LaunchOptions) -> list[SecretEnv]:
+    """The Hugging Face token as ``HF_TOKEN`` when there is one (required for a gated repo)."""
+    return [SecretEnv("HF_TOKEN", "hf_token", required=a.gated)] if o.hf_token else []
+
+
 @dataclass(frozen=True)
 class EngineRecord:
     """Everything llmops knows about one engine. Adding an engine = one such record + catalog."""

@@ -21,6 +21,8 @@ from llmops.plan.engines.base import (
     ModelArtifact,
     Mount,
     SecretEnv,
+    dtype_flag,
+    hf_token_env,
     min_compute_capability,
 )
 from llmops.plan.engines.rules import (
@@ -119,99 +121,18 @@ def quantize_flag(a: ModelArtifact) -> str | None:
 
 
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
-    if a.format == "gguf":
-        raise UsageError(
-            f"TGI cannot serve the GGUF quantization {a.quant} of {a.model}",
-            "use `--engine llamacpp` for GGUF, or a TGI quant such as `--quant 4bit` (GPTQ/AWQ)",
-        )
-    if o.runtime == "docker" and not o.image:
-        img, drv = pick_cuda_image(CUDA_IMAGES, facts, o.gpus)
-        if drv is not None and img is None:
-            raise driver_too_old(
-                "TGI",
-                VERSION,
-                CUDA_IMAGES,
-                drv,
-                facts,
-                "`--engine llamacpp` with its CPU image (no `--gpus`)",
-            )
+    _refuse_gguf_or_driver(a, o, facts)
     n = max(1, len(o.gpus))
     port = CONTAINER_PORT
-    input_tokens = o.context - 1
-    common = [
-        "--model-id",
-        a.repo,
-        "--num-shard",
-        str(n),
-        "--max-input-tokens",
-        str(input_tokens),
-        "--max-total-tokens",
-        str(o.context),
-    ]
     notes: list[str] = []
     cap = min_compute_capability(facts, o.gpus)
-    prefill = prefill_flag(input_tokens, cap)
-    if prefill is not None:
-        common += ["--max-batch-prefill-tokens", str(prefill)]
-    if (a.quant == "fp8" or a.format == "fp8") and cap is not None and cap < FP8_MIN_CAPABILITY:
-        raise UsageError(
-            f"TGI's FP8 needs GPU compute capability {FP8_MIN_CAPABILITY} or newer (FP8 Marlin "
-            f"on 8.x, native FP8 from 8.9); the selected GPU has {cap:.1f}",
-            "use `--quant awq` or `--quant gptq` with TGI, or `--engine vllm` (its FP8 Marlin "
-            "kernel runs from 7.5)",
-        )
-    quantize = quantize_flag(a)
-    if quantize:
-        common += ["--quantize", quantize]
-    # With no --dtype, TGI picks float16 only for awq/exl2/gptq/marlin and lets every
-    # other model take its own default, bf16 for most (models/__init__.py get_model).
-    dtype, why = serving_dtype(a, cap, notes)
-    kv = o.kv_dtype.lower()
-    if kv == "fp8":
-        common += ["--kv-cache-dtype", KV_CACHE_FP8]
-    elif kv in ("fp16", "bf16"):
-        if dtype is None and a.format in ("awq", "gptq"):
-            dtype, why = "fp16", f"TGI runs {a.format} in float16"
-        dtype = kv_follows_dtype("TGI", kv, dtype, why)
-    elif kv != "auto":
-        raise unknown_kv("TGI", kv, ("fp16", "bf16", "fp8"))
-    if dtype:
-        common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
-    rope = effective_rope(a, o, "TGI")
-    if rope is not None:
-        if rope.kind == "yarn":
-            raise UsageError(
-                "TGI only accepts linear or dynamic rope scaling, not yarn",
-                "use `--engine vllm` or `--engine llamacpp` for YaRN, or a context within "
-                f"{a.trained_context} tokens",
-            )
-        if rope.kind == "linear":
-            # layers/rotary.py @ v3.3.5 `PositionRotaryEmbedding.static` (what every flash
-            # model builds its rotary embedding with) handles `linear` with `pass`: the factor
-            # is never applied, so the model would run past its context unscaled.
-            raise UsageError(
-                f"TGI {VERSION} ignores linear rope scaling for its flash models (the factor is "
-                "never applied)",
-                "use `--rope-scaling dynamic` with TGI, or `--engine vllm` for linear scaling",
-            )
-        # ROPE_SCALING/ROPE_FACTOR only replace `rope_scaling`; the base frequency stays the
-        # config's rope_theta (flash_llama_modeling.py: `PositionRotaryEmbedding.static(...,
-        # base=config.rope_theta)`; DynamicPositionRotaryEmbedding gets that base).
-        common += ["--rope-scaling", rope.kind, "--rope-factor", f"{rope.factor:g}"]
-    if a.trust_remote_code:
-        common += ["--trust-remote-code"]
-    secrets = []
-    if o.api_key:
-        secrets.append(SecretEnv("API_KEY", "api_key"))  # the env form of --api-key
-        # ... which TGI's launcher then puts on its router's command line (launcher/src/main.rs
-        # l.1947-1949 at v3.3.7): say so wherever the plan is shown (render, up, doctor's ps)
-        notes.append(
-            "TGI passes the API key to its router on the command line, so it is visible in the "
-            "host's `ps`: on a shared host publish it on 127.0.0.1 and reach it only through "
-            "`llmops tunnel` or an authenticating proxy (`llmops audit NAME` checks the routes)"
-        )
-    if o.hf_token:
-        secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
+    common = [
+        *_context_argv(a, o, n, cap),
+        *_precision_argv(a, o, cap, notes),
+        *_rope_argv(a, o),
+        *(["--trust-remote-code"] if a.trust_remote_code else []),
+    ]
+    secrets = _secrets(a, o, notes)
     notes.append(STATUS)
     if n > 1:
         notes.append(f"TGI shards across {n} GPUs (--num-shard {n} = the GPUs passed)")
@@ -229,6 +150,116 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         health=HealthProbe(path="/health", ready_path="/v1/models", needs_auth_for_ready=False),
         notes=notes,
     )
+
+
+def _refuse_gguf_or_driver(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> None:
+    """GGUF is not TGI's; nor is a host whose driver is older than every TGI image's CUDA."""
+    if a.format == "gguf":
+        raise UsageError(
+            f"TGI cannot serve the GGUF quantization {a.quant} of {a.model}",
+            "use `--engine llamacpp` for GGUF, or a TGI quant such as `--quant 4bit` (GPTQ/AWQ)",
+        )
+    if o.runtime == "docker" and not o.image:
+        img, drv = pick_cuda_image(CUDA_IMAGES, facts, o.gpus)
+        if drv is not None and img is None:
+            raise driver_too_old(
+                "TGI",
+                VERSION,
+                CUDA_IMAGES,
+                drv,
+                facts,
+                "`--engine llamacpp` with its CPU image (no `--gpus`)",
+            )
+
+
+def _context_argv(a: ModelArtifact, o: LaunchOptions, n: int, cap: float | None) -> list[str]:
+    """The model, its shards, the token limits and (where TGI's own is wrong) the prefill."""
+    input_tokens = o.context - 1
+    argv = [
+        "--model-id",
+        a.repo,
+        "--num-shard",
+        str(n),
+        "--max-input-tokens",
+        str(input_tokens),
+        "--max-total-tokens",
+        str(o.context),
+    ]
+    prefill = prefill_flag(input_tokens, cap)
+    if prefill is not None:
+        argv += ["--max-batch-prefill-tokens", str(prefill)]
+    return argv
+
+
+def _precision_argv(
+    a: ModelArtifact, o: LaunchOptions, cap: float | None, notes: list[str]
+) -> list[str]:
+    """--quantize, --kv-cache-dtype and --dtype; refuses FP8 below its capability."""
+    if (a.quant == "fp8" or a.format == "fp8") and cap is not None and cap < FP8_MIN_CAPABILITY:
+        raise UsageError(
+            f"TGI's FP8 needs GPU compute capability {FP8_MIN_CAPABILITY} or newer (FP8 Marlin "
+            f"on 8.x, native FP8 from 8.9); the selected GPU has {cap:.1f}",
+            "use `--quant awq` or `--quant gptq` with TGI, or `--engine vllm` (its FP8 Marlin "
+            "kernel runs from 7.5)",
+        )
+    argv: list[str] = []
+    quantize = quantize_flag(a)
+    if quantize:
+        argv += ["--quantize", quantize]
+    # With no --dtype, TGI picks float16 only for awq/exl2/gptq/marlin and lets every
+    # other model take its own default, bf16 for most (models/__init__.py get_model).
+    dtype, why = serving_dtype(a, cap, notes)
+    kv = o.kv_dtype.lower()
+    if kv == "fp8":
+        argv += ["--kv-cache-dtype", KV_CACHE_FP8]
+    elif kv in ("fp16", "bf16"):
+        if dtype is None and a.format in ("awq", "gptq"):
+            dtype, why = "fp16", f"TGI runs {a.format} in float16"
+        dtype = kv_follows_dtype("TGI", kv, dtype, why)
+    elif kv != "auto":
+        raise unknown_kv("TGI", kv, ("fp16", "bf16", "fp8"))
+    return argv + dtype_flag(dtype)
+
+
+def _rope_argv(a: ModelArtifact, o: LaunchOptions) -> list[str]:
+    """--rope-scaling/--rope-factor for dynamic scaling; yarn and linear are refused."""
+    rope = effective_rope(a, o, "TGI")
+    if rope is None:
+        return []
+    if rope.kind == "yarn":
+        raise UsageError(
+            "TGI only accepts linear or dynamic rope scaling, not yarn",
+            "use `--engine vllm` or `--engine llamacpp` for YaRN, or a context within "
+            f"{a.trained_context} tokens",
+        )
+    if rope.kind == "linear":
+        # layers/rotary.py @ v3.3.5 `PositionRotaryEmbedding.static` (what every flash
+        # model builds its rotary embedding with) handles `linear` with `pass`: the factor
+        # is never applied, so the model would run past its context unscaled.
+        raise UsageError(
+            f"TGI {VERSION} ignores linear rope scaling for its flash models (the factor is "
+            "never applied)",
+            "use `--rope-scaling dynamic` with TGI, or `--engine vllm` for linear scaling",
+        )
+    # ROPE_SCALING/ROPE_FACTOR only replace `rope_scaling`; the base frequency stays the
+    # config's rope_theta (flash_llama_modeling.py: `PositionRotaryEmbedding.static(...,
+    # base=config.rope_theta)`; DynamicPositionRotaryEmbedding gets that base).
+    return ["--rope-scaling", rope.kind, "--rope-factor", f"{rope.factor:g}"]
+
+
+def _secrets(a: ModelArtifact, o: LaunchOptions, notes: list[str]) -> list[SecretEnv]:
+    """The API key (and the note that TGI shows it in `ps`) and the HF token, as env."""
+    secrets = []
+    if o.api_key:
+        secrets.append(SecretEnv("API_KEY", "api_key"))  # the env form of --api-key
+        # ... which TGI's launcher then puts on its router's command line (launcher/src/main.rs
+        # l.1947-1949 at v3.3.7): say so wherever the plan is shown (render, up, doctor's ps)
+        notes.append(
+            "TGI passes the API key to its router on the command line, so it is visible in the "
+            "host's `ps`: on a shared host publish it on 127.0.0.1 and reach it only through "
+            "`llmops tunnel` or an authenticating proxy (`llmops audit NAME` checks the routes)"
+        )
+    return secrets + hf_token_env(a, o)
 
 
 RECORD = EngineRecord(
