@@ -21,6 +21,8 @@ from llmops.plan.engines.base import (
     ModelArtifact,
     Mount,
     SecretEnv,
+    dtype_flag,
+    hf_token_env,
     min_compute_capability,
 )
 from llmops.plan.engines.rules import (
@@ -238,46 +240,11 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     cap = min_compute_capability(facts, o.gpus)
     check_capability(a, cap)
     image = image_for(o, facts)
-    quantization = quantization_flag(a)
-    if quantization:
-        common += ["--quantization", quantization]
-    # platforms/cuda.py: an explicit bfloat16 below 8.0 is refused; `auto` of a bf16
-    # checkpoint (and of a quantized repo) falls back with a warning: say it instead.
-    dtype, why = serving_dtype(a, cap, notes)
-    kv = o.kv_dtype.lower()
-    if kv != "auto":
-        if kv not in KV_CACHE_DTYPES:
-            raise unknown_kv("vLLM", kv, tuple(KV_CACHE_DTYPES))
-        if kv in ("fp16", "bf16"):
-            dtype = kv_follows_dtype("vLLM", kv, dtype, why)
-        common += ["--kv-cache-dtype", KV_CACHE_DTYPES[kv]]
-    if dtype:
-        common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
-    rope = effective_rope(a, o, "vLLM")
-    if rope is not None:
-        common += ["--hf-overrides", rope_override(a, rope)]
-        # vLLM derives the longest context from the scaling it is given (config/model.py
-        # `_get_and_verify_max_len`: original_max_position_embeddings x factor for yarn,
-        # max_position_embeddings x factor otherwise) and refuses a longer --max-model-len
-        # unless this is set. Only set it when the rounding of the factor falls short.
-        base = rope.original_context if rope.kind == "yarn" else a.trained_context
-        if base and o.context > int(base * rope.factor):
-            env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
+    common += _precision_argv(a, o, cap, notes)
+    common += _rope_argv(a, o, env)
     if a.trust_remote_code:
         common += ["--trust-remote-code"]
-    secrets = []
-    if o.api_key:
-        secrets.append(SecretEnv("VLLM_API_KEY", "api_key"))
-        # vllm/entrypoints/serve/middleware/authenticate.py @ 0.33.0: GUARDED_PREFIX =
-        # ("/v1", "/v2", "/inference", "/cohere"); every other path answers without the key
-        notes.append(
-            "vLLM checks the API key only under /v1, /v2, /inference and /cohere: "
-            "/invocations, /tokenize and /detokenize answer without it, so `llmops tunnel` "
-            "refuses to publish it; expose it only behind a proxy that forwards /v1 "
-            "(`llmops audit NAME` lists the open routes)"
-        )
-    if o.hf_token:
-        secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
+    secrets = _secrets(a, o, notes)
     argv = ["serve", *common, "--host", "0.0.0.0", "--port", str(port)]
     native = ["vllm", "serve", *common, "--host", "0.0.0.0", "--port", "{port}"]
     return EngineArgs(
@@ -296,6 +263,59 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         health=HealthProbe(path="/health", ready_path="/v1/models"),
         notes=notes,
     )
+
+
+def _precision_argv(
+    a: ModelArtifact, o: LaunchOptions, cap: float | None, notes: list[str]
+) -> list[str]:
+    """--quantization, --kv-cache-dtype and --dtype."""
+    argv: list[str] = []
+    quantization = quantization_flag(a)
+    if quantization:
+        argv += ["--quantization", quantization]
+    # platforms/cuda.py: an explicit bfloat16 below 8.0 is refused; `auto` of a bf16
+    # checkpoint (and of a quantized repo) falls back with a warning: say it instead.
+    dtype, why = serving_dtype(a, cap, notes)
+    kv = o.kv_dtype.lower()
+    if kv != "auto":
+        if kv not in KV_CACHE_DTYPES:
+            raise unknown_kv("vLLM", kv, tuple(KV_CACHE_DTYPES))
+        if kv in ("fp16", "bf16"):
+            dtype = kv_follows_dtype("vLLM", kv, dtype, why)
+        argv += ["--kv-cache-dtype", KV_CACHE_DTYPES[kv]]
+    return argv + dtype_flag(dtype)
+
+
+def _rope_argv(a: ModelArtifact, o: LaunchOptions, env: dict[str, str]) -> list[str]:
+    """--hf-overrides with the rope scaling, and the env that lets the context exceed it."""
+    rope = effective_rope(a, o, "vLLM")
+    if rope is None:
+        return []
+    argv = ["--hf-overrides", rope_override(a, rope)]
+    # vLLM derives the longest context from the scaling it is given (config/model.py
+    # `_get_and_verify_max_len`: original_max_position_embeddings x factor for yarn,
+    # max_position_embeddings x factor otherwise) and refuses a longer --max-model-len
+    # unless this is set. Only set it when the rounding of the factor falls short.
+    base = rope.original_context if rope.kind == "yarn" else a.trained_context
+    if base and o.context > int(base * rope.factor):
+        env["VLLM_ALLOW_LONG_MAX_MODEL_LEN"] = "1"
+    return argv
+
+
+def _secrets(a: ModelArtifact, o: LaunchOptions, notes: list[str]) -> list[SecretEnv]:
+    """The API key (and which routes it guards) and the HF token, as env."""
+    secrets = []
+    if o.api_key:
+        secrets.append(SecretEnv("VLLM_API_KEY", "api_key"))
+        # vllm/entrypoints/serve/middleware/authenticate.py @ 0.33.0: GUARDED_PREFIX =
+        # ("/v1", "/v2", "/inference", "/cohere"); every other path answers without the key
+        notes.append(
+            "vLLM checks the API key only under /v1, /v2, /inference and /cohere: "
+            "/invocations, /tokenize and /detokenize answer without it, so `llmops tunnel` "
+            "refuses to publish it; expose it only behind a proxy that forwards /v1 "
+            "(`llmops audit NAME` lists the open routes)"
+        )
+    return secrets + hf_token_env(a, o)
 
 
 RECORD = EngineRecord(
