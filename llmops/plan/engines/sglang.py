@@ -19,6 +19,8 @@ from llmops.plan.engines.base import (
     ModelArtifact,
     Mount,
     SecretEnv,
+    dtype_flag,
+    hf_token_env,
     min_compute_capability,
 )
 from llmops.plan.engines.rules import (
@@ -220,18 +222,7 @@ def image_for(o: LaunchOptions, facts: HostFacts | None) -> str:
 
 
 def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> EngineArgs:
-    if a.format == "gguf":
-        raise UsageError(
-            f"llmops does not launch GGUF ({a.quant}) on SGLang",
-            "use `--engine llamacpp` for GGUF files, or `--quant awq` / `--quant fp8` on SGLang",
-        )
-    cap = min_compute_capability(facts, o.gpus)
-    if cap is not None and cap < MIN_CAPABILITY:
-        raise UsageError(
-            f"SGLang {VERSION} needs GPU compute capability {MIN_CAPABILITY} or newer; the "
-            f"selected GPU has {cap:.1f}",
-            "use `--engine llamacpp` or `--engine tgi` on this GPU",
-        )
+    cap = _refuse(a, facts, o.gpus)
     quantization = quantization_flag(a)
     if quantization == "fp8" and cap is not None and cap < FP8_MIN_CAPABILITY:
         raise UsageError(
@@ -257,16 +248,7 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
     if quantization:
         common += ["--quantization", quantization]
     notes: list[str] = []
-    dtype, why = serving_dtype(a, cap, notes)
-    kv = o.kv_dtype.lower()
-    if kv == "fp8":
-        common += ["--kv-cache-dtype", KV_FP8]
-    elif kv in ("fp16", "bf16"):
-        dtype = kv_follows_dtype("SGLang", kv, dtype, why)
-    elif kv != "auto":
-        raise unknown_kv("SGLang", kv, ("fp16", "bf16", "fp8"))
-    if dtype:
-        common += ["--dtype", "bfloat16" if dtype == "bf16" else "float16"]
+    common += _dtype_argv(a, o, cap, notes)
     rope = effective_rope(a, o, "SGLang")
     if rope is not None:
         raise UsageError(
@@ -276,14 +258,11 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         )
     if a.trust_remote_code:
         common += ["--trust-remote-code"]
-    secrets = []
     key: list[str] = []
     if o.api_key:
-        secrets.append(SecretEnv(KEY_ENV, "api_key"))
         key = ["--api-key", f'"${KEY_ENV}"']
         notes.append(KEY_NOTE)
-    if o.hf_token:
-        secrets.append(SecretEnv("HF_TOKEN", "hf_token", required=a.gated))
+    secrets = [SecretEnv(KEY_ENV, "api_key")] if o.api_key else []
     server = ["python3", "-m", "sglang.launch_server", *common]
     inner = [*server, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT), *key]
     native_inner = [*server, "--host", "0.0.0.0", "--port", "{port}", *key]
@@ -293,13 +272,46 @@ def build(a: ModelArtifact, o: LaunchOptions, facts: HostFacts | None) -> Engine
         # `"$@"` with `sglang` as $0: arguments appended after these (--extra-args) reach it
         argv=["-c", _line(inner), "sglang"],
         native_argv=["/bin/sh", "-c", _line(native_inner), "sglang"],
-        secret_env=secrets,
+        secret_env=secrets + hf_token_env(a, o),
         mounts=[Mount(o.hf_cache_dir, "/root/.cache/huggingface")],
         shm_size_mib=None,
         ipc_host=True,
         health=HEALTH,
         notes=notes,
     )
+
+
+def _refuse(a: ModelArtifact, facts: HostFacts | None, gpus: tuple[int, ...]) -> float | None:
+    """GGUF and GPUs below SGLang's capability are refused; returns the GPUs' capability."""
+    if a.format == "gguf":
+        raise UsageError(
+            f"llmops does not launch GGUF ({a.quant}) on SGLang",
+            "use `--engine llamacpp` for GGUF files, or `--quant awq` / `--quant fp8` on SGLang",
+        )
+    cap = min_compute_capability(facts, gpus)
+    if cap is not None and cap < MIN_CAPABILITY:
+        raise UsageError(
+            f"SGLang {VERSION} needs GPU compute capability {MIN_CAPABILITY} or newer; the "
+            f"selected GPU has {cap:.1f}",
+            "use `--engine llamacpp` or `--engine tgi` on this GPU",
+        )
+    return cap
+
+
+def _dtype_argv(
+    a: ModelArtifact, o: LaunchOptions, cap: float | None, notes: list[str]
+) -> list[str]:
+    """--kv-cache-dtype and --dtype (an fp16/bf16 cache follows the model's dtype)."""
+    dtype, why = serving_dtype(a, cap, notes)
+    kv = o.kv_dtype.lower()
+    argv: list[str] = []
+    if kv == "fp8":
+        argv += ["--kv-cache-dtype", KV_FP8]
+    elif kv in ("fp16", "bf16"):
+        dtype = kv_follows_dtype("SGLang", kv, dtype, why)
+    elif kv != "auto":
+        raise unknown_kv("SGLang", kv, ("fp16", "bf16", "fp8"))
+    return argv + dtype_flag(dtype)
 
 
 def _line(words: list[str]) -> str:
