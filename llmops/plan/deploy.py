@@ -25,336 +25,49 @@ How a choice is made:
 4. The fit sizes the artifact that will be downloaded: real tensor bytes when the model was read
    from the Hub or a GGUF header, the listed file size for a catalog GGUF file, else bytes
    computed per tensor for that format.
+
+The parts live in sibling modules, all exported here: the types (``plan.deploy_types``), the
+request's checks (``plan.deploy_request``) and the candidates and why one cannot run
+(``plan.deploy_candidates``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 from llmops.errors import DoesNotFitError, LlmopsError, UsageError
 from llmops.hw.facts import HostFacts
 from llmops.plan import artifacts
-from llmops.plan.engines import ENGINES, RECORDS
+from llmops.plan.deploy_candidates import (
+    AUTO_CPU,
+    AUTO_GPU,
+    CPU_ENGINE_ORDER,
+    GPU_ENGINE_ORDER,
+    GPU_PASSES,
+    candidates,
+    cannot_run,
+    cannot_run_error,
+)
+from llmops.plan.deploy_request import (
+    ROPE_KINDS,
+    RUNTIMES,
+    check_gpus,
+    default_runtime,
+    parse_gpus,
+    validate,
+)
+from llmops.plan.deploy_types import Decision, HostCaps, Request, ResolvedModel, gib
+from llmops.plan.engines import RECORDS
 from llmops.plan.engines.base import LaunchOptions, LaunchPlan, ModelArtifact, RopeScaling
-from llmops.plan.gpus import launch_gpus
-from llmops.plan.hardware import GIB, Device, devices_from_facts
+from llmops.plan.hardware import Device, devices_from_facts
 from llmops.plan.launch import default_name, plan_launch
 from llmops.plan.memory import FitOptions, FitReport, estimate
 from llmops.plan.model import ModelSpec, WeightInventory
-from llmops.plan.names import check_name
-from llmops.plan.quant import QUANT_SPECS, weight_inventory
+from llmops.plan.quant import weight_inventory
 
 DEFAULT_CONTEXT_CAP = 32768  # no --context: the trained context, at most this
 USEFUL_CONTEXT = 4096  # an automatic choice must leave at least this (or the trained length)
 MIN_CONTEXT = 1024  # below this a plan is not offered without --context
-RUNTIMES = ("docker", "native")
-ROPE_KINDS = ("linear", "dynamic", "yarn")
-
-GPU_ENGINE_ORDER = ("vllm", "sglang", "llamacpp", "tgi", "torch")
-# With no --engine on GPUs: vLLM, SGLang and llama.cpp first (for each quant in turn, in that
-# order); TGI (maintenance mode since December 2025) only when none of them has a plan that
-# fits here (e.g. their images need a newer driver); the bundled torch backend last.
-GPU_PASSES: tuple[tuple[str, ...], ...] = (("vllm", "sglang", "llamacpp"), ("tgi",), ("torch",))
-CPU_ENGINE_ORDER = ("llamacpp", "torch")
-AUTO_GPU = ("16bit", "fp8", "q8_0", "8bit", "q5_k_m", "awq", "gptq", "q4_k_m", "4bit")
-AUTO_CPU = ("q4_k_m", "q5_k_m", "q8_0", "fp32", "bf16")
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the user asked for (the options of `fit`, `render`, `up`), typed."""
-
-    model: str
-    engine: str | None = None
-    quant: str | None = None
-    context: int | None = None
-    concurrency: int = 1
-    kv_dtype: str = "auto"
-    gpus: tuple[int, ...] | None = None  # GPU indices (--gpus); None: as many as the fit needs
-    gpu_count: int | None = None  # use exactly this many GPUs (fit --gpus-count)
-    gpu_memory_utilization: float = 0.90
-    runtime: str | None = None
-    name: str | None = None
-    port: int | None = None
-    image: str | None = None
-    repo: str | None = None  # serve this repo with the model's architecture
-    rope_factor: float | None = None
-    rope_kind: str | None = None
-    api_key: bool = True
-    force: bool = False
-    extra_args: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """A model as the catalog resolved it, with real weight bytes when they were read."""
-
-    spec: ModelSpec
-    native_quant: str | None = None  # the quant whose bytes ``inventory`` gives
-    inventory: WeightInventory | None = None
-    origin: str = "catalog"  # catalog | hub | hub-cache | gguf
-
-    def inventory_for(self, quant: str) -> WeightInventory | None:
-        """Real bytes when ``quant`` is the format they were read from, else None (computed)."""
-        if self.inventory is not None and quant == self.native_quant:
-            return self.inventory
-        return None
-
-
-@dataclass(frozen=True)
-class HostCaps:
-    """What can run where the plan will run. ``planning``: describing a host (render, fit,
-    ``--hw``): engine images are assumed available and nothing local is checked."""
-
-    planning: bool = True
-    llama_server: bool = False  # `llama-server` on PATH (native llama.cpp)
-    backend: bool = False  # torch + transformers importable (native torch backend)
-    bitsandbytes: bool = False  # importable (native torch 4bit/8bit)
-    hf_token: bool = False
-    hf_cache_dir: str = "~/.cache/huggingface"
-    data_dir: str = "~/.local/state/llmops"
-    python: str = "python3"
-    taken_ports: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The answer for one request: what to launch, and the fit behind it."""
-
-    request: Request
-    engine: str
-    runtime: str
-    artifact: ModelArtifact
-    report: FitReport
-    context: int
-    gpus: tuple[int, ...]
-    plan: LaunchPlan | None  # None when it does not fit (without --force)
-    warnings: tuple[str, ...] = ()
-    passed_over: tuple[str, ...] = ()  # better candidates not taken, with why
-
-    @property
-    def fits(self) -> bool:
-        return self.report.fits
-
-    @property
-    def weights_bytes(self) -> int:
-        return self.artifact.size_bytes or self.report.weights_total_bytes
-
-    @property
-    def line(self) -> str:
-        r = self.report
-        where = f"{r.gpus_used} GPU(s)" if r.gpus_used else "CPU/RAM"
-        verdict = "fits" if r.fits else "does NOT fit"
-        return (
-            f"{r.model} {self.artifact.label} on {self.engine}, context {r.context} "
-            f"x{r.concurrency}: {verdict} on {where} ({_gib(r.total_bytes)} needed; "
-            f"max context {r.max_context})"
-        )
-
-    @property
-    def breakdown(self) -> str:
-        r = self.report
-        rows = [
-            f"  {'device':<14}{'weights':>11}{'KV cache':>11}{'overhead':>11}{'total':>11}"
-            f"{'usable':>11}"
-        ]
-        for d in r.per_gpu:
-            label = f"{d.device} {d.index}" if d.index is not None else d.device
-            over = d.activation_bytes + d.overhead_bytes
-            rows.append(
-                f"  {label:<14}{_gib(d.weights_bytes):>11}{_gib(d.kv_cache_bytes):>11}"
-                f"{_gib(over):>11}{_gib(d.total_bytes):>11}{_gib(d.usable_bytes):>11}"
-            )
-        rows += [f"  try: {s}" for s in r.suggestions[:3]]
-        return "\n".join(rows)
-
-    def summary(self) -> dict[str, Any]:
-        """The JSON form every command shows for the choice and its fit."""
-        r = self.report
-        a = self.artifact
-        return {
-            "fits": r.fits,
-            "engine": self.engine,
-            "runtime": self.runtime,
-            "quant": a.quant,
-            "artifact": {
-                "format": a.label,
-                "repo": a.repo,
-                "file": a.file,
-                "gated": a.gated,
-                "size_bytes": a.size_bytes,
-            },
-            "context": r.context,
-            "max_context": r.max_context,
-            "tensor_parallel": r.tensor_parallel,
-            "gpus": list(self.gpus),
-            "gpus_used": r.gpus_used,
-            "weights_source": r.weights_source,
-            "per_gpu": [
-                {
-                    "index": d.index,
-                    "weights_bytes": d.weights_bytes,
-                    "kv_cache_bytes": d.kv_cache_bytes,
-                    "overhead_bytes": d.activation_bytes + d.overhead_bytes,
-                    "total_bytes": d.total_bytes,
-                    "capacity_bytes": d.capacity_bytes,
-                }
-                for d in r.per_gpu
-            ],
-            "passed_over": list(self.passed_over),
-        }
-
-
-def _gib(b: int) -> str:
-    return f"{b / GIB:.1f} GiB"
-
-
-# ------------------------------------------------------------------------------ parsing
-
-
-def parse_gpus(text: str | None, facts: HostFacts) -> tuple[int, ...] | None:
-    """``--gpus 0,1`` → (0, 1): the flag read by ``plan.gpus.launch_gpus``, then each index
-    checked against the host (it exists and is usable)."""
-    wanted = launch_gpus(text)
-    if wanted:
-        check_gpus(wanted, facts)
-    return wanted
-
-
-def check_gpus(wanted: tuple[int, ...], facts: HostFacts) -> None:
-    have = {g.index: g for g in (facts.nvidia.gpus if facts.nvidia else ())}
-    for i in wanted:
-        if i not in have:
-            present = ", ".join(str(k) for k in sorted(have)) or "none"
-            raise UsageError(
-                f"GPU index {i} does not exist on this host (indices present: {present})",
-                "`llmops doctor --check gpu` lists the indices",
-            )
-        if not have[i].ok:
-            raise UsageError(
-                f"GPU index {i} is not usable: {have[i].error}",
-                "choose other indices with `--gpus`",
-            )
-
-
-def default_runtime(facts: HostFacts) -> str:
-    d = facts.docker
-    return "docker" if d is not None and d.reachable else "native"
-
-
-def _validate(req: Request) -> None:
-    if req.name is not None:
-        check_name(req.name)  # a Docker container name and a state directory (plan/names.py)
-    if req.engine is not None and req.engine not in ENGINES:
-        raise UsageError(f"unknown engine {req.engine!r}", "choose one of: " + ", ".join(ENGINES))
-    if req.runtime is not None and req.runtime not in RUNTIMES:
-        raise UsageError(f"unknown runtime {req.runtime!r}", "choose docker or native")
-    if req.context is not None and req.context <= 0:
-        raise UsageError(
-            f"--context must be a positive number of tokens, got {req.context}",
-            "e.g. `--context 8192`",
-        )
-    if req.concurrency < 1:
-        raise UsageError(
-            f"--concurrency must be at least 1, got {req.concurrency}", "e.g. `--concurrency 4`"
-        )
-    if not 0.05 <= req.gpu_memory_utilization <= 1.0:
-        raise UsageError("--gpu-memory-utilization must be between 0.05 and 1.0", "e.g. 0.9")
-    if req.rope_kind is not None and req.rope_kind not in ROPE_KINDS:
-        raise UsageError(
-            f"unknown rope scaling {req.rope_kind!r}", "choose linear, dynamic or yarn"
-        )
-    if req.rope_factor is not None and not 1.0 < req.rope_factor <= 16:
-        raise UsageError(
-            f"--rope-factor must be in (1, 16], got {req.rope_factor:g}", "e.g. `--rope-factor 2`"
-        )
-    if req.quant is not None and not (
-        req.quant.lower() in QUANT_SPECS or req.quant.lower() in artifacts.WORDS
-    ):
-        raise UsageError(
-            f"unknown quantization {req.quant!r}",
-            "choose one of: 4bit, 8bit, fp16, bf16, fp32, awq, gptq, fp8, q4_k_m, q5_k_m, q8_0",
-        )
-
-
-# ------------------------------------------------------------------------------ candidates
-
-
-def _auto_order(spec: ModelSpec, on_gpu: bool) -> tuple[str, ...]:
-    if not on_gpu:
-        return AUTO_CPU
-    own = spec.formats.dtype if spec.formats.dtype in ("fp16", "bf16") else "bf16"
-    other = "fp16" if own == "bf16" else "bf16"
-    return tuple(q for a in AUTO_GPU for q in ((own, other) if a == "16bit" else (a,)))
-
-
-def candidates(
-    req: Request, spec: ModelSpec, on_gpu: bool, among: tuple[str, ...] | None = None
-) -> tuple[list[tuple[str, str]], bool]:
-    """(engine, concrete quant) pairs in the order they are tried, and whether the user named
-    both engine and quant (then nothing else is tried)."""
-    if req.engine:
-        engines = [req.engine]
-    else:
-        order = GPU_ENGINE_ORDER if on_gpu else CPU_ENGINE_ORDER
-        engines = [e for e in order if among is None or e in among]
-    out: list[tuple[str, str]] = []
-    if req.quant is not None:
-        for e in engines:
-            out += [(e, c) for c in artifacts.concrete_quants(spec, req.quant, e)]
-        if not out:
-            raise _nothing_serves(spec, req)
-        return out, req.engine is not None
-    if artifacts.is_bundled(spec) and not on_gpu and (req.engine in (None, "torch")):
-        out.append(("torch", "fp32"))
-    if req.engine == "llamacpp" and artifacts.published(spec, "gguf", "llamacpp"):
-        out.append(("llamacpp", "gguf"))  # a bundled model's own GGUF file: no download
-    for q in _auto_order(spec, on_gpu):
-        for e in engines:
-            if q in artifacts.concrete_quants(spec, q, e) and (e, q) not in out:
-                out.append((e, q))
-    if not out:
-        raise UsageError(
-            f"{spec.name} publishes nothing {req.engine or 'any engine'} can serve here",
-            f"`llmops models show {spec.name}` lists its formats",
-        )
-    return out, False
-
-
-def _nothing_serves(spec: ModelSpec, req: Request) -> UsageError:
-    assert req.quant is not None
-    if req.engine is not None:
-        return artifacts._unavailable(spec, req.quant, req.engine)
-    have = artifacts.model_quants(spec)
-    return UsageError(
-        f"{spec.name} has no {req.quant} artifact any engine can serve",
-        f"available for {spec.name}: {', '.join(have)}"
-        if have
-        else f"`llmops models show {spec.name}` lists its formats",
-    )
-
-
-def _cannot_run(
-    engine: str, concrete: str, on_gpu: bool, runtime: str, caps: HostCaps
-) -> str | None:
-    """Why ``engine`` cannot serve ``concrete`` where the plan runs (None: it can)."""
-    rec = RECORDS[engine]
-    if rec.needs_gpu and not on_gpu:
-        return f"{rec.title} needs an NVIDIA GPU"
-    if not on_gpu and not QUANT_SPECS[concrete].cpu:
-        return f"{artifacts.LABELS.get(concrete, concrete)} needs a GPU"
-    if engine == "torch" and concrete in ("4bit", "8bit") and not on_gpu:
-        return "bitsandbytes quantization needs a CUDA GPU"
-    if caps.planning or runtime != "native":
-        return None
-    if engine == "llamacpp" and not caps.llama_server:
-        return f"`llama-server` is not on PATH (install: {rec.install_hint})"
-    if engine == "torch" and not caps.backend:
-        return f"the torch backend is not installed ({rec.install_hint})"
-    if engine == "torch" and concrete in ("4bit", "8bit") and not caps.bitsandbytes:
-        return "bitsandbytes is not installed (`pip install bitsandbytes`, CUDA hosts)"
-    return None
 
 
 def _inventory(
@@ -515,6 +228,21 @@ def _try(
     return _Tried(engine, art, report, ctx, plan, gpus, rope, runtime)
 
 
+def _devices(req: Request, facts: HostFacts) -> tuple[tuple[Device, ...], Device | None]:
+    """The GPUs the request may use (``--gpus``, checked against the host) and host RAM."""
+    all_gpus, host = devices_from_facts(facts)
+    if req.gpus is None:
+        return all_gpus, host
+    check_gpus(req.gpus, facts)
+    return tuple(d for d in all_gpus if d.index in req.gpus), host
+
+
+def _runtime_for(req: Request, engine: str, caps: HostCaps, runtime: str) -> str:
+    if req.runtime is None and engine == "torch" and caps.backend and not caps.planning:
+        return "native"  # the backend is right here; no image to build
+    return runtime
+
+
 def decide(
     req: Request, model: ResolvedModel, facts: HostFacts, caps: HostCaps | None = None
 ) -> Decision:
@@ -525,14 +253,9 @@ def decide(
         LlmopsError: an engine that cannot run here when it was asked for by name (exit 1).
     """
     caps = caps or HostCaps()
-    _validate(req)
+    validate(req)
     spec = model.spec
-    all_gpus, host = devices_from_facts(facts)
-    if req.gpus is not None:
-        check_gpus(req.gpus, facts)
-        devs = tuple(d for d in all_gpus if d.index in req.gpus)
-    else:
-        devs = all_gpus
+    devs, host = _devices(req, facts)
     on_gpu = bool(devs)
     runtime = req.runtime or default_runtime(facts)
     useful = req.context or _useful(spec)
@@ -552,15 +275,13 @@ def decide(
             first_error = first_error or e
             continue
         for engine, concrete in cands:
-            rt = runtime
-            if req.runtime is None and engine == "torch" and caps.backend and not caps.planning:
-                rt = "native"  # the backend is right here; no image to build
-            why = _cannot_run(engine, concrete, on_gpu, rt, caps)
+            rt = _runtime_for(req, engine, caps, runtime)
+            why = cannot_run(engine, concrete, on_gpu, rt, caps)
             what = f"{artifacts.label(concrete, engine, '')} on {engine}"
             if why:
                 passed.append(f"{what}: {why}")
                 if first_error is None:
-                    first_error = _cannot_run_error(engine, concrete, why, req, spec, facts)
+                    first_error = cannot_run_error(engine, concrete, why, req, spec, facts)
                 continue
             try:
                 t = _try(req, model, facts, caps, engine, concrete, devs, host, rt)
@@ -580,7 +301,7 @@ def decide(
             if t.report.fits:
                 passed.append(f"{what}: fits only {t.context} tokens")
             else:
-                passed.append(f"{what}: does not fit ({_gib(t.report.total_bytes)} needed)")
+                passed.append(f"{what}: does not fit ({gib(t.report.total_bytes)} needed)")
         fitting = [t for t in tried if t.report.fits and t.plan is not None]
         if fitting:
             return _decision(req, fitting[0], passed, spec)
@@ -588,23 +309,6 @@ def decide(
         return _decision(req, tried[0], passed, spec)
     assert first_error is not None
     raise first_error
-
-
-def _cannot_run_error(
-    engine: str, concrete: str, why: str, req: Request, spec: ModelSpec, facts: HostFacts
-) -> LlmopsError:
-    rec = RECORDS[engine]
-    if rec.needs_gpu:
-        where = "the hardware given" if (facts.source or "").startswith("hw") else "this host"
-        return LlmopsError(
-            f"{engine} needs an NVIDIA GPU and {where} has none",
-            "use `--engine llamacpp` (GGUF) or `--engine torch` here; to plan for a GPU host: "
-            f"`llmops render {spec.name} --engine {engine} --hw 1x24GB`",
-        )
-    return LlmopsError(
-        f"{spec.name} {artifacts.label(concrete, engine, '')} on {engine} cannot run here: {why}",
-        "choose another `--engine`/`--quant`, or plan for another host with `--hw`",
-    )
 
 
 def _decision(req: Request, t: _Tried, passed: list[str], spec: ModelSpec) -> Decision:
@@ -631,7 +335,7 @@ def _decision(req: Request, t: _Tried, passed: list[str], spec: ModelSpec) -> De
 
 def _line(t: _Tried) -> str:
     r = t.report
-    return f"{_gib(r.total_bytes)} needed, max context {r.max_context}"
+    return f"{gib(r.total_bytes)} needed, max context {r.max_context}"
 
 
 def require_fit(d: Decision) -> LaunchPlan:
@@ -647,6 +351,16 @@ def require_fit(d: Decision) -> LaunchPlan:
 
 
 __all__ = [
+    "AUTO_CPU",
+    "AUTO_GPU",
+    "CPU_ENGINE_ORDER",
+    "DEFAULT_CONTEXT_CAP",
+    "GPU_ENGINE_ORDER",
+    "GPU_PASSES",
+    "MIN_CONTEXT",
+    "ROPE_KINDS",
+    "RUNTIMES",
+    "USEFUL_CONTEXT",
     "Decision",
     "HostCaps",
     "Request",
