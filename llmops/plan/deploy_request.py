@@ -1,4 +1,4 @@
-"""The request checked before anything is tried: its options, its GPU indices, its runtime.
+"""The request checked before anything is tried: options, GPU indices, runtime (docker or native).
 
 Pure: the host is described by ``HostFacts``; nothing is probed here.
 """

@@ -23,7 +23,8 @@ def test_plan_imports_no_side_effect_modules() -> None:
         "import sys, json\n"
         "import llmops.plan, llmops.plan.memory, llmops.plan.recommend, llmops.plan.hardware\n"
         "import llmops.plan.quant, llmops.plan.model, llmops.plan.kv, llmops.plan.memory_engines\n"
-        "import llmops.plan.memory_place, llmops.plan.memory_types\n"
+        "import llmops.plan.memory_place, llmops.plan.memory_types, llmops.plan.deploy\n"
+        "import llmops.plan.deploy_types, llmops.plan.deploy_request, llmops.plan.deploy_candidates\n"
         f"print(json.dumps([m for m in {FORBIDDEN!r} if m in sys.modules]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -34,6 +35,10 @@ def test_estimator_modules_use_no_io() -> None:
     """No clock, environment, network or file access in the estimator's source."""
     import inspect
 
+    import llmops.plan.deploy
+    import llmops.plan.deploy_candidates
+    import llmops.plan.deploy_request
+    import llmops.plan.deploy_types
     import llmops.plan.hardware
     import llmops.plan.kv
     import llmops.plan.memory
@@ -49,6 +54,10 @@ def test_estimator_modules_use_no_io() -> None:
         llmops.plan.memory_engines,
         llmops.plan.memory_place,
         llmops.plan.memory_types,
+        llmops.plan.deploy,
+        llmops.plan.deploy_types,
+        llmops.plan.deploy_request,
+        llmops.plan.deploy_candidates,
         llmops.plan.recommend,
         llmops.plan.hardware,
         llmops.plan.quant,
