@@ -7,13 +7,16 @@ how to choose; with none it says how to start one). Every tunnel is audited firs
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer._click.core import Context
 from typer.core import TyperGroup
 
 from llmops.cli import deps, output
+
+if TYPE_CHECKING:
+    from llmops.run.tunnels import OpenedTunnel, Target
 
 
 class _DefaultOpen(TyperGroup):
@@ -107,42 +110,10 @@ def tunnel_open(
     json_: Annotated[bool, typer.Option("--json", help="Output as JSON.")] = False,
 ) -> None:
     """Audit NAME or PORT, start a tunnel to it, audit it through the public URL, print the URL."""
-    from llmops.errors import UsageError
-    from llmops.plan import tunnel as tp
-    from llmops.run.tunnels import TunnelSpec, open_tunnel, resolve_target
+    from llmops.run.tunnels import TunnelSpec, open_tunnel
 
-    if via not in tp.VIAS:
-        raise UsageError(f"unknown --via {via!r}", "use cloudflared, ngrok or ssh")
-    if via == "ssh" and not ssh_host:
-        raise UsageError(
-            "`--via ssh` needs `--ssh-host [user@]host[:port]`", "a host you own, with sshd"
-        )
-    token = (
-        _cf_token(cf_token_file) if via == "cloudflared" and (hostname or cf_token_file) else None
-    )
-    if via == "cloudflared" and cf_token_file is not None and not hostname:
-        raise UsageError(
-            "a named cloudflared tunnel needs `--hostname`",
-            "the public hostname you routed to the tunnel in Cloudflare's dashboard",
-        )
-    if hostname and not token:
-        raise UsageError(
-            "`--hostname` is for a named cloudflared tunnel, and no token was given",
-            "pass `--cf-token-file FILE` or set TUNNEL_TOKEN",
-        )
-    deployments = deps.deployments()
-    if target is None:
-        target = _the_one_running(deployments)
-        output.info(f"exposing deployment {target}, the one running (`llmops ps`)")
-    resolved = resolve_target(target, deployments, os.environ)
-    if resolved.deployment and resolved.api_key is None and not allow_public_no_auth:
-        from llmops.errors import TunnelUnprotected
-
-        raise TunnelUnprotected(
-            f"refusing to expose deployment {resolved.deployment}: it has no API key",
-            f"restart it with a key (`llmops down {resolved.deployment}`, then `llmops up` sets "
-            "one by default), or pass `--allow-public-no-auth` if it really should be public",
-        )
+    token = _check_via(via, ssh_host, hostname, cf_token_file)
+    resolved = _resolve(target, allow_public_no_auth)
     spec = TunnelSpec(
         name=resolved.name,
         port=resolved.port,
@@ -166,11 +137,71 @@ def tunnel_open(
         on_progress=output.info,
         engine=resolved.engine,
     )
-    limits: tuple[str, ...] = ()
+    _show_opened(opened, _limits(via, token), json_)
+
+
+def _check_via(
+    via: str, ssh_host: str | None, hostname: str | None, cf_token_file: Path | None
+) -> str | None:
+    """Refuse an unknown --via or flags that do not go together; the named tunnel's token."""
+    from llmops.errors import UsageError
+    from llmops.plan import tunnel as tp
+
+    if via not in tp.VIAS:
+        raise UsageError(f"unknown --via {via!r}", "use cloudflared, ngrok or ssh")
+    if via == "ssh" and not ssh_host:
+        raise UsageError(
+            "`--via ssh` needs `--ssh-host [user@]host[:port]`", "a host you own, with sshd"
+        )
+    token = (
+        _cf_token(cf_token_file) if via == "cloudflared" and (hostname or cf_token_file) else None
+    )
+    if via == "cloudflared" and cf_token_file is not None and not hostname:
+        raise UsageError(
+            "a named cloudflared tunnel needs `--hostname`",
+            "the public hostname you routed to the tunnel in Cloudflare's dashboard",
+        )
+    if hostname and not token:
+        raise UsageError(
+            "`--hostname` is for a named cloudflared tunnel, and no token was given",
+            "pass `--cf-token-file FILE` or set TUNNEL_TOKEN",
+        )
+    return token
+
+
+def _resolve(target: str | None, allow_public_no_auth: bool) -> "Target":
+    """NAME, PORT or the one running deployment; a deployment without a key is refused."""
+    from llmops.run.tunnels import resolve_target
+
+    deployments = deps.deployments()
+    if target is None:
+        target = _the_one_running(deployments)
+        output.info(f"exposing deployment {target}, the one running (`llmops ps`)")
+    resolved = resolve_target(target, deployments, os.environ)
+    if resolved.deployment and resolved.api_key is None and not allow_public_no_auth:
+        from llmops.errors import TunnelUnprotected
+
+        raise TunnelUnprotected(
+            f"refusing to expose deployment {resolved.deployment}: it has no API key",
+            f"restart it with a key (`llmops down {resolved.deployment}`, then `llmops up` sets "
+            "one by default), or pass `--allow-public-no-auth` if it really should be public",
+        )
+    return resolved
+
+
+def _limits(via: str, token: str | None) -> tuple[str, ...]:
+    """What a quick cloudflared tunnel or ngrok's free plan cannot do."""
+    from llmops.plan import tunnel as tp
+
     if via == "cloudflared" and not token:
-        limits = tp.CLOUDFLARED_QUICK_LIMITS
-    elif via == "ngrok":
-        limits = tp.NGROK_LIMITS
+        return tp.CLOUDFLARED_QUICK_LIMITS
+    if via == "ngrok":
+        return tp.NGROK_LIMITS
+    return ()
+
+
+def _show_opened(opened: "OpenedTunnel", limits: tuple[str, ...], json_: bool) -> None:
+    """The URL (or the JSON record), after the audit's caveats and the tunnel's limits."""
     if opened.check.verdict == "unprotected-allowed":
         output.warn(f"{opened.check.detail}: exposed anyway (--allow-public-no-auth)")
     caveats = opened.public_audit.caveats if opened.public_audit else ()
