@@ -1,16 +1,8 @@
 """What each engine adds besides weights and KV: activation peak, fixed overhead, reserve.
 
 Pure code (no I/O). The per-engine constants live in the engine records
-(``llmops/plan/engines/``); the rules that use them live here, for ``llmops.plan.memory``:
-
-- **Activation**: the largest transient of one forward pass over the engine's prefill chunk
-  (vLLM 2048 tokens, TGI/torch the whole prompt, llama.cpp ``n_ubatch`` 512 + its FA mask),
-  plus logits. SGLang: none here, its reserve holds them.
-- **Overhead**: CUDA context (512 MiB per GPU), CUDA graphs (vLLM 768 MiB, TGI 512 MiB),
-  NCCL buffers under TP (256 MiB); on the CPU the runtime itself.
-- **Reserve**: vLLM claims ``total x gpu_memory_utilization`` and no more; SGLang keeps
-  ``1 - mem_fraction_static`` of the memory free before loading; TGI keeps 10 % of what is
-  left for KV (``TGI_WIGGLE_ROOM``); llama.cpp/torch keep 2 % for the allocator.
+(``llmops/plan/engines/``); the rules that use them live here. The method, with each term's
+figures, is in ``llmops.plan.memory``'s docstring.
 """
 
 from __future__ import annotations
