@@ -32,7 +32,8 @@ REQUIREMENTS = (
     "numpy",
 )
 #: CUDA-only additions: bitsandbytes for the 4bit (NF4) and 8bit (int8) precisions, which the
-#: decision core offers on the torch engine only on GPUs (llmops/plan/deploy.py `_cannot_run`).
+#: decision core offers on the torch engine only on GPUs (llmops/plan/deploy_candidates.py
+#: `cannot_run`).
 CUDA_REQUIREMENTS = ("bitsandbytes>=0.45",)
 DEFAULT_BASE = {
     "cpu": "python:3.11-slim-bookworm",
