@@ -276,29 +276,45 @@ def recommend(
         if d is None:
             continue
         decisions[spec.name] = d
-        r = d.report
-        rows.append(
-            Recommendation(
-                model=spec.name,
-                display_name=spec.label,
-                quant=d.artifact.quant,
-                format=d.artifact.label,
-                engine=d.engine,
-                context=d.context,
-                gpus_used=r.gpus_used,
-                params=param_count(spec.arch),
-                mmlu=spec.mmlu,
-                quality_score=_quality(spec, _quality_quant(d.artifact.quant), d.context),
-                speed_score=_speed(spec, r),
-                total_bytes=sum(x.total_bytes for x in r.per_gpu),
-                capacity_bytes=sum(x.capacity_bytes for x in r.per_gpu),
-                reason=_reason(r, spec, context),
-                report=r,
-                tier=tier_of(spec),
-                released=spec.released,
-            )
-        )
-    # at the target first; else at the target or the model's whole trained length
+        rows.append(_row(spec, d, context))
+    rows = _ranked(_worth_showing(rows, specs, context), prefer)
+    rows = rows[:limit] if limit else rows
+    out = []
+    for o in rows:
+        ru = runner_up(specs[o.model], facts, decisions[o.model], concurrency)
+        reason = o.reason + (f"; runner-up: {ru}" if ru else "")
+        out.append(replace(o, runner_up=ru, reason=reason))
+    return out
+
+
+def _row(spec: ModelSpec, d: Decision, context: int) -> Recommendation:
+    r = d.report
+    return Recommendation(
+        model=spec.name,
+        display_name=spec.label,
+        quant=d.artifact.quant,
+        format=d.artifact.label,
+        engine=d.engine,
+        context=d.context,
+        gpus_used=r.gpus_used,
+        params=param_count(spec.arch),
+        mmlu=spec.mmlu,
+        quality_score=_quality(spec, _quality_quant(d.artifact.quant), d.context),
+        speed_score=_speed(spec, r),
+        total_bytes=sum(x.total_bytes for x in r.per_gpu),
+        capacity_bytes=sum(x.capacity_bytes for x in r.per_gpu),
+        reason=_reason(r, spec, context),
+        report=r,
+        tier=tier_of(spec),
+        released=spec.released,
+    )
+
+
+def _worth_showing(
+    rows: list[Recommendation], specs: dict[str, ModelSpec], context: int
+) -> list[Recommendation]:
+    """The rows with a useful context and headroom (at the target first; else at the target or
+    the model's whole trained length), and, among those, the ones fast enough to use."""
     for floor_of in (False, True):
         useful = [
             o
@@ -312,21 +328,15 @@ def recommend(
     usable = [
         o for o in rows if o.gpus_used or tokens_per_s(specs[o.model], o.report) >= MIN_TOKENS_S
     ]
-    if usable:
-        rows = usable
+    return usable or rows
+
+
+def _ranked(rows: list[Recommendation], prefer: str) -> list[Recommendation]:
     if prefer == "quality":
-        rows.sort(key=lambda o: (-o.quality_score, -o.speed_score, o.model))
-    else:
-        # fastest first among models that are not far below the best quality that fits
-        top_q = max((o.quality_score for o in rows), default=0.0)
-        rows.sort(key=lambda o: (o.quality_score < top_q - 125, -o.speed_score, o.model))
-    rows = rows[:limit] if limit else rows
-    out = []
-    for o in rows:
-        ru = runner_up(specs[o.model], facts, decisions[o.model], concurrency)
-        reason = o.reason + (f"; runner-up: {ru}" if ru else "")
-        out.append(replace(o, runner_up=ru, reason=reason))
-    return out
+        return sorted(rows, key=lambda o: (-o.quality_score, -o.speed_score, o.model))
+    # fastest first among models that are not far below the best quality that fits
+    top_q = max((o.quality_score for o in rows), default=0.0)
+    return sorted(rows, key=lambda o: (o.quality_score < top_q - 125, -o.speed_score, o.model))
 
 
 def _useful_of(o: Recommendation, target: int) -> int:
