@@ -171,15 +171,26 @@ PLAN_TESTS += tuple(
 _PLAN_FILES = (
     "artifacts",
     "audit",
+    "audit_routes",
     "checks",
+    "checks_base",
+    "checks_gpu",
+    "checks_host",
     "compose",
     "deploy",
+    "deploy_candidates",
+    "deploy_request",
+    "deploy_types",
     "diagnose",
     "gpus",
     "hardware",
     "k8s",
+    "kv",
     "launch",
     "memory",
+    "memory_engines",
+    "memory_place",
+    "memory_types",
     "model",
     "monitoring",
     "multinode",
@@ -202,6 +213,22 @@ _KILL_SELF = (
     "tests/run/test_planted_bugs_run.py::test_llmops_itself_and_its_parents_are_never_targets"
 )
 _UP_JSON = "tests/cli/test_planted_bugs_cli.py::test_up_json_never_prints_the_api_key"
+
+_TUNNEL_RUN_TESTS = (
+    "tests/run/test_mutants_tunnel.py",
+    "tests/run/test_planted_bugs_run.py",
+    "tests/run/test_tunnels.py",
+    "tests/cli/test_tunnel_cli.py",
+    "tests/run/test_kill.py",
+)
+_SSH_TESTS = (
+    "tests/run/test_mutants_ssh.py",
+    "tests/unit/test_ssh_parse.py",
+    "tests/run/test_planted_bugs_run.py",
+    "tests/run/test_ssh_real.py",
+    "tests/run/test_tunnels.py",
+    "tests/cli/test_remote.py",
+)
 
 GROUPS: dict[str, tuple[Target, ...]] = {
     "plan": tuple(Target(f"llmops/plan/{m}.py", PLAN_TESTS) for m in _PLAN_FILES),
@@ -237,17 +264,13 @@ GROUPS: dict[str, tuple[Target, ...]] = {
             ),
             only=("judge_exposure", "ExposureCheck", "ngrok_config_text"),
         ),
+        # run/tunnels is a package now: the check and the opening, and the target's choice
         Target(
-            "llmops/run/tunnels.py",
-            (
-                "tests/run/test_mutants_tunnel.py",
-                "tests/run/test_planted_bugs_run.py",
-                "tests/run/test_tunnels.py",
-                "tests/cli/test_tunnel_cli.py",
-                "tests/run/test_kill.py",
-            ),
-            only=("check_exposure", "open_tunnel", "resolve_target"),
+            "llmops/run/tunnels/exposure.py",
+            _TUNNEL_RUN_TESTS,
+            only=("check_exposure", "open_tunnel"),
         ),
+        Target("llmops/run/tunnels/targets.py", _TUNNEL_RUN_TESTS, only=("resolve_target",)),
         # the probe behind the exposure check: a key only when given, an HTTP error a status
         Target(
             "llmops/net.py",
@@ -262,27 +285,24 @@ GROUPS: dict[str, tuple[Target, ...]] = {
     ),
     # SSH trust: host key policy, known_hosts files, ProxyJump/ProxyCommand.
     "ssh": (
+        # run/ssh is a package now: the same functions, in the modules they moved to
+        Target("llmops/run/ssh/target.py", _SSH_TESTS, only=("known_hosts_name",)),
         Target(
-            "llmops/run/ssh.py",
-            (
-                "tests/run/test_mutants_ssh.py",
-                "tests/unit/test_ssh_parse.py",
-                "tests/run/test_planted_bugs_run.py",
-                "tests/run/test_ssh_real.py",
-                "tests/run/test_tunnels.py",
-                "tests/cli/test_remote.py",
-            ),
+            "llmops/run/ssh/config.py", _SSH_TESTS, only=("SshEndpoint.known_hosts_name", "resolve")
+        ),
+        Target(
+            "llmops/run/ssh/trust.py",
+            _SSH_TESTS,
+            only=("llmops_known_hosts", "files_holding", "_TrustPolicy"),
+        ),
+        Target(
+            "llmops/run/ssh/host.py",
+            _SSH_TESTS,
             only=(
-                "known_hosts_name",
-                "SshEndpoint.known_hosts_name",
-                "resolve",
-                "llmops_known_hosts",
                 "SshHost.connect",
                 "SshHost._read_known_hosts_files",
                 "SshHost._proxy_sock",
-                "SshHost._files_holding",
                 "SshHost._mismatch",
-                "_TrustPolicy",
             ),
         ),
     ),
