@@ -146,7 +146,9 @@ def panels(plan: LaunchPlan) -> list[dict[str, Any]]:
         )
     want += [
         ("GPU utilisation", [("DCGM_FI_DEV_GPU_UTIL", "GPU {{gpu}}")], "percent"),
-        ("GPU memory used", [("DCGM_FI_DEV_FB_USED", "GPU {{gpu}}")], "decmbytes"),
+        # DCGM reports framebuffer memory in MiB; Grafana's unit for MiB is "mbytes"
+        # ("decmbytes" is SI megabytes)
+        ("GPU memory used", [("DCGM_FI_DEV_FB_USED", "GPU {{gpu}}")], "mbytes"),
         ("GPU power", [("DCGM_FI_DEV_POWER_USAGE", "GPU {{gpu}}")], "watt"),
         ("GPU temperature", [("DCGM_FI_DEV_GPU_TEMP", "GPU {{gpu}}")], "celsius"),
     ]

@@ -103,6 +103,26 @@ def test_panels_query_the_provisioned_prometheus_datasource() -> None:
         ]
 
 
+def test_gpu_panels_use_the_units_dcgm_reports_in() -> None:
+    """dcgm-exporter's default counters (etc/default-counters.csv): DCGM_FI_DEV_GPU_UTIL "GPU
+    utilization (in %)", DCGM_FI_DEV_FB_USED "Framebuffer memory used (in MiB)",
+    DCGM_FI_DEV_POWER_USAGE "Power draw (in W)", DCGM_FI_DEV_GPU_TEMP "GPU temperature (in C)".
+    Grafana's unit ids (packages/grafana-data/src/valueFormats/categories.ts): percent, "mbytes" is
+    mebibytes ("decmbytes" is SI megabytes), watt, celsius."""
+    units = {
+        t["expr"]: p["fieldConfig"]["defaults"]["unit"]
+        for p in monitoring.panels(vllm_plan())
+        for t in p["targets"]
+        if t["expr"].startswith("DCGM_")
+    }
+    assert units == {
+        "DCGM_FI_DEV_GPU_UTIL": "percent",
+        "DCGM_FI_DEV_FB_USED": "mbytes",
+        "DCGM_FI_DEV_POWER_USAGE": "watt",
+        "DCGM_FI_DEV_GPU_TEMP": "celsius",
+    }
+
+
 def test_panels_tile_a_two_column_grid() -> None:
     ps = monitoring.panels(vllm_plan())
     assert [p["id"] for p in ps] == list(range(1, len(ps) + 1))
