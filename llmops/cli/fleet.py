@@ -223,15 +223,9 @@ def fleet_top(
     all hosts in parallel; a host that cannot be reached is a line with its fix, and the others
     go on. `q` quits.
     """
-    import math
+    from llmops.cli.top import _FleetSession, _live, check_options, render_fleet_frame
 
-    from llmops.cli.top import _FleetSession, _live, render_fleet_frame
-    from llmops.errors import UsageError
-
-    if not math.isfinite(interval):
-        raise UsageError(f"--interval must be a finite number, got {interval}", "e.g. -n 2")
-    if json_ and not once:
-        raise UsageError("--json prints one frame: add --once", "llmops fleet top --once --json")
+    check_options(interval, "-n", once=once, json_=json_, command="llmops fleet top")
     hosts = _hosts(ctx, inventory, on)
     session = _FleetSession(hosts, _connector(ctx))
     try:

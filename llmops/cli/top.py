@@ -378,6 +378,18 @@ def _live(session: "_Session | _RemoteSession | _FleetSession", interval_s: floa
             termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, old)
 
 
+def check_options(interval: float, flag: str, *, once: bool, json_: bool, command: str) -> None:
+    """``top``'s and ``fleet top``'s options checked together (Typer checks the range)."""
+    import math
+
+    from llmops.errors import UsageError
+
+    if not math.isfinite(interval):
+        raise UsageError(f"--interval must be a finite number, got {interval}", f"e.g. {flag} 2")
+    if json_ and not once:
+        raise UsageError("--json prints one frame: add --once", f"{command} --once --json")
+
+
 def top(
     ctx: typer.Context,
     once: TopOnceOpt = False,
@@ -391,14 +403,7 @@ def top(
 
     With ``llmops --host H top`` the frames come from H's own llmops over SSH and are drawn here.
     """
-    import math
-
-    from llmops.errors import UsageError
-
-    if not math.isfinite(interval):
-        raise UsageError(f"--interval must be a finite number, got {interval}", "e.g. -i 2")
-    if json_ and not once:
-        raise UsageError("--json prints one frame: add --once", "llmops top --once --json")
+    check_options(interval, "-i", once=once, json_=json_, command="llmops top")
     remote = ctx.meta.get("llmops.remote_top")
     if remote is not None:  # `--host H top`: live here, frames from there (--once ran there)
         _live(_RemoteSession(*remote), interval)

@@ -38,6 +38,7 @@ from tests.sshd import (  # noqa: F401  (pytest fixtures)
     sshd_server_fixture,
     start_sshd,
 )
+from tests.tmux import terminal
 
 pytestmark = pytest.mark.sshd
 
@@ -387,33 +388,12 @@ def test_top_with_host_is_live_here_with_frames_from_there(
     sshd_server: Sshd, ssh_client: Client, tmp_path: Path
 ) -> None:
     """`llmops --host H top`: drawn in this terminal (tmux), refreshed from H's own llmops."""
-    tmux = shutil.which("tmux")
-    if tmux is None:
-        pytest.skip("tmux is not installed (apt-get install tmux)")
     ssh_client.trust(sshd_server)
-    sock, session = f"llmops-rtop-{os.getpid()}", "rtop"
-    done = tmp_path / "exit-code"
     env = f"env HOME={ssh_client.home} LLMOPS_REMOTE_LLMOPS={REPO_LLMOPS}"
-    command = (
-        f"{env} {REPO_LLMOPS} --host {sshd_server.target()} top --interval 0.5; "
-        f"echo $? > {done}; sleep 30"
-    )
-    base = [tmux, "-L", sock]
-    subprocess.run(
-        [*base, "new-session", "-d", "-s", session, "-x", "160", "-y", "30", command], check=True
-    )
-
-    def screen() -> str:
-        return subprocess.run(
-            [*base, "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
-        ).stdout
-
-    try:
+    command = f"{env} {REPO_LLMOPS} --host {sshd_server.target()} top --interval 0.5"
+    with terminal(command, tmp_path, "rtop", (160, 30)) as t:
         where = f"127.0.0.1:{sshd_server.port}"
-        deadline, text = time.monotonic() + 90, ""
-        while time.monotonic() < deadline and "q quits" not in text:
-            text = screen()
-            time.sleep(0.3)
+        text = t.wait_for(lambda s: "q quits" in s, 90)
         head = next(ln for ln in text.splitlines() if "llmops top ·" in ln)
         assert where in head, text
         # a frame from there: its deployments table (sshd's LLMOPS_HOME: other tests of this
@@ -421,18 +401,12 @@ def test_top_with_host_is_live_here_with_frames_from_there(
         assert "could not read a frame" not in text, text
         assert "GPUs" in text or "GPU " in text, text
         assert "no deployments" in text or "deployment" in text, text
-        deadline, later = time.monotonic() + 30, text
-        while time.monotonic() < deadline:
-            later = screen()
-            now = next((ln for ln in later.splitlines() if "llmops top ·" in ln), head)
-            if now != head:
-                break
-            time.sleep(0.3)
-        assert later.count("llmops top ·") == 1 and now != head  # redrawn in place
-        subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not done.exists():
-            time.sleep(0.2)
-        assert done.exists() and done.read_text().strip() == "0"
-    finally:
-        subprocess.run([*base, "kill-server"], capture_output=True)
+
+        def redrawn(screen: str) -> bool:
+            now = [ln for ln in screen.splitlines() if "llmops top ·" in ln]
+            return bool(now) and now[0] != head
+
+        later = t.wait_for(redrawn, 30)
+        assert later.count("llmops top ·") == 1 and redrawn(later)  # redrawn in place
+        t.press("q")
+        assert t.exit_code(30) == "0"

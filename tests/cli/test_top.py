@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +28,7 @@ from tests.sshd import (  # noqa: F401  (pytest fixtures)
     start_sshd,
 )
 from tests.sshd import free_port as sshd_free_port
+from tests.tmux import terminal
 
 pytestmark = pytest.mark.slow
 A, B = unique("top-a"), unique("top-b")
@@ -123,46 +122,18 @@ def test_once_json_sees_both_and_the_load(
 def test_live_in_tmux_refreshes_in_place_and_q_quits(
     two: dict[str, object], tmp_path: Path
 ) -> None:
-    tmux = shutil.which("tmux")
-    if tmux is None:
-        pytest.skip("tmux is not installed (apt-get install tmux)")
-    sock = f"llmops-top-{os.getpid()}"
-    session = "top"
-    llmops = str(Path(sys.executable).with_name("llmops"))
-    done = tmp_path / "exit-code"
-    command = f"LLMOPS_HOME={two['home']} {llmops} top --interval 0.5; echo $? > {done}; sleep 30"
-    base = [tmux, "-L", sock]
-    subprocess.run(
-        [*base, "new-session", "-d", "-s", session, "-x", "160", "-y", "40", command], check=True
-    )
-
-    def screen() -> str:
-        return subprocess.run(
-            [*base, "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
-        ).stdout
-
-    try:
-        deadline = time.monotonic() + 60
-        text = ""
-        while time.monotonic() < deadline:
-            text = screen()
-            if A in text and B in text:
-                break
-            time.sleep(0.3)
+    command = f"LLMOPS_HOME={two['home']} {LLMOPS} top --interval 0.5"
+    with terminal(command, tmp_path, "top", (160, 40)) as t:
+        text = t.wait_for(lambda s: A in s and B in s, 60)
         assert A in text and B in text, text
         assert "q quits" in text and "TTFT p99 ms" in text and "GPUs:" in text
         stamp = next(line for line in text.splitlines() if "llmops top ·" in line)
         time.sleep(1.6)
-        later = screen()
+        later = t.screen()
         assert later.count("llmops top ·") == 1  # redrawn in place, not scrolled
         assert next(ln for ln in later.splitlines() if "llmops top ·" in ln) != stamp
-        subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not done.exists():
-            time.sleep(0.2)
-        assert done.exists() and done.read_text().strip() == "0"
-    finally:
-        subprocess.run([*base, "kill-server"], capture_output=True)
+        t.press("q")
+        assert t.exit_code(20) == "0"
 
 
 @pytest.fixture
@@ -221,32 +192,9 @@ def test_fleet_top_once_json_has_every_host_and_says_why_one_is_missing(
 def test_fleet_top_live_in_tmux_one_screen_for_every_host(
     fleet_of_two: Path, ssh_client: Client, tmp_path: Path
 ) -> None:
-    tmux = shutil.which("tmux")
-    if tmux is None:
-        pytest.skip("tmux is not installed (apt-get install tmux)")
-    sock, session = f"llmops-ftop-{os.getpid()}", "ftop"
-    done = tmp_path / "exit-code"
-    command = (
-        f"HOME={ssh_client.home} {LLMOPS} fleet top --inventory {fleet_of_two} -n 0.5; "
-        f"echo $? > {done}; sleep 30"
-    )
-    base = [tmux, "-L", sock]
-    subprocess.run(
-        [*base, "new-session", "-d", "-s", session, "-x", "180", "-y", "40", command], check=True
-    )
-
-    def screen() -> str:
-        return subprocess.run(
-            [*base, "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True
-        ).stdout
-
-    try:
-        deadline, text = time.monotonic() + 90, ""
-        while time.monotonic() < deadline:
-            text = screen()
-            if "2/3 hosts answering" in text and A in text and B in text:
-                break
-            time.sleep(0.3)
+    command = f"HOME={ssh_client.home} {LLMOPS} fleet top --inventory {fleet_of_two} -n 0.5"
+    with terminal(command, tmp_path, "ftop", (180, 40)) as t:
+        text = t.wait_for(lambda s: "2/3 hosts answering" in s and A in s and B in s, 90)
         assert "llmops fleet top · 2/3 hosts answering" in text, text
         lines = text.splitlines()
         for host in ("a", "b"):  # one row per host and deployment, the host first
@@ -254,18 +202,12 @@ def test_fleet_top_live_in_tmux_one_screen_for_every_host(
                 assert any(ln.split()[:2] == [host, name] for ln in lines), text
         assert any(ln.startswith("down: ") and "fix:" in ln for ln in lines), text
         stamp = next(ln for ln in lines if "llmops fleet top ·" in ln)
-        deadline, later = time.monotonic() + 30, text
-        while time.monotonic() < deadline:
-            later = screen()
-            now = next((ln for ln in later.splitlines() if "llmops fleet top ·" in ln), stamp)
-            if now != stamp:
-                break
-            time.sleep(0.3)
-        assert later.count("llmops fleet top ·") == 1 and now != stamp  # redrawn in place
-        subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not done.exists():
-            time.sleep(0.2)
-        assert done.exists() and done.read_text().strip() == "0"
-    finally:
-        subprocess.run([*base, "kill-server"], capture_output=True)
+
+        def redrawn(screen: str) -> bool:
+            now = [ln for ln in screen.splitlines() if "llmops fleet top ·" in ln]
+            return bool(now) and now[0] != stamp
+
+        later = t.wait_for(redrawn, 30)
+        assert later.count("llmops fleet top ·") == 1 and redrawn(later)  # redrawn in place
+        t.press("q")
+        assert t.exit_code(30) == "0"
