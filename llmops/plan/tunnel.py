@@ -196,29 +196,6 @@ def ngrok_web_addr_from_log(lines: Iterable[str]) -> str | None:
     return None
 
 
-def ssh_target(spec: str) -> tuple[str | None, str, int]:
-    """``[user@]host[:port]`` → (user, host, port); IPv6 hosts go in brackets."""
-    user: str | None = None
-    rest = spec.strip()
-    if "@" in rest:
-        user, _, rest = rest.rpartition("@")
-    port = 22
-    if rest.startswith("["):
-        host, _, tail = rest[1:].partition("]")
-        if tail.startswith(":") and tail[1:].isdigit():
-            port = int(tail[1:])
-    elif rest.count(":") == 1:
-        host, _, p = rest.partition(":")
-        if not p.isdigit():
-            raise ValueError(f"bad port in {spec!r}")
-        port = int(p)
-    else:
-        host = rest
-    if not host:
-        raise ValueError(f"no host in {spec!r}")
-    return (user or None, host, port)
-
-
 def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
@@ -311,6 +288,5 @@ __all__ = [
     "pick_ngrok_url",
     "quicktunnel_url",
     "ready_connections",
-    "ssh_target",
     "url_host",
 ]

@@ -4,8 +4,6 @@ tests/run/test_mutants_tunnel.py."""
 
 from __future__ import annotations
 
-import pytest
-
 from llmops.plan import tunnel as tp
 
 BOX = [
@@ -125,27 +123,6 @@ def test_ngrok_web_addr_from_log() -> None:
     assert tp.ngrok_web_addr_from_log(['msg="other" addr=1.2.3.4:5']) is None
 
 
-@pytest.mark.parametrize(
-    ("spec", "want"),
-    [
-        ("me@[::1]:2200", ("me", "::1", 2200)),
-        ("[fe80::1]", (None, "fe80::1", 22)),
-        ("[::1]:x", (None, "::1", 22)),
-        ("a@b@host", ("a@b", "host", 22)),
-        (" host:2 ", (None, "host", 2)),
-        ("@host", (None, "host", 22)),
-    ],
-)
-def test_ssh_target(spec: str, want: tuple[str | None, str, int]) -> None:
-    assert tp.ssh_target(spec) == want
-
-
-@pytest.mark.parametrize("spec", ["", "me@", ":22", "[]:22"])
-def test_ssh_target_without_a_host(spec: str) -> None:
-    with pytest.raises(ValueError):
-        tp.ssh_target(spec)
-
-
 def test_a_box_row_before_the_created_line_is_not_the_url() -> None:
     other = "2024-05-01T10:00:00Z INF |  http://127.0.0.1:9  |"
     assert tp.cloudflared_url_from_log([other, *BOX]) == "https://words-here-x.trycloudflare.com"
@@ -174,8 +151,3 @@ def test_an_ngrok_crit_line_is_an_error_even_without_err() -> None:
     line = 't=2024-05-01T10:00:00Z lvl=crit msg="failed to start tunnel"'
     assert tp.ngrok_error_from_log([line]) == "failed to start tunnel"
     assert tp.ngrok_error_from_log(['t=x lvl=info msg="started tunnel"']) is None
-
-
-def test_ssh_target_without_a_user_has_none() -> None:
-    assert tp.ssh_target("box") == (None, "box", 22)
-    assert tp.ssh_target("me@box:2222") == ("me", "box", 2222)

@@ -144,12 +144,7 @@ def test_ngrok_config_text_matches_the_users_version() -> None:
     )
 
 
-def test_ssh_target() -> None:
-    assert tp.ssh_target("me@vps.example.com:2222") == ("me", "vps.example.com", 2222)
-    assert tp.ssh_target("vps") == (None, "vps", 22)
-    assert tp.ssh_target("root@[::1]:22") == ("root", "::1", 22)
-    with pytest.raises(ValueError):
-        tp.ssh_target("host:abc")
+def test_url_host_brackets_ipv6() -> None:
     assert tp.url_host("::1") == "[::1]"
 
 
