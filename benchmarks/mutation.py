@@ -45,7 +45,7 @@ here), but it mutates only inside functions (not the engine tables and constants
 mutates message strings, and its test selection, results and diffs are its own state to parse;
 this script keeps the operators, the exclusions and the report under the project's control.
 
-The test harness's sentinels (``tests/sentinels.py``: foreign containers and a process planted
+The test harness's sentinels (``tests/support/sentinels.py``: foreign containers and a process planted
 around each pytest session) are planted only for the ``kill`` group, where harming them is a
 finding; elsewhere they would cost seconds per mutant and detect nothing.
 
@@ -113,18 +113,18 @@ class Target:
 
 
 PLAN_TESTS: tuple[str, ...] = (
-    "tests/unit/test_tunnel_parse.py",
-    "tests/unit/test_checks.py",
-    "tests/unit/test_hardware.py",
-    "tests/unit/test_estimator.py",
-    "tests/unit/test_hub_gguf.py",
-    "tests/unit/test_measured_smollm2.py",
-    "tests/unit/test_plan_imports.py",
-    "tests/unit/test_launch_plan.py",
-    "tests/unit/test_recipes.py",
-    "tests/unit/test_render_compose.py",
-    "tests/unit/test_render_k8s.py",
-    "tests/unit/test_render_multinode.py",
+    "tests/plan/test_tunnel_parse.py",
+    "tests/plan/test_checks.py",
+    "tests/plan/test_hardware.py",
+    "tests/plan/test_estimator.py",
+    "tests/catalog/test_hub_gguf.py",
+    "tests/plan/test_measured_smollm2.py",
+    "tests/project/test_plan_imports.py",
+    "tests/plan/test_launch_plan.py",
+    "tests/catalog/test_recipes.py",
+    "tests/plan/test_render_compose.py",
+    "tests/plan/test_render_k8s.py",
+    "tests/plan/test_render_multinode.py",
     "tests/cli/test_fit.py",
     "tests/cli/test_recommend.py",
     "tests/cli/test_render_scale.py",
@@ -132,37 +132,37 @@ PLAN_TESTS: tuple[str, ...] = (
     "tests/cli/test_seed_parity.py",
     "tests/cli/test_launch_cli.py",
     "tests/cli/test_fleet.py",
-    "tests/unit/test_planted_bugs.py",
-    "tests/unit/test_golden_meaning.py",
-    "tests/unit/test_audit_routes.py",
-    "tests/unit/test_injection.py",
-    "tests/unit/test_decision.py",
-    "tests/unit/test_engine_defects.py",
+    "tests/plan/test_planted_bugs.py",
+    "tests/plan/test_golden_meaning.py",
+    "tests/plan/test_audit_routes.py",
+    "tests/plan/test_injection.py",
+    "tests/plan/test_decision.py",
+    "tests/plan/test_engine_defects.py",
     "tests/run/test_mutants_tunnel.py",
-    "tests/unit/test_mutants_plan_names.py",
-    "tests/unit/test_mutants_plan_diagnose.py",
-    "tests/unit/test_mutants_plan_launch.py",
-    "tests/unit/test_mutants_plan_render.py",
-    "tests/unit/test_mutants_plan_audit.py",
-    "tests/unit/test_mutants_plan_hardware.py",
-    "tests/unit/test_mutants_plan_tunnel.py",
-    "tests/unit/test_mutants_plan_checks.py",
-    "tests/unit/test_mutants_plan_multinode.py",
-    "tests/unit/test_engine_sglang.py",
-    "tests/unit/test_engine_memory_checks.py",
-    "tests/unit/test_engine_conformance.py",
-    "tests/unit/test_estimator_arch.py",
-    "tests/unit/test_catalog_2026.py",
-    "tests/unit/test_recommend_expert.py",
-    "tests/unit/test_agreement.py",
-    "tests/unit/test_gpus_flag.py",
+    "tests/plan/test_mutants_plan_names.py",
+    "tests/plan/test_mutants_plan_diagnose.py",
+    "tests/plan/test_mutants_plan_launch.py",
+    "tests/plan/test_mutants_plan_render.py",
+    "tests/plan/test_mutants_plan_audit.py",
+    "tests/plan/test_mutants_plan_hardware.py",
+    "tests/plan/test_mutants_plan_tunnel.py",
+    "tests/plan/test_mutants_plan_checks.py",
+    "tests/plan/test_mutants_plan_multinode.py",
+    "tests/plan/test_engine_sglang.py",
+    "tests/plan/test_engine_memory_checks.py",
+    "tests/plan/test_engine_conformance.py",
+    "tests/plan/test_estimator_arch.py",
+    "tests/catalog/test_catalog_2026.py",
+    "tests/plan/test_recommend_expert.py",
+    "tests/plan/test_agreement.py",
+    "tests/plan/test_gpus_flag.py",
     "tests/cli/test_render_monitoring.py",
 )
-#: and every ``tests/unit/test_mutants_plan_<file>.py`` (one per plan file, written for its survivors)
+#: and every ``tests/plan/test_mutants_plan_<file>.py`` (one per plan file, written for its survivors)
 PLAN_TESTS += tuple(
     t
     for t in sorted(
-        p.relative_to(REPO).as_posix() for p in (REPO / "tests/unit").glob("test_mutants_plan_*.py")
+        p.relative_to(REPO).as_posix() for p in (REPO / "tests/plan").glob("test_mutants_plan_*.py")
     )
     if t not in PLAN_TESTS
 )
@@ -223,7 +223,7 @@ _TUNNEL_RUN_TESTS = (
 )
 _SSH_TESTS = (
     "tests/run/test_mutants_ssh.py",
-    "tests/unit/test_ssh_parse.py",
+    "tests/run/test_ssh_parse.py",
     "tests/run/test_planted_bugs_run.py",
     "tests/run/test_ssh_real.py",
     "tests/run/test_tunnels.py",
@@ -258,8 +258,8 @@ GROUPS: dict[str, tuple[Target, ...]] = {
             "llmops/plan/tunnel.py",
             (
                 "tests/run/test_mutants_tunnel.py",
-                "tests/unit/test_planted_bugs.py",
-                "tests/unit/test_tunnel_parse.py",
+                "tests/plan/test_planted_bugs.py",
+                "tests/plan/test_tunnel_parse.py",
                 "tests/run/test_tunnels.py",
             ),
             only=("judge_exposure", "ExposureCheck", "ngrok_config_text"),
@@ -275,7 +275,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/net.py",
             (
-                "tests/unit/test_net.py",
+                "tests/project/test_net.py",
                 "tests/run/test_mutants_tunnel.py",
                 "tests/run/test_tunnels.py",
                 "tests/cli/test_tunnel_cli.py",
@@ -311,7 +311,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/run/state.py",
             (
-                "tests/unit/test_mutants_secrets.py",
+                "tests/run/test_mutants_secrets.py",
                 "tests/run/test_launch_native.py",
                 "tests/run/test_tunnels.py",
                 "tests/cli/test_tunnel_cli.py",
@@ -337,7 +337,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/hw/hf.py",
             (
-                "tests/unit/test_mutants_secrets.py",
+                "tests/run/test_mutants_secrets.py",
                 "tests/hw/test_probes_pure.py",
                 "tests/cli/test_doctor.py",
             ),
@@ -346,8 +346,8 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/hw/remote_probe.py",
             (
-                "tests/unit/test_mutants_secrets.py",
-                "tests/unit/test_planted_bugs.py",
+                "tests/run/test_mutants_secrets.py",
+                "tests/plan/test_planted_bugs.py",
                 "tests/hw/test_probes_pure.py",
                 "tests/cli/test_remote.py",
             ),
@@ -370,7 +370,7 @@ GROUPS: dict[str, tuple[Target, ...]] = {
         Target(
             "llmops/net.py",
             (
-                "tests/unit/test_net.py",
+                "tests/project/test_net.py",
                 "tests/run/test_ready_rules.py",
                 "tests/run/test_planted_bugs_run.py",
                 "tests/run/test_launch_native.py",
@@ -1224,7 +1224,7 @@ class Worker:
                 os.dup2(nul, 0)
                 os.environ["LLMOPS_TEST_RUN_ID"] = run_id
                 if not sentinels:
-                    from tests import sentinels as s  # the copy's, before conftest uses it
+                    from tests.support import sentinels as s  # the copy's, before conftest uses it
 
                     s.plant = lambda: None  # type: ignore[assignment]
                     s.check_and_remove = lambda: []  # type: ignore[assignment]

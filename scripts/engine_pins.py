@@ -12,7 +12,7 @@ huggingface/text-generation-inference; llama.cpp: keep the build ``llmops engine
 builds), unpack the new source (``pip download --no-deps --no-binary :all: vllm==X``, an SGLang
 wheel, or ``git show vX:...``), regenerate the fixture with the extractor beside it (see
 ``tests/fixtures/engines/README.md``), fix what the diff of the fixture says changed in the
-record, and run ``tests/unit/test_engine_conformance.py``.
+record, and run ``tests/plan/test_engine_conformance.py``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The suite shares the host's Docker engine and process table with whatever else r
 every test has its own ``LLMOPS_HOME`` (so its own llmops install id: ``ps``/``down``/``kill``
 see only that test's containers), Docker objects are named with this run's ``RUN_ID``, ports
 are picked free, and engine stand-ins live under ``llmops-test/`` (never a real engine's tag).
-``tests/sentinels.py`` plants a foreign container and process before the first test and fails
+``tests/support/sentinels.py`` plants a foreign container and process before the first test and fails
 the run when the suite harmed them.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import sentinels
+from tests.support import sentinels
 
 REPO = Path(__file__).resolve().parent.parent
 BUSYBOX_IMAGE = "llmops-test/busybox:latest"
@@ -75,8 +75,8 @@ def busybox_image(docker_client) -> str:  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def engine_images(docker_client):  # type: ignore[no-untyped-def]
     """Build the strict stand-ins ``llmops-test/{tgi,vllm,llamacpp}:{serve,crash,hang}``
-    (tests/engine_standin.py); returns ``stand_in(engine, mode="serve") -> image``."""
-    from tests import engine_standin
+    (tests/support/engine_standin.py); returns ``stand_in(engine, mode="serve") -> image``."""
+    from tests.support import engine_standin
 
     busybox = engine_standin.busybox_path()
     if busybox is None:
@@ -85,7 +85,7 @@ def engine_images(docker_client):  # type: ignore[no-untyped-def]
     return engine_standin.image
 
 
-pytest_plugins = ["pytester", "tests.skipguard"]
+pytest_plugins = ["pytester", "tests.support.skipguard"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

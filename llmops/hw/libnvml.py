@@ -13,7 +13,7 @@ Reading (:mod:`llmops.hw.nvml`, the ``nvidia`` facts) and changing settings
   ``NVMLLibraryMismatchError``, which nvidia-ml-py raises instead of FunctionNotFound for an
   unversioned call and which is NOT an ``NVMLError``.
 
-Tests hand in a pynvml-compatible fake (``tests/fakes/fake_pynvml.py``) as ``module``.
+Tests hand in a pynvml-compatible fake (``tests/support/fakes/fake_pynvml.py``) as ``module``.
 Error codes are from ``/work/shared/reference/ops.md`` section 5 (nvidia-ml-py 13.615.71).
 """
 

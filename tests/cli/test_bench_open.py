@@ -173,7 +173,7 @@ def test_gpus_through_the_nvml_fake(
     mocks: list[MockProcess], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmops.cli import deps
-    from tests.fakes import fake_nvml
+    from tests.support.fakes import fake_nvml
 
     fake = fake_nvml("h100x8_nvlink")
     monkeypatch.setattr(deps, "nvml_module", lambda: fake)

@@ -279,7 +279,7 @@ def test_logs_follow_without_a_log_file_and_kill_bad_grace_signal_nothing(
     from llmops.run.state import DeploymentStore
     from llmops.run.up import up
     from tests.run.test_launch_native import native_plan
-    from tests.sentinels import unique
+    from tests.support.sentinels import unique
 
     store = DeploymentStore(Path(os.environ["LLMOPS_HOME"]))
     name = unique("hunt")

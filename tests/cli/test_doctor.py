@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from llmops.cli import app, deps
 from llmops.schemas import doctor_schema, load, render
-from tests.fakes import fake_nvml
+from tests.support.fakes import fake_nvml
 
 SCHEMA = load("doctor")
 

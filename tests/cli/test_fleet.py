@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from llmops.run.fleet import parse_inventory
 from llmops.schemas import load
-from tests.sshd import (  # noqa: F401  (pytest fixtures)
+from tests.support.sshd import (  # noqa: F401  (pytest fixtures)
     Client,
     Sshd,
     free_port,

@@ -19,7 +19,7 @@ from llmops.run.kill import KillSequence
 from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentStore
 from llmops.run.tunnels import TunnelManager, TunnelSpec, open_tunnel
-from tests.tunnel_fakes import endpoint, install_fake, path_with
+from tests.support.tunnel_fakes import endpoint, install_fake, path_with
 
 KEY = "sk-kill-cli"
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from llmops.cli import app, deps
 from llmops.run.up import pick_port
-from tests.fakes import fake_nvml
-from tests.sentinels import unique
+from tests.support.fakes import fake_nvml
+from tests.support.sentinels import unique
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 
@@ -294,7 +294,7 @@ def test_full_cycle_on_docker(docker_client, engine_images, tmp_path) -> None:  
     )
     # (the stand-in runs as PID 1 and ignores SIGTERM: a short grace before SIGKILL)
     assert cli("down", one, "--grace", "1").exit_code == 0
-    # --all is this install's all: the host's own containers (tests/sentinels.py) survive it
+    # --all is this install's all: the host's own containers (tests/support/sentinels.py) survive it
     assert cli("down", "--all", "--json", "--grace", "1").exit_code == 0
     assert json.loads(cli("ps", "--json").stdout)["deployments"] == []
     assert cli("down", one).exit_code == 1  # already gone: a clear error

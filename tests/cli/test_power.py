@@ -11,7 +11,7 @@ from llmops.cli import app, deps
 from llmops.plan.gpus import admin_gpus as parse_gpus
 from llmops.run import gpu_admin
 from llmops.run.gpu_admin import GpuAdmin
-from tests.fakes import FakeNvml, fake_nvml
+from tests.support.fakes import FakeNvml, fake_nvml
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from llmops.cli import app
 from llmops.cli import pull as pull_cli
-from tests.unit.test_hub_gguf import FakeHub
+from tests.catalog.test_hub_gguf import FakeHub
 
 runner = CliRunner()
 

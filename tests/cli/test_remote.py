@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from llmops.cli.remote import FACTS_ONLY, LOCAL_COMMANDS
 from llmops.schemas import load
-from tests.sshd import (  # noqa: F401  (pytest fixtures)
+from tests.support.sshd import (  # noqa: F401  (pytest fixtures)
     Client,
     Sshd,
     ssh_client_fixture,
@@ -38,7 +38,7 @@ from tests.sshd import (  # noqa: F401  (pytest fixtures)
     sshd_server_fixture,
     start_sshd,
 )
-from tests.tmux import terminal
+from tests.support.tmux import terminal
 
 pytestmark = pytest.mark.sshd
 

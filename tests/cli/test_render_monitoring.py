@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from llmops.cli import app
 from llmops.plan.monitoring import ENGINE_METRICS
-from tests.unit.scale_cases import validate_k8s
+from tests.support.scale_cases import validate_k8s
 
 HW = ["--hw", "1xA100-80GB"]
 

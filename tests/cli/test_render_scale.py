@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from llmops.cli import app
-from tests.unit.scale_cases import validate_k8s
+from tests.support.scale_cases import validate_k8s
 
 
 @pytest.fixture(autouse=True)

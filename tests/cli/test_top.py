@@ -20,15 +20,15 @@ from typer.testing import CliRunner
 
 from llmops.cli import app
 from tests.e2e.conftest import backend_home, free_port  # noqa: F401  (fixture)
-from tests.sentinels import unique
-from tests.sshd import (  # noqa: F401  (pytest fixtures)
+from tests.support.sentinels import unique
+from tests.support.sshd import (  # noqa: F401  (pytest fixtures)
     Client,
     ssh_client_fixture,
     ssh_user_key_fixture,
     start_sshd,
 )
-from tests.sshd import free_port as sshd_free_port
-from tests.tmux import terminal
+from tests.support.sshd import free_port as sshd_free_port
+from tests.support.tmux import terminal
 
 pytestmark = pytest.mark.slow
 A, B = unique("top-a"), unique("top-b")
@@ -83,7 +83,7 @@ def test_once_json_sees_both_and_the_load(
     two: dict[str, object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from llmops.cli import deps
-    from tests.fakes import fake_nvml
+    from tests.support.fakes import fake_nvml
 
     monkeypatch.setattr(deps, "nvml_module", lambda: fake_nvml("h100x8_nvlink"))
     monkeypatch.setenv("LLMOPS_HOME", str(two["home"]))  # each test gets its own otherwise

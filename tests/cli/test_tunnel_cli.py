@@ -14,7 +14,7 @@ from llmops.cli import app, deps
 from llmops.run.deployments import Deployments
 from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentStore
-from tests.tunnel_fakes import endpoint, free_port, install_fake, path_with, read_records
+from tests.support.tunnel_fakes import endpoint, free_port, install_fake, path_with, read_records
 
 KEY = "sk-llmops-cli-tunnel-key-42"
 

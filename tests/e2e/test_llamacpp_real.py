@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 from llmops.cli import app
 from llmops.hw.engines import find_program
 from tests.e2e.conftest import free_port
-from tests.llamacpp_real import llama_server_or_skip
-from tests.sentinels import RUN_ID, unique
+from tests.support.llamacpp_real import llama_server_or_skip
+from tests.support.sentinels import RUN_ID, unique
 
 pytestmark = pytest.mark.slow
 QUESTION = "What is the capital of France?"
@@ -148,7 +148,7 @@ def test_rendered_command_and_environment_serve_with_the_key(tmp_path: Path) -> 
 def test_up_native_real_engine_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from openai import AuthenticationError, OpenAI
 
-    from tests.tunnel_fakes import install_fake, path_with
+    from tests.support.tunnel_fakes import install_fake, path_with
 
     program = llama_server_or_skip()
     name = unique("llamacpp-native")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from llmops.cli import app
 from tests.e2e.conftest import free_port
-from tests.sentinels import unique
+from tests.support.sentinels import unique
 
 pytestmark = pytest.mark.slow
 NAME = unique("smol-e2e")

@@ -14,7 +14,7 @@ from llmops.hw import libnvml
 from llmops.hw.libnvml import NvmlStartError, session
 from llmops.hw.nvml import probe_nvidia
 from llmops.run.gpu_admin import GpuAdmin
-from tests.fakes import FakeHandle, fake_nvml
+from tests.support.fakes import FakeHandle, fake_nvml
 
 UUID_1 = "GPU-c41a6d2b-0e7f-4a53-9b1c-7d8e2f6a3b90"  # rtx3090x2_pcie, GPU 1
 

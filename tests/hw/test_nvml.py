@@ -11,7 +11,7 @@ import pytest
 
 from llmops.hw.facts import GpuInfo, GpuProcess, NvidiaFacts, host_facts_from_json, to_jsonable
 from llmops.hw.nvml import cuda_version_string, probe_nvidia
-from tests.fakes import FakeHandle, FakeNvml, fake_nvml, nvml_error
+from tests.support.fakes import FakeHandle, FakeNvml, fake_nvml, nvml_error
 
 FACTS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "facts"
 FIXTURES = ("h100x8_nvlink", "rtx3090x2_pcie", "lost_gpu", "no_driver")

@@ -22,7 +22,7 @@ from llmops.errors import TunnelUnprotected
 from llmops.plan import audit as pa
 from llmops.run.audit import audit
 from llmops.run.tunnels import TunnelManager, TunnelSpec, open_tunnel
-from tests.tunnel_fakes import endpoint, free_port, install_fake, path_with, read_records
+from tests.support.tunnel_fakes import endpoint, free_port, install_fake, path_with, read_records
 
 KEY = "sk-llmops-audit-key-0123"
 

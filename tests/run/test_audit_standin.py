@@ -1,6 +1,6 @@
 """`llmops audit` against the stand-in engine images on the real Docker engine.
 
-The stand-ins (tests/engine_standin.py) run llmops' own plan and answer with the pinned engine's
+The stand-ins (tests/support/engine_standin.py) run llmops' own plan and answer with the pinned engine's
 key rule from tests/fixtures/engines/*.json (its source): SGLang 0.5.23 needs the key on every
 path but /health*, /ready*, /metrics*; vLLM 0.33.0 only under /v1, /v2, /inference, /cohere.
 The audit's tables (llmops/plan/audit_routes.py) must read them the same way.
@@ -24,8 +24,8 @@ from llmops.plan.launch import LaunchOptions, plan_launch
 from llmops.run.docker import DockerRuntime
 from llmops.run.state import DeploymentStore
 from llmops.run.up import pick_port, up
-from tests.launch_cases import AWQ as MISTRAL_AWQ
-from tests.sentinels import unique
+from tests.support.launch_cases import AWQ as MISTRAL_AWQ
+from tests.support.sentinels import unique
 
 pytestmark = pytest.mark.docker
 

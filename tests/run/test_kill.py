@@ -28,7 +28,7 @@ from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentStore, install_id
 from llmops.run.tunnels import TunnelManager, TunnelSpec, open_tunnel
 from llmops.run.up import pick_port, up
-from tests.tunnel_fakes import install_fake, path_with
+from tests.support.tunnel_fakes import install_fake, path_with
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 

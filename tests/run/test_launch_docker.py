@@ -17,9 +17,9 @@ from llmops.run.docker import DockerRuntime, LaunchError
 from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentStore
 from llmops.run.up import StartupFailed, pick_port, preflight, up
-from tests.launch_cases import AWQ as MISTRAL_AWQ
-from tests.launch_cases import GGUF as QWEN_GGUF
-from tests.sentinels import unique
+from tests.support.launch_cases import AWQ as MISTRAL_AWQ
+from tests.support.launch_cases import GGUF as QWEN_GGUF
+from tests.support.sentinels import unique
 
 pytestmark = pytest.mark.docker
 

@@ -33,7 +33,7 @@ import pytest
 
 from llmops.run.kill import KillResult, KillSequence, KillTarget, match_argv
 from llmops.run.state import install_id
-from tests.sentinels import unique
+from tests.support.sentinels import unique
 
 
 def _seq(client):  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@ target and ~/.ssh/config become an endpoint (what wins, ``none``, ``~``), which 
 files are read, what an unknown key does with and without ``--trust-new-host``, and what a
 changed key's refusal tells the user.
 
-Real paramiko objects and real files; real ed25519 keys (tests/sshd.py). The connection itself
+Real paramiko objects and real files; real ed25519 keys (tests/support/sshd.py). The connection itself
 is covered against a real sshd in tests/run/test_ssh_real.py.
 """
 
@@ -33,7 +33,7 @@ from llmops.run.ssh import (
     resolve,
     ssh_config_from_text,
 )
-from tests.sshd import Client, Sshd, fingerprint, free_port, new_key, start_sshd
+from tests.support.sshd import Client, Sshd, fingerprint, free_port, new_key, start_sshd
 
 
 def _key() -> tuple[paramiko.PKey, str]:

@@ -35,7 +35,7 @@ from llmops.run.tunnels import (
     resolve_target,
 )
 from tests.client.servers import Handler, ScriptedServer
-from tests.tunnel_fakes import endpoint, free_port, install_fake, path_with
+from tests.support.tunnel_fakes import endpoint, free_port, install_fake, path_with
 
 URL = "https://quick.trycloudflare.com"
 KEY = "sk-llmops-tunnel-mutants-0123"
@@ -273,7 +273,7 @@ def test_http_status_of_a_malformed_url_is_none_not_a_crash(url: str) -> None:
 
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[TunnelManager]:
-    """A manager whose `cloudflared` is the fake of tests/tunnel_fakes.py (a real program)."""
+    """A manager whose `cloudflared` is the fake of tests/support/tunnel_fakes.py (a real program)."""
     bin_dir = tmp_path / "bin"
     install_fake(bin_dir, "cloudflared")
     env = {

@@ -27,8 +27,8 @@ from llmops.run.ready import wait_ready
 from llmops.run.ssh import llmops_known_hosts, open_host
 from llmops.run.tunnels import TunnelManager, TunnelSpec, open_tunnel
 from tests.client.servers import Handler, ScriptedServer, models_route
-from tests.sshd import Client, Sshd, start_sshd
-from tests.tunnel_fakes import endpoint, install_fake, path_with, read_records
+from tests.support.sshd import Client, Sshd, start_sshd
+from tests.support.tunnel_fakes import endpoint, install_fake, path_with, read_records
 
 KEY = "sk-llmops-planted-0123456789"
 

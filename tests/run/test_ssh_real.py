@@ -23,7 +23,7 @@ from llmops.errors import (
     UsageError,
 )
 from llmops.run.ssh import ForwardRefused, SshHost, llmops_known_hosts, open_host
-from tests.sshd import Client, Sshd, free_port, new_key, start_sshd
+from tests.support.sshd import Client, Sshd, free_port, new_key, start_sshd
 
 pytestmark = pytest.mark.sshd
 

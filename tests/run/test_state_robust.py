@@ -29,7 +29,7 @@ from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentStore
 from llmops.run.up import up
 from tests.run.test_launch_native import native_plan
-from tests.sentinels import unique
+from tests.support.sentinels import unique
 
 GOOD_PLAN = {"engine": "torch", "runtime": "native", "ports": [{"host_port": 19999}]}
 

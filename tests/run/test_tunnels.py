@@ -30,9 +30,9 @@ from llmops.run.ssh import llmops_known_hosts, open_host
 from llmops.run.state import DeploymentStore
 from llmops.run.tunnels import TunnelManager, TunnelSpec, open_tunnel, resolve_target
 from llmops.run.up import pick_port, up
-from tests.sshd import new_key
-from tests.tunnel_fakes import endpoint, free_port, install_fake, path_with, read_records
-from tests.tunnel_sshd import Sshd, sshd_fixture  # noqa: F401 - the `sshd` fixture
+from tests.support.sshd import new_key
+from tests.support.tunnel_fakes import endpoint, free_port, install_fake, path_with, read_records
+from tests.support.tunnel_sshd import Sshd, sshd_fixture  # noqa: F401 - the `sshd` fixture
 
 KEY = "sk-llmops-test-key-0123456789"
 

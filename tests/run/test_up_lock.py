@@ -27,7 +27,7 @@ from llmops.run.deployments import Deployments
 from llmops.run.native import NativeRuntime
 from llmops.run.state import DeploymentBusy, DeploymentStore
 from llmops.run.up import pick_port, up
-from tests.sentinels import unique
+from tests.support.sentinels import unique
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -28,7 +28,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engines"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "engines"
 MODES = ("serve", "crash", "hang", "check")
 ENGINES = ("tgi", "vllm", "llamacpp", "sglang")
 REPO = "llmops-test"
@@ -55,7 +55,7 @@ def auth_rule(engine: str) -> str:
 
 
 ENTRY = r"""#!/bin/sh
-# Stand-in for the engine named in /engine (tests only; see tests/engine_standin.py).
+# Stand-in for the engine named in /engine (tests only; see tests/support/engine_standin.py).
 engine=$(cat /engine)
 echo "args: $*"
 port=$(cat /port)

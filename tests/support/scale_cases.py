@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from llmops.plan.launch import LaunchOptions, LaunchPlan, plan_launch
-from tests.launch_cases import AWQ, FIX, FP16, GGUF, H100, RTX  # noqa: F401 - re-exported
+from tests.support.launch_cases import AWQ, FIX, FP16, GGUF, H100, RTX  # noqa: F401 - re-exported
 
 GOLDEN = FIX / "golden"
 DATA = "/home/u/.local/state/llmops"

@@ -6,7 +6,7 @@ Every catalog model x hardware from 1x8GB to 8xH100 (and T4s, and a CPU host) x 
 - it renders iff it fits (``plan`` is set exactly when the fit says yes), with the fit's
   engine, artifact, context and GPU count;
 - the rendered command line is one the pinned engine's own parser accepts
-  (``tests/engine_standin.check_argv``, from the engines' source);
+  (``tests/support/engine_standin.check_argv``, from the engines' source);
 - a refusal is a clear one-line LlmopsError with a hint, never a crash.
 
 Then the CLI: a seeded sample of the grid through `fit --json` and `render -f json` gives the
@@ -27,8 +27,8 @@ from llmops.catalog.recipes import catalog
 from llmops.cli import app
 from llmops.errors import LlmopsError
 from llmops.plan.deploy import Decision, Request, decide
-from tests.engine_standin import check_argv
-from tests.unit.test_decision import hw, model
+from tests.plan.test_decision import hw, model
+from tests.support.engine_standin import check_argv
 
 HW = ("1x8GB", "1x24GB", "2x24GB", "4xT4", "1xA100-80GB", "8xH100", "cpu:64GB")
 ENGINES = (None, "vllm", "sglang", "tgi", "llamacpp", "torch")

@@ -10,8 +10,8 @@ import pytest
 from llmops.errors import UsageError
 from llmops.plan.launch import LaunchOptions, plan_launch
 from llmops.plan.multinode import MAX_NODES, NodeHost, head_script, plan_multinode, split_nodes
-from tests.launch_cases import FP16
-from tests.unit.scale_cases import RTX_CUDA129
+from tests.support.launch_cases import FP16
+from tests.support.scale_cases import RTX_CUDA129
 
 
 def test_node_counts_from_one_to_the_maximum() -> None:

@@ -18,7 +18,7 @@ from llmops.plan.compose import (
     secrets_help,
 )
 from llmops.plan.launch import Mount
-from tests.unit.scale_cases import vllm_plan
+from tests.support.scale_cases import vllm_plan
 
 
 def _volumes(*mounts: Mount) -> list[str]:

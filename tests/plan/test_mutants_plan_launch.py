@@ -16,8 +16,8 @@ from llmops.plan.launch import (
     default_name,
     plan_launch,
 )
-from tests.launch_cases import FP16, GGUF, RTX, SMOL
-from tests.unit.scale_cases import RTX_CUDA129
+from tests.support.launch_cases import FP16, GGUF, RTX, SMOL
+from tests.support.scale_cases import RTX_CUDA129
 
 
 def test_default_name_is_a_valid_lower_case_name() -> None:

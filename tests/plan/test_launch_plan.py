@@ -15,8 +15,8 @@ from llmops.errors import LlmopsError, UsageError
 from llmops.plan.launch import LaunchOptions, ModelArtifact, RopeScaling, plan_launch
 from llmops.plan.render import render
 from llmops.resources import templates_dir
-from tests.launch_cases import AWQ, FIX, FP16, GGUF, H100, RTX, SMOL
-from tests.unit.scale_cases import RTX_CUDA129
+from tests.support.launch_cases import AWQ, FIX, FP16, GGUF, H100, RTX, SMOL
+from tests.support.scale_cases import RTX_CUDA129
 
 CASES = {
     "tgi-awq-2gpu": (

@@ -2,7 +2,7 @@
 
 The accepted options, their value types and choices come from each engine's source at the
 pinned version (``tests/fixtures/engines/*.json``, extracted by the scripts beside them). The
-same rules run inside the stand-in images (``tests/engine_standin.py``), so the Docker tests
+same rules run inside the stand-in images (``tests/support/engine_standin.py``), so the Docker tests
 also refuse a wrong flag; here they run over a grid without Docker.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from llmops.cli import app
-from tests.engine_standin import check_argv, fixture
+from tests.support.engine_standin import check_argv, fixture
 
 ENGINES = ("tgi", "vllm", "llamacpp", "sglang")
 

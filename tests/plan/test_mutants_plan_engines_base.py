@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from llmops.plan.launch import DEFAULT_HOST_PORT, LaunchOptions, plan_launch
-from tests.launch_cases import GGUF, SMOL
-from tests.unit.scale_cases import tgi_plan, vllm_plan
+from tests.support.launch_cases import GGUF, SMOL
+from tests.support.scale_cases import tgi_plan, vllm_plan
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ from llmops.plan import monitoring
 from llmops.plan.compose import render_compose
 from llmops.plan.k8s import K8sOptions, render_k8s
 from llmops.plan.launch import LaunchOptions, plan_launch
-from tests.launch_cases import SMOL
-from tests.unit.scale_cases import llamacpp_plan, tgi_plan, vllm_plan
+from tests.support.launch_cases import SMOL
+from tests.support.scale_cases import llamacpp_plan, tgi_plan, vllm_plan
 
 
 def _exprs(plan: Any) -> list[str]:

@@ -13,7 +13,7 @@ from llmops.errors import UsageError
 from llmops.plan.k8s import K8sOptions, manifests, render_k8s
 from llmops.plan.render import render
 from llmops.resources import templates_dir
-from tests.unit.scale_cases import (
+from tests.support.scale_cases import (
     DATA,
     golden,
     llamacpp_plan,

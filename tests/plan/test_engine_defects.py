@@ -2,7 +2,7 @@
 
 One block per defect found in review; each rule is cited in the engine module next to the code
 that follows it (vLLM 0.33.0 sdist, TGI v3.3.7, llama.cpp b11434). Every rendered command line
-is also checked against the engine's real option table (``tests/engine_standin.check_argv``).
+is also checked against the engine's real option table (``tests/support/engine_standin.check_argv``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from llmops.hw.facts import GpuInfo, HostFacts, NvidiaFacts
 from llmops.plan.engines import llamacpp, tgi, vllm
 from llmops.plan.launch import LaunchOptions, LaunchPlan, ModelArtifact, RopeScaling, plan_launch
 from llmops.plan.model import RopeScaling as NativeRope
-from tests.engine_standin import check_argv
+from tests.support.engine_standin import check_argv
 
 # ----------------------------------------------------------------------------- inputs
 

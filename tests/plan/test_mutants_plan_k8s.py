@@ -20,7 +20,7 @@ from llmops.plan.k8s import (
 )
 from llmops.plan.launch import Mount
 from llmops.plan.multinode import plan_multinode
-from tests.unit.scale_cases import validate_k8s, vllm_plan
+from tests.support.scale_cases import validate_k8s, vllm_plan
 
 
 def test_a_label_llmops_did_not_set_is_not_made_up() -> None:

@@ -29,8 +29,8 @@ from llmops.plan.multinode import (
     plan_multinode,
     split_nodes,
 )
-from tests.launch_cases import RTX
-from tests.unit.scale_cases import golden, tgi_plan, validate_k8s, vllm_plan
+from tests.support.launch_cases import RTX
+from tests.support.scale_cases import golden, tgi_plan, validate_k8s, vllm_plan
 
 LLAMA = ["llama3.1-70b", "--quant", "bf16", "--hw", "2x2x80GB"]
 QWEN = ["qwen2.5-72b", "--quant", "fp16", "--context", "32768", "--concurrency", "48"]

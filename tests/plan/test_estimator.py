@@ -159,7 +159,7 @@ def test_every_recipe_param_count_matches_published() -> None:
     for m in CAT.models:
         if m.params is None:
             # 2025-26 entries are pinned to their model cards' rounded counts in
-            # tests/unit/test_catalog_2026.py
+            # tests/catalog/test_catalog_2026.py
             assert m.released >= "2024-12", m.name
             continue
         assert param_count(m.arch) == m.params, m.name

@@ -1,4 +1,4 @@
-"""The skip guard (tests/skipguard.py) itself: every way of not running a test is caught.
+"""The skip guard (tests/support/skipguard.py) itself: every way of not running a test is caught.
 
 Each case runs a small pytest session in a subprocess with only the guard loaded.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.skipguard import ALLOWED_SKIPS
+from tests.support.skipguard import ALLOWED_SKIPS
 
 REPO = str(Path(__file__).resolve().parents[2])
 
@@ -19,7 +19,9 @@ def _run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str
     pytester.makepyfile(test_it=source)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("LLMOPS_FAIL_ON_SKIP", "1")
-    return pytester.runpytest_subprocess("-p", "tests.skipguard", "-p", "no:cacheprovider", *args)
+    return pytester.runpytest_subprocess(
+        "-p", "tests.support.skipguard", "-p", "no:cacheprovider", *args
+    )
 
 
 PASSING = "def test_ok():\n    assert True\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import posixpath
 
 from llmops.plan.launch import LaunchOptions, ModelArtifact, plan_launch
-from tests.launch_cases import GGUF
+from tests.support.launch_cases import GGUF
 
 LOCAL = ModelArtifact(
     model="my-model",

@@ -31,7 +31,7 @@ from llmops.resources import templates_dir
 from llmops.run.fleet import parse_inventory
 from llmops.run.image import BuildRequest, check_request, render_dockerfile
 from tests.conftest import require_or_skip
-from tests.unit.scale_cases import vllm_plan
+from tests.support.scale_cases import vllm_plan
 
 
 def _exe(path: Path, text: str) -> None:

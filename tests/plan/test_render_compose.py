@@ -16,7 +16,7 @@ from llmops.plan.compose import merge_compose, render_compose
 from llmops.plan.render import render, secrets_file
 from llmops.resources import templates_dir
 from tests.conftest import require_or_skip
-from tests.unit.scale_cases import DATA, golden, llamacpp_plan, tgi_plan, vllm_plan
+from tests.support.scale_cases import DATA, golden, llamacpp_plan, tgi_plan, vllm_plan
 
 
 def _compose(plan) -> str:  # type: ignore[no-untyped-def]

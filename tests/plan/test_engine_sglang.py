@@ -17,9 +17,9 @@ from llmops.plan.engines import RECORDS, sglang
 from llmops.plan.k8s import K8sOptions, render_k8s
 from llmops.plan.launch import LaunchOptions, LaunchPlan, plan_launch
 from llmops.plan.render import secrets_file
-from tests.engine_standin import check_argv, fixture, sh_words
-from tests.unit.test_decision import hw, model
-from tests.unit.test_engine_defects import AWQ, BF16, FP8_REPO, art, host
+from tests.plan.test_decision import hw, model
+from tests.plan.test_engine_defects import AWQ, BF16, FP8_REPO, art, host
+from tests.support.engine_standin import check_argv, fixture, sh_words
 
 H100_13 = host(cc="9.0", cuda="13.0", name="NVIDIA H100 80GB HBM3", driver="580.65.06")
 
@@ -187,7 +187,7 @@ def test_fit_gives_weights_and_kv_what_sglang_gives_them(
     (capacity - CUDA context) x fraction, nothing else charged."""
     from llmops.plan.hardware import MIB
     from llmops.plan.memory import CUDA_CONTEXT_BYTES
-    from tests.unit.test_estimator_arch import fit
+    from tests.plan.test_estimator_arch import fit
 
     r = fit("qwen3-0.6b", "bf16", "sglang", 4096, hw_)
     row = r.per_gpu[0]
@@ -208,7 +208,7 @@ def test_small_cards_are_no_longer_vllm_sized() -> None:
     SGLang gives weights + KV (8192 - 512 MiB) x 0.504 = 3.78 GiB, so Mistral-7B AWQ (4.15 GB of
     weights), which vLLM serves there at 14k tokens, does not start on SGLang without
     --mem-fraction-static; on 12 GiB both serve it, SGLang with less context."""
-    from tests.unit.test_estimator_arch import fit
+    from tests.plan.test_estimator_arch import fit
 
     v, s = (fit("mistral7b", "awq", e, 4096, "1x8GB") for e in ("vllm", "sglang"))
     assert v.fits and not s.fits and s.max_context == 0
@@ -227,7 +227,7 @@ def test_tensor_parallel_mla_and_multimodal_fractions() -> None:
     "multimodal model" rule), 512 + 6144 + 128 + 96 = 6880 on a 4090 -> 0.720, then
     `adjust_mem_fraction_for_vlm` (l.417-462): SigLIP 27 layers of 1152 -> complexity
     27 x 1152^2 / (24 x 1024^2) = 1.4238, factor 0.95 x (1 - 0.1 x 0.4238) = 0.90974."""
-    from tests.unit.test_estimator_arch import CAT, fit
+    from tests.plan.test_estimator_arch import CAT, fit
 
     ds = sglang.static_memory(81559, 8, mla=True)
     assert ds.reserved_mib == 16384 and ds.mem_fraction_static == 0.799
@@ -250,7 +250,7 @@ def test_local_layers_follow_sglangs_pools() -> None:
     pool_configurator.py `_solve_pool_sizes`); Gemma 3 has it switched off
     (model_overrides/gemma2_gemma3.py: disable_hybrid_swa_memory), so all 62 layers hold the
     whole context."""
-    from tests.unit.test_estimator_arch import CAT, fit, kv_layer
+    from tests.plan.test_estimator_arch import CAT, fit, kv_layer
 
     o = CAT.get("gpt-oss-20b").arch
     r = fit("gpt-oss-20b", "bf16", "sglang", 32768, "1x48GB")
@@ -276,7 +276,7 @@ def test_llama4_and_mistral_small_carry_their_vision_towers() -> None:
     1024), so SGLang's `adjust_mem_fraction_for_vlm` sees the real tower: Llama 4's complexity
     34 x 1408^2 / (24 x 1024^2) = 2.6784 gives 0.95 x max(0.8, 1 - 0.1 x 1.6784) = 0.79056,
     not the 0.95 a missing vision_config reads as; Pixtral is ViT-L/14's size, so 0.95."""
-    from tests.unit.test_estimator_arch import CAT
+    from tests.plan.test_estimator_arch import CAT
 
     for name in ("llama4-scout", "llama4-maverick"):
         a = CAT.get(name).arch

@@ -22,7 +22,7 @@ from llmops.plan.render import (
     secrets_file,
 )
 from llmops.resources import templates_dir
-from tests.launch_cases import GGUF, SMOL
+from tests.support.launch_cases import GGUF, SMOL
 
 
 def _docker():  # type: ignore[no-untyped-def]
@@ -114,7 +114,7 @@ def test_compose_and_k8s_go_to_their_renderers() -> None:
 
 def test_render_k8s_format_is_the_k8s_manifests() -> None:
     from llmops.plan.k8s import K8sOptions, render_k8s
-    from tests.unit.scale_cases import vllm_plan
+    from tests.support.scale_cases import vllm_plan
 
     plan = vllm_plan()
     out = render(plan, "k8s", templates=templates_dir(), data_dir="/d", k8s=K8sOptions())
@@ -125,7 +125,7 @@ def test_render_multinode_k8s() -> None:
     from llmops.plan.k8s import K8sOptions, render_k8s_multinode
     from llmops.plan.multinode import plan_multinode
     from llmops.plan.render import render_multinode
-    from tests.unit.scale_cases import vllm_plan
+    from tests.support.scale_cases import vllm_plan
 
     mp = plan_multinode(vllm_plan(), nodes=2, gpus_per_node=4, attention_heads=32, layers=32)
     out = render_multinode(mp, "k8s", templates=templates_dir(), data_dir="/d", k8s=K8sOptions())

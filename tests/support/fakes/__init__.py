@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fakes.fake_pynvml import FakeHandle, FakeNvml, nvml_error
+from tests.support.fakes.fake_pynvml import FakeHandle, FakeNvml, nvml_error
 
-NVML_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "nvml"
+NVML_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "nvml"
 
 
 def fake_nvml(name: str) -> FakeNvml:

@@ -7,7 +7,7 @@ from pathlib import Path
 from llmops.hw.facts import host_facts_from_json
 from llmops.plan.launch import ModelArtifact
 
-FIX = Path(__file__).resolve().parent / "fixtures"
+FIX = Path(__file__).resolve().parent.parent / "fixtures"
 H100 = host_facts_from_json((FIX / "facts" / "h100x8_nvlink.json").read_text())
 RTX = host_facts_from_json((FIX / "facts" / "rtx3090x2_pcie.json").read_text())
 

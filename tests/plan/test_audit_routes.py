@@ -204,8 +204,8 @@ def test_sglang_without_a_key_is_exposed_by_generate_and_admin_routes() -> None:
 
 
 def test_the_standins_guard_exactly_the_prefixes_the_tables_name() -> None:
-    """tests/engine_standin.py's key rule (from the fixtures) is the tables' rule."""
-    from tests import engine_standin
+    """tests/support/engine_standin.py's key rule (from the fixtures) is the tables' rule."""
+    from tests.support import engine_standin
 
     assert engine_standin.auth_rule("vllm") == "prefix " + " ".join(pa.VLLM_GUARDED_PREFIXES)
     assert engine_standin.auth_rule("sglang") == "public-prefix " + " ".join(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from llmops.hw.nvml import probe_nvidia
-from tests.fakes import fake_nvml
+from tests.support.fakes import fake_nvml
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 FILES = sorted(p for p in GOLDEN.iterdir() if p.suffix in (".sh", ".yaml"))

@@ -12,7 +12,7 @@ from llmops.hw.facts import HostFacts
 from llmops.plan.engines import rules
 from llmops.plan.launch import LaunchOptions, ModelArtifact
 from llmops.plan.model import RopeScaling
-from tests.launch_cases import RTX
+from tests.support.launch_cases import RTX
 
 assert RTX.nvidia is not None
 NO_NVIDIA = dataclasses.replace(RTX, nvidia=None)
